@@ -1,0 +1,28 @@
+# Two commands do all the set-up: `make train` and `make test` create or update .venv only when pyproject.toml changed.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: train test test-fast lint bench clean-logs
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+train: $(STAMP)  ## the default run: MLP on digits, offline, tested, in under a minute
+	$(PY) scripts/train.py $(ARGS)
+
+test: $(STAMP)  ## the whole suite, slow tests included (what CI runs)
+	$(PY) -m pytest $(ARGS)
+
+test-fast: $(STAMP)  ## the suite without the tests marked slow
+	$(PY) -m pytest -m "not slow" $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+bench: $(STAMP)  ## zoo vs a hand-written PyTorch loop, side by side
+	$(PY) benchmarks/run.py $(ARGS)

@@ -1,0 +1,21 @@
+"""Evaluate a checkpoint on its test split: ``python scripts/eval.py ckpt_path=PATH``."""
+
+from zoo.cli import exit_with_help_if_asked
+
+exit_with_help_if_asked("eval")  # before importing Hydra, so --help returns at once
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from zoo.errors import report_user_errors  # noqa: E402
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+def main(cfg: DictConfig) -> dict[str, float]:
+    from zoo.run import evaluate
+
+    return report_user_errors(evaluate, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""Train a model and test it: ``python scripts/train.py model=mlp data=boston optimizer=adam trainer.max_epochs=50``.
+
+The run module (torch, Lightning) is imported inside ``main``: ``--cfg job`` pays only for Hydra.
+"""
+
+from zoo.cli import exit_with_help_if_asked
+
+exit_with_help_if_asked("train")  # before importing Hydra, so --help returns at once
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from zoo.errors import report_user_errors  # noqa: E402
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> dict[str, float]:
+    from zoo.run import train
+
+    return report_user_errors(train, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""``--help`` for the scripts, answered before Hydra is even imported (Hydra's own help composes every group)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+HIDDEN_GROUPS = {"hydra", "base"}
+
+EXAMPLES = """\
+examples:
+  python scripts/train.py                                         # MLP on digits, offline, < 1 minute
+  python scripts/train.py model=mlp data=boston optimizer=adam trainer.max_epochs=50
+  python scripts/train.py model=logistic data=boston data.target=above_median
+  python scripts/train.py data=csv data.path=titanic.csv data.target=Survived data.drop=[Name,Ticket]
+  python scripts/train.py model.net.hidden=[64,32] model.net.dropout=0.2 model.l2=1e-4 seed=1
+  python scripts/train.py model.net.hidden=[hagan]                  # width from a sizing rule (seed 004)
+  python scripts/train.py data.batch_size=full optimizer=sgd        # full-batch gradient descent
+  python scripts/train.py ckpt_path=last                            # resume the newest run of this experiment
+  python scripts/train.py debug=fdr                                 # fdr | overfit | limit | profiler
+  python scripts/train.py --multirun model=linear,mlp data=boston   # one run folder and W&B run per job
+  python scripts/eval.py ckpt_path=logs/mlp-digits/runs/<time>/checkpoints/last.ckpt
+
+--cfg job prints the composed config; hydra.run.dir=DIR picks the run folder; HYDRA_FULL_ERROR=1 shows tracebacks.
+"""
+
+
+def exit_with_help_if_asked(config_name: str) -> None:
+    """Print the config groups (default marked with *) and examples, then exit, when -h/--help is given."""
+    if not {"-h", "--help"} & set(sys.argv[1:]):
+        return
+    print(help_text(config_name))
+    sys.exit(0)
+
+
+def help_text(config_name: str) -> str:
+    import yaml
+
+    primary = yaml.safe_load((CONF_DIR / f"{config_name}.yaml").read_text()) or {}
+    defaults = {k: v for d in primary.get("defaults", []) if isinstance(d, dict) for k, v in d.items()}
+    lines = [
+        f"zoo {config_name}: models from linear regression to the MLP, with Lightning, Hydra and W&B.",
+        "",
+        f"usage: python scripts/{config_name}.py [GROUP=OPTION ...] [KEY=VALUE ...] [--multirun] [--cfg job]",
+        "",
+        "config groups (GROUP=OPTION, * = default):",
+    ]
+    for group in sorted(p for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in HIDDEN_GROUPS):
+        options = sorted(f.stem for f in group.glob("*.yaml"))
+        marked = [f"*{o}" if o == defaults.get(group.name) else o for o in options]
+        lines.append(f"  {group.name:<11} {', '.join(marked)}")
+    return "\n".join(lines) + "\n\n" + EXAMPLES

@@ -1,0 +1,62 @@
+"""In-memory batching by slicing tensors: a DataLoader that collates sample by sample costs 2-6x on small models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+
+class TensorBatches:
+    """Iterates ``(x, y)`` mini-batches over tensors that already sit in memory.
+
+    Shuffling draws from a generator seeded with ``seed + epoch``; Lightning calls ``set_epoch`` (through the
+    ``sampler`` attribute, as for a DataLoader), so the order of an epoch does not depend on how many times the
+    process started. Under ``torch.distributed`` each rank takes every ``world_size``-th sample of the permutation.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0) -> None:
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self.sampler = self  # Lightning looks for ``dataloader.sampler.set_epoch``
+        self.batch_sampler = None  # ...and inspects this as it would on a DataLoader
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> torch.Tensor | None:
+        rank, world = _rank_and_world()
+        if not self.shuffle and world == 1:
+            return None
+        n = len(self.x)
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(n, generator=gen)
+        else:
+            order = torch.arange(n)
+        return order[rank::world]
+
+    def __len__(self) -> int:
+        _, world = _rank_and_world()
+        n = -(-len(self.x) // world)
+        return -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        idx = self._indices()
+        if idx is None:
+            for start in range(0, len(self.x), self.batch_size):
+                yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
+            return
+        for start in range(0, len(idx), self.batch_size):
+            take = idx[start : start + self.batch_size]
+            yield self.x[take], self.y[take]
+
+
+def _rank_and_world() -> tuple[int, int]:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1

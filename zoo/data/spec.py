@@ -1,0 +1,44 @@
+"""What a data set yields, so that a task can size its net: nobody types ``in_features`` by hand."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from math import prod
+from typing import Any
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+
+
+@dataclass
+class DataSpec:
+    """Shape and kind of a data set, stored in checkpoints as plain types."""
+
+    name: str
+    task: str  # "classification" or "regression"
+    input_shape: list[int]
+    num_train: int
+    class_names: list[str] = field(default_factory=list)  # classification only
+    target_names: list[str] = field(default_factory=list)  # regression only
+    feature_names: list[str] = field(default_factory=list)
+    target_mean: list[float] = field(default_factory=list)  # regression targets are scaled by these
+    target_std: list[float] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def num_targets(self) -> int:
+        return len(self.target_names)
+
+    @property
+    def num_features(self) -> int:
+        return prod(self.input_shape)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataSpec:
+        return cls(**d)

@@ -1,0 +1,14 @@
+"""One dense layer, ``y = W x + b``: linear regression, and logistic or softmax regression with the right loss."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from torch import nn
+
+
+class Linear(nn.Sequential):
+    """Flattens the input and applies a single ``nn.Linear`` (the slides' "Dense" layer)."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(OrderedDict(flatten=nn.Flatten(), dense=nn.Linear(in_features, out_features)))

@@ -1,0 +1,200 @@
+"""The one place that instantiates data, task, callbacks, loggers and trainer, and runs fit and test.
+
+``scripts/train.py`` calls :func:`train`, ``scripts/eval.py`` calls :func:`evaluate`; both build through the same
+functions below.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from zoo.callbacks import RunOutputs, to_float_dict
+from zoo.data.spec import CLASSIFICATION, REGRESSION, DataSpec
+from zoo.errors import ZooError
+from zoo.tasks.base import SupervisedTask
+from zoo.tasks.classification import ClassificationTask
+from zoo.tasks.regression import RegressionTask
+from zoo.tracking import finish_wandb
+
+log = logging.getLogger(__name__)
+
+TASKS: dict[str, type[SupervisedTask]] = {CLASSIFICATION: ClassificationTask, REGRESSION: RegressionTask}
+RUN_MARKERS = ("config.yaml", "metrics.json", "checkpoints")
+
+
+# -- entry points ------------------------------------------------------------------------------------------
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit ``cfg.model`` on ``cfg.data``, test the best checkpoint, write the run folder; returns test metrics."""
+    output_dir = claim_run_folder(cfg)
+    config = plain_config(cfg)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg, output_dir)
+    prepare_process(cfg.seed)
+    datamodule = build_datamodule(cfg.data)
+    task = build_task(cfg, datamodule.spec)
+    outputs = RunOutputs(output_dir, config)
+    trainer = build_trainer(cfg, output_dir, config, extra_callbacks=[outputs])
+    try:
+        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        results = trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        return finish_run(results, output_dir)
+    finally:
+        finish_wandb()
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Test a checkpoint on the test split of the data it was trained on, with the config stored inside it."""
+    output_dir = claim_run_folder(cfg)
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    stored = OmegaConf.create(checkpoint["zoo_config"])
+    data_cfg = OmegaConf.merge(stored.data, cfg.get("data") or {})
+    prepare_process(stored.seed)
+    datamodule = build_datamodule(data_cfg)
+    task = task_from_checkpoint(checkpoint)
+    trainer = build_trainer(cfg, output_dir, plain_config(cfg))
+    try:
+        results = trainer.test(task, datamodule=datamodule)
+        return finish_run(results, output_dir)
+    finally:
+        finish_wandb()
+
+
+# -- building blocks ---------------------------------------------------------------------------------------
+
+
+def build_datamodule(data_cfg: DictConfig) -> L.LightningDataModule:
+    datamodule = instantiate(data_cfg, _convert_="all")
+    datamodule.setup("fit")
+    return datamodule
+
+
+def build_task(cfg: DictConfig, spec: DataSpec) -> SupervisedTask:
+    """Pick the task for the data's kind, after checking that the model does that kind at all."""
+    model = cfg.model
+    if spec.task not in model.tasks:
+        fits = ", ".join(model.tasks)
+        raise ZooError(
+            f"model={model.name} does {fits} but data={spec.name} is a {spec.task} data set; "
+            f"choose a {spec.task} model (e.g. model={'logistic' if spec.task == CLASSIFICATION else 'linear'} "
+            "or model=mlp) or another data set"
+        )
+    return TASKS[spec.task](
+        net=OmegaConf.to_container(model.net, resolve=True),
+        spec=spec.to_dict(),
+        loss=model.loss,
+        optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
+        scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else None,
+        l1=model.l1,
+        l2=model.l2,
+    )
+
+
+def build_trainer(
+    cfg: DictConfig, output_dir: Path, config: dict[str, Any], extra_callbacks: list[L.Callback] = ()
+) -> L.Trainer:
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c and "_target_" in c]
+    for logger in loggers:
+        logger.log_hyperparams(config)
+    callbacks += list(extra_callbacks)
+    return instantiate(cfg.trainer, default_root_dir=str(output_dir), callbacks=callbacks, logger=loggers or False)
+
+
+def task_from_checkpoint(checkpoint: dict[str, Any]) -> SupervisedTask:
+    hparams = checkpoint["hyper_parameters"]
+    task = TASKS[hparams["spec"]["task"]](**hparams)
+    task.load_state_dict(checkpoint["state_dict"])
+    return task
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load with ``weights_only=True``: a checkpoint cannot run code when it is read."""
+    path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"ckpt_path: '{path}' not found; give the path of a .ckpt file from a zoo run")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling refused or a corrupt file
+        raise ZooError(f"ckpt_path: cannot load '{path}' safely ({str(err).splitlines()[0]})") from None
+    if "zoo_config" not in checkpoint or "hyper_parameters" not in checkpoint:
+        raise ZooError(f"ckpt_path: '{path}' is not a zoo checkpoint (no stored config); give one from a zoo run")
+    return checkpoint
+
+
+# -- run folder and process set-up -------------------------------------------------------------------------
+
+
+def claim_run_folder(cfg: DictConfig) -> Path:
+    """Create the run folder and write the composed config; refuse a folder that already holds a run."""
+    output_dir = Path(cfg.paths.output_dir)
+    taken = [m for m in RUN_MARKERS if (output_dir / m).exists()]
+    if taken:
+        raise ZooError(
+            f"run folder '{output_dir}' already holds a run ({', '.join(taken)}); nothing was overwritten. "
+            "Pick another hydra.run.dir, or resume into a new folder with ckpt_path=PATH or ckpt_path=last"
+        )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(plain_config(cfg), output_dir / "config.yaml")
+    return output_dir
+
+
+def plain_config(cfg: DictConfig) -> dict[str, Any]:
+    """The composed config as plain types (no Hydra section): saved in the run folder and in checkpoints."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config.pop("hydra", None)
+    return config
+
+
+def resolve_ckpt_path(ckpt_path: str | None, cfg: DictConfig, output_dir: Path) -> str | None:
+    """``last`` means the newest ``last.ckpt`` among earlier runs of the same experiment (``cfg.name``)."""
+    if not ckpt_path:
+        return None
+    if ckpt_path != "last":
+        if not Path(ckpt_path).is_file():
+            raise ZooError(f"ckpt_path: '{ckpt_path}' not found; give an existing .ckpt file or ckpt_path=last")
+        return str(ckpt_path)
+    root = Path(cfg.paths.log_dir) / cfg.name
+    found = [p for p in root.rglob("last.ckpt") if output_dir not in p.parents] if root.is_dir() else []
+    if not found:
+        raise ZooError(f"ckpt_path=last: no last.ckpt under '{root}' for experiment '{cfg.name}'; train it first")
+    newest = max(found, key=lambda p: p.stat().st_mtime)
+    log.info("resuming from %s", newest)
+    return str(newest)
+
+
+def prepare_process(seed: int) -> None:
+    L.seed_everything(seed, workers=True, verbose=False)
+    _skip_nvml_probe_without_gpu()
+    # Lightning prints through its own handler and the root one (Hydra's): keep Hydra's, drop the adverts.
+    logging.getLogger("lightning").handlers.clear()
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda rec: "Tip:" not in rec.getMessage())
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+
+
+def _skip_nvml_probe_without_gpu() -> None:
+    """Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 to keep fork safe; with a CUDA build of torch and no GPU,
+    every Adam step then loads libnvidia-ml to count devices (0.4 ms a step on a 2-core CPU). With no device
+    there is no CUDA context to protect, so the probe is turned off."""
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and torch.cuda.device_count() == 0:
+        os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
+
+
+def finish_run(results: list[dict[str, Any]], output_dir: Path) -> dict[str, float]:
+    metrics = to_float_dict(results[0]) if results else {}
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    line = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+    print(f"test metrics: {line}\nrun folder: {output_dir}")
+    return metrics

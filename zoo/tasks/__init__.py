@@ -1,0 +1,1 @@
+"""LightningModules: what is learned and how it is judged (loss, metrics, optimiser, logging)."""

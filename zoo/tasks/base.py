@@ -1,0 +1,163 @@
+"""What every supervised task shares: net building from the data spec, losses, L1/L2, optimiser, logging.
+
+Hyperparameters are plain dicts and lists, so checkpoints load with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+from zoo.data.spec import DataSpec
+from zoo.errors import ZooError
+from zoo.nets.width_rules import resolve_widths
+
+LOSSES: dict[str, type[nn.Module]] = {
+    "mse": nn.MSELoss,
+    "mae": nn.L1Loss,
+    "huber": nn.HuberLoss,
+    "bce": nn.BCEWithLogitsLoss,
+    "cross_entropy": nn.CrossEntropyLoss,
+}
+
+
+class SupervisedTask(L.LightningModule):
+    """Base of ClassificationTask and RegressionTask; subclasses say which losses fit and how outputs are read."""
+
+    kind = ""
+    losses: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        net: dict[str, Any],
+        spec: dict[str, Any],
+        loss: str = "auto",
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+        l1: float = 0.0,
+        l2: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.spec = DataSpec.from_dict(spec)
+        self.loss_name = self.default_loss() if loss == "auto" else loss
+        if self.loss_name not in self.losses:
+            raise ZooError(
+                f"model.loss={loss!r} does not fit {self.kind} (data={self.spec.name}); choose one of "
+                f"{', '.join(self.losses)}"
+            )
+        if l1 < 0 or l2 < 0:
+            raise ZooError(f"model.l1={l1} and model.l2={l2} must be >= 0")
+        self.loss_fn = LOSSES[self.loss_name]()
+        self.net = build_net(net, self.spec, self.num_outputs())
+        self.l1, self.l2 = l1, l2
+        self.example_input_array = torch.zeros(2, *self.spec.input_shape)  # the summary shows output shapes
+        self._train_sums: dict[str, torch.Tensor] = {}
+
+    # -- what subclasses define ---------------------------------------------------------------------------
+    def default_loss(self) -> str:
+        raise NotImplementedError
+
+    def num_outputs(self) -> int:
+        raise NotImplementedError
+
+    def data_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def batch_stats(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Extra sums to average over the training epoch (e.g. correct predictions), kept on the device."""
+        return {}
+
+    def update_metrics(self, split: str, out: torch.Tensor, y: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def predict(self, out: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- shared -------------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def penalty(self) -> torch.Tensor | None:
+        """L1/L2 on weights (tensors with 2+ dims), never on biases or norm parameters, added once per step."""
+        if not (self.l1 or self.l2):
+            return None
+        weights = [p for p in self.net.parameters() if p.ndim > 1]
+        total = torch.zeros((), device=weights[0].device)
+        if self.l1:
+            total = total + self.l1 * sum(w.abs().sum() for w in weights)
+        if self.l2:
+            total = total + self.l2 * sum(w.pow(2).sum() for w in weights)
+        return total
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        out = self(x)
+        loss = self.data_loss(out, y)  # averaged once over the batch
+        n = torch.tensor(float(len(x)), device=loss.device)
+        sums = {"loss": loss.detach() * n, "n": n, **self.batch_stats(out.detach(), y)}
+        for key, value in sums.items():
+            self._train_sums[key] = self._train_sums.get(key, 0) + value
+        penalty = self.penalty()
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False)
+        return loss if penalty is None else loss + penalty
+
+    def on_train_epoch_start(self) -> None:
+        self._train_sums = {}
+
+    def on_train_epoch_end(self) -> None:
+        if not self._train_sums:
+            return
+        n = self._train_sums.pop("n")
+        for key, total in self._train_sums.items():
+            self.log(f"train/{key}", total / n, prog_bar=key == "loss", sync_dist=True)
+        penalty = self.penalty()
+        if penalty is not None:
+            self.log("train/penalty", penalty.detach())
+
+    def _eval_step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        x, y = batch
+        out = self(x)
+        self.log(f"{split}/loss", self.data_loss(out, y), batch_size=len(x), prog_bar=True, sync_dist=True)
+        self.update_metrics(split, out, y)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, list | tuple) else batch
+        return self.predict(self(x))
+
+    def configure_optimizers(self) -> Any:
+        cfg = dict(self.hparams.optimizer or {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3})
+        decay = cfg.get("weight_decay", 0.0)
+        params = [
+            {"params": [p for p in self.parameters() if p.ndim > 1], "weight_decay": decay},
+            {"params": [p for p in self.parameters() if p.ndim <= 1], "weight_decay": 0.0},  # biases, norms
+        ]
+        optimizer = instantiate(cfg)(params)
+        if not self.hparams.scheduler:
+            return optimizer
+        scheduler = instantiate(dict(self.hparams.scheduler))(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning stores hparams as its AttributeDict; a plain dict keeps the file loadable with weights_only=True.
+        checkpoint["hyper_parameters"] = dict(checkpoint.get("hyper_parameters", {}))
+
+
+def build_net(net: dict[str, Any], spec: DataSpec, out_features: int) -> nn.Module:
+    """Instantiate a net config, sizing it from the data spec; width rules in ``hidden`` become integers."""
+    cfg = dict(net)
+    alpha = cfg.pop("width_alpha", 2.0)
+    if "hidden" in cfg:
+        cfg["hidden"] = resolve_widths(list(cfg["hidden"]), spec.num_features, out_features, spec.num_train, alpha)
+    return instantiate(cfg, in_features=spec.num_features, out_features=out_features, _convert_="all")
