@@ -9,10 +9,14 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Checkpoint
 
 
-class RunOutputs(L.Callback):
+class RunOutputs(Checkpoint):
     """Writes ``history.csv`` after every epoch (what Keras' ``fit`` returns) and ``learning_curves.png`` at the end.
+
+    A ``Checkpoint`` callback, so Lightning calls it after the task's ``on_train_epoch_end`` (where the epoch's
+    training metrics are logged), as it does ModelCheckpoint.
 
     The history and the composed run config travel inside every checkpoint, so a resumed run continues the same
     history and ``scripts/eval.py`` needs nothing but the checkpoint.

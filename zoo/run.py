@@ -16,7 +16,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from zoo.callbacks import RunOutputs, to_float_dict
 from zoo.data.spec import CLASSIFICATION, REGRESSION, DataSpec
@@ -47,7 +47,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer = build_trainer(cfg, output_dir, config, extra_callbacks=[outputs])
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        best = next((c.best_model_path for c in trainer.checkpoint_callbacks if getattr(c, "best_model_path", "")), "")
         results = trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         return finish_run(results, output_dir)
     finally:
@@ -108,7 +108,7 @@ def build_trainer(
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c and "_target_" in c]
     for logger in loggers:
         logger.log_hyperparams(config)
-    callbacks += list(extra_callbacks)
+    callbacks = [*extra_callbacks, *callbacks]  # RunOutputs records the epoch before ModelCheckpoint saves it
     return instantiate(cfg.trainer, default_root_dir=str(output_dir), callbacks=callbacks, logger=loggers or False)
 
 
@@ -152,9 +152,10 @@ def claim_run_folder(cfg: DictConfig) -> Path:
 
 def plain_config(cfg: DictConfig) -> dict[str, Any]:
     """The composed config as plain types (no Hydra section): saved in the run folder and in checkpoints."""
-    config = OmegaConf.to_container(cfg, resolve=True)
-    config.pop("hydra", None)
-    return config
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.pop("hydra", None)  # Hydra's own section (sweep dirs etc.) is not part of the run
+    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def resolve_ckpt_path(ckpt_path: str | None, cfg: DictConfig, output_dir: Path) -> str | None:

@@ -113,7 +113,8 @@ class TabularDataModule(L.LightningDataModule):
         return TensorBatches(x, y, batch_size=max(1, size), shuffle=shuffle, seed=torch.initial_seed())
 
     def train_dataloader(self) -> TensorBatches:
-        return self._batches("train", self.batch_size, shuffle=True)
+        overfit = self.trainer is not None and self.trainer.overfit_batches > 0  # the same batches every epoch
+        return self._batches("train", self.batch_size, shuffle=not overfit)
 
     def val_dataloader(self) -> TensorBatches:
         return self._batches("val", self.eval_batch_size, shuffle=False)

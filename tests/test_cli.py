@@ -1,0 +1,101 @@
+"""The command line as a user types it: --help, --cfg job, one-line errors, the default run, multirun."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": ""}
+
+
+def script(name: str, *args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / f"{name}.py"), *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_help_lists_every_group_and_option_without_importing_torch():
+    code = (
+        "import runpy, sys; sys.argv = ['train.py', '--help']\n"
+        "try: runpy.run_path('scripts/train.py', run_name='__main__')\n"
+        "except SystemExit: pass\n"
+        "assert 'torch' not in sys.modules and 'hydra' not in sys.modules, 'help imported heavy modules'"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for group, options in {
+        "model": "linear, logistic, *mlp, mlp_layers",
+        "data": "boston, breast_cancer, csv, *digits, house_prices, iris, wine",
+        "optimizer": "*adam, adamw, momentum, rmsprop, sgd",
+        "debug": "fdr, limit, overfit, profiler",
+        "logger": "csv, none, tensorboard, *wandb",
+    }.items():
+        assert f"{group:<11} {options}" in out
+
+
+def test_cfg_job_prints_the_composed_config_with_overrides():
+    proc = script("train", "model=linear", "data=boston", "data.batch_size=full", "seed=7", "--cfg", "job")
+    assert proc.returncode == 0, proc.stderr
+    assert "_target_: zoo.nets.linear.Linear" in proc.stdout
+    assert "batch_size: full" in proc.stdout and "seed: 7" in proc.stdout
+
+
+def test_bad_input_exits_non_zero_with_one_line_and_no_traceback(tmp_path):
+    proc = script(
+        "train", "data=csv", f"data.path={tmp_path}/missing.csv", "data.target=y", f"hydra.run.dir={tmp_path}/run"
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: data.path: file '{tmp_path}/missing.csv' not found; give the path of an existing CSV file"
+    ]
+
+
+def test_incompatible_model_and_data_fail_at_once_naming_both(tmp_path):
+    proc = script("train", "model=linear", "data=digits", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode == 2
+    assert "error: model=linear does regression but data=digits is a classification data set" in proc.stderr
+
+
+@pytest.mark.slow
+def test_default_run_trains_tests_and_prints_metrics_into_the_chosen_folder(tmp_path):
+    run_dir = tmp_path / "my-run"
+    proc = script("train", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test/acc"] >= 0.97
+    assert f"test/acc={metrics['test/acc']:.4f}" in proc.stdout
+    assert list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))  # W&B by default, offline
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file() and (run_dir / "history.csv").is_file()
+    again = script("eval", f"ckpt_path={run_dir}/checkpoints/last.ckpt", f"hydra.run.dir={tmp_path}/eval", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "test/acc=" in again.stdout
+
+
+@pytest.mark.slow
+def test_multirun_gives_each_job_its_own_folder_and_wandb_run(tmp_path):
+    proc = script(
+        "train",
+        "--multirun",
+        "model=linear,mlp",
+        "data=house_prices",
+        "trainer.max_epochs=2",
+        f"paths.log_dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    jobs = sorted(tmp_path.glob("*-house_prices/multiruns/*/*/metrics.json"))  # one per job, in its experiment
+    assert len(jobs) == 2
+    runs = {p.name for job in jobs for p in (job.parent / "wandb").glob("offline-run-*")}
+    assert len(runs) == 2
