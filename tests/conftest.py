@@ -16,22 +16,10 @@ CONF = ROOT / "conf"
 
 
 def compose(overrides: list[str], tmp: Path, config_name: str = "train", folder: str = "run"):
-    """The config ``python scripts/<config_name>.py OVERRIDES`` would see, with logs under ``tmp/logs``.
+    """The config ``python scripts/<config_name>.py OVERRIDES`` would see (logger off), logs under ``tmp/logs``."""
+    from zoo.config import compose_config
 
-    The run folder is ``tmp/logs/<name>/runs/<folder>``, where Hydra would put it.
-    """
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = hydra_compose(config_name, overrides=["logger=none", *overrides], return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.log_dir = str(tmp / "logs")
-        cfg.paths.output_dir = str(tmp / "logs" / cfg.name / "runs" / folder)
-    return cfg
+    return compose_config(["logger=none", *overrides], tmp / "logs", config_name, folder)
 
 
 @pytest.fixture

@@ -132,7 +132,7 @@ def test_preprocessing_encodes_categories_and_missing_values_from_training_rows(
     )
     pre = TabularPreprocessor().fit(train)
     names = pre.feature_names
-    assert names == ["age", "age_missing", "fare", "port=<missing>", "port=C", "port=S"]
+    assert names == ["age", "fare", "age_missing", "port=<missing>", "port=C", "port=S"]
     row = pre.transform(pd.DataFrame({"age": [np.nan], "fare": [np.nan], "port": ["Q"]}))[0]
     cols = dict(zip(names, row, strict=True))
     assert cols["age"] == pytest.approx((30.0 - 30.5) / np.std([22.0, 30.0, 30.0, 40.0]), rel=1e-5)  # median, scaled

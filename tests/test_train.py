@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 
 from tests.conftest import compose
 from zoo.errors import ZooError
-from zoo.run import evaluate, train
+from zoo.run import evaluate
 
 
 def test_mlp_learns_digits(train_run):
@@ -122,6 +123,8 @@ def test_wandb_offline_run_is_written_without_an_account(train_run):
     runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     (record,) = runs[0].glob("run-*.wandb")  # what `wandb sync` uploads later: config, history, summary
-    data = record.read_bytes()
+    deadline = time.monotonic() + 60  # wandb-core may still be flushing the file after finish() returns
+    while b"test/acc" not in (data := record.read_bytes()) and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert b"zoo.nets.mlp.MLP" in data and b"digits" in data  # the composed config
     assert b"test/acc" in data and json.dumps(metrics["test/acc"]).encode()[:6] in data  # the final metrics

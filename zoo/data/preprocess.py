@@ -27,28 +27,29 @@ class TabularPreprocessor:
         self.state: dict[str, Any] = {}
 
     def fit(self, frame: pd.DataFrame) -> TabularPreprocessor:
-        numeric, categorical, dropped = [], {}, []
-        for col in frame.columns:
-            values = frame[col]
-            if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
-                filled = values.astype(float)
-                median = float(filled.median()) if filled.notna().any() else 0.0
-                filled = filled.fillna(median)
-                std = float(filled.std(ddof=0)) if self.standardize else 1.0
-                numeric.append(
-                    {
-                        "name": str(col),
-                        "median": median,
-                        "mean": float(filled.mean()) if self.standardize else 0.0,
-                        "std": std if std > 0 else 1.0,
-                        "indicator": bool(values.isna().any()),
-                    }
-                )
+        is_numeric = [pd.api.types.is_bool_dtype(frame[c]) or pd.api.types.is_numeric_dtype(frame[c]) for c in frame]
+        numeric_cols = [c for c, num in zip(frame.columns, is_numeric, strict=True) if num]
+        values = frame[numeric_cols].to_numpy(dtype=np.float64, na_value=np.nan)
+        missing = np.isnan(values).any(axis=0)
+        with np.errstate(all="ignore"):
+            medians = np.nan_to_num(np.nanmedian(values, axis=0)) if len(values) else np.zeros(len(numeric_cols))
+            filled = np.where(np.isnan(values), medians, values)
+            means = filled.mean(axis=0) if self.standardize else np.zeros(len(numeric_cols))
+            stds = filled.std(axis=0) if self.standardize else np.ones(len(numeric_cols))
+        stds = np.where(stds > 0, stds, 1.0)
+        numeric = {
+            "names": [str(c) for c in numeric_cols],
+            "median": medians.tolist(),
+            "mean": means.tolist(),
+            "std": stds.tolist(),
+            "indicator": missing.tolist(),
+        }
+        categorical, dropped = {}, []
+        for col in (c for c, num in zip(frame.columns, is_numeric, strict=True) if not num):
+            cats = sorted(frame[col].astype("string").fillna(MISSING).unique().tolist())
+            if len(cats) > self.max_categories:
+                dropped.append(str(col))
             else:
-                cats = sorted(values.astype("string").fillna(MISSING).unique().tolist())
-                if len(cats) > self.max_categories:
-                    dropped.append(str(col))
-                    continue
                 categorical[str(col)] = cats
         if dropped:
             log.warning(
@@ -62,27 +63,24 @@ class TabularPreprocessor:
 
     @property
     def feature_names(self) -> list[str]:
-        names = []
-        for col in self.state["numeric"]:
-            names.append(col["name"])
-            if col["indicator"]:
-                names.append(f"{col['name']}_missing")
+        numeric = self.state["numeric"]
+        names = list(numeric["names"])
+        names += [f"{n}_missing" for n, ind in zip(numeric["names"], numeric["indicator"], strict=True) if ind]
         for col, cats in self.state["categorical"].items():
             names.extend(f"{col}={cat}" for cat in cats)
         return names
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        parts = []
-        for col in self.state["numeric"]:
-            values = frame[col["name"]].astype(float)
-            parts.append(((values.fillna(col["median"]) - col["mean"]) / col["std"]).to_numpy()[:, None])
-            if col["indicator"]:
-                parts.append(values.isna().to_numpy(dtype=float)[:, None])
+        """Columns in ``feature_names`` order: numeric, missing indicators, one-hot categories."""
+        numeric = self.state["numeric"]
+        values = frame[numeric["names"]].to_numpy(dtype=np.float64, na_value=np.nan)
+        nan = np.isnan(values)
+        filled = np.where(nan, np.asarray(numeric["median"]), values)
+        parts = [(filled - np.asarray(numeric["mean"])) / np.asarray(numeric["std"])]
+        parts.append(nan[:, np.asarray(numeric["indicator"], dtype=bool)].astype(np.float64))
         for col, cats in self.state["categorical"].items():
-            values = frame[col].astype("string").fillna(MISSING).to_numpy()
-            parts.append((values[:, None] == np.asarray(cats, dtype=object)[None, :]).astype(float))
-        if not parts:
-            return np.zeros((len(frame), 0), dtype=np.float32)
+            codes = frame[col].astype("string").fillna(MISSING).to_numpy()
+            parts.append((codes[:, None] == np.asarray(cats, dtype=object)[None, :]).astype(np.float64))
         return np.concatenate(parts, axis=1).astype(np.float32)
 
     def state_dict(self) -> dict[str, Any]:

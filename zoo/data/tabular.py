@@ -74,6 +74,7 @@ class TabularDataModule(L.LightningDataModule):
         if self._spec is not None:
             return
         table = self.load()
+        table.features.columns = [str(c) for c in table.features.columns]  # the preprocessor keys columns by name
         _check_table(table, self.name)
         y = _encode_target(table)
         train_idx, val_idx, test_idx = self._split(len(y), y if table.task == CLASSIFICATION else None)
@@ -239,6 +240,23 @@ class BostonDataModule(TabularDataModule):
             return Table(features, pd.Series(y, name="MEDV"), REGRESSION)
         above = pd.Series((y > np.median(y)).astype(np.int64), name="above_median")
         return Table(features, above, CLASSIFICATION, class_names=["no", "yes"])
+
+
+class SyntheticDataModule(TabularDataModule):
+    """Generated classes around random centres in ``n_features`` dimensions: a seeded, learnable speed test."""
+
+    def __init__(
+        self, n_samples: int = 10_000, n_features: int = 784, n_classes: int = 10, seed: int = 0, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.n_samples, self.n_features, self.n_classes, self.seed = n_samples, n_features, n_classes, seed
+
+    def load(self) -> Table:
+        rng = np.random.default_rng(self.seed)
+        labels = rng.integers(0, self.n_classes, self.n_samples)
+        centres = rng.normal(0, 1, (self.n_classes, self.n_features)).astype(np.float32)
+        x = centres[labels] + rng.normal(0, 4, (self.n_samples, self.n_features)).astype(np.float32)
+        return Table(pd.DataFrame(x), pd.Series(labels, name="label"), CLASSIFICATION)
 
 
 SKLEARN_SETS = ("digits", "iris", "wine", "breast_cancer")

@@ -98,9 +98,8 @@ class SupervisedTask(L.LightningModule):
         x, y = batch
         out = self(x)
         loss = self.data_loss(out, y)  # averaged once over the batch
-        n = torch.tensor(float(len(x)), device=loss.device)
-        sums = {"loss": loss.detach() * n, "n": n, **self.batch_stats(out.detach(), y)}
-        for key, value in sums.items():
+        sums = {"loss": loss.detach() * len(x), "n": len(x), **self.batch_stats(out.detach(), y)}
+        for key, value in sums.items():  # summed on the device: no host sync per step
             self._train_sums[key] = self._train_sums.get(key, 0) + value
         penalty = self.penalty()
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
@@ -148,6 +147,14 @@ class SupervisedTask(L.LightningModule):
             return optimizer
         scheduler = instantiate(dict(self.hparams.scheduler))(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets _current_fx_name around every hook, dozens of times a step; nn.Module.__setattr__'s
+        # parameter/buffer/module checks make that a measurable share of a small model's step. It is a plain str.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lightning stores hparams as its AttributeDict; a plain dict keeps the file loadable with weights_only=True.

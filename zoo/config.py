@@ -1,0 +1,25 @@
+"""Compose zoo's configs from Python (tests, benchmarks, notebooks): what a script would see for the same overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, open_dict
+
+from zoo.cli import CONF_DIR
+
+
+def compose_config(
+    overrides: list[str], log_dir: str | Path, config_name: str = "train", folder: str = "run"
+) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with ``overrides``; the run folder is ``log_dir/<name>/runs/<folder>``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # so ${hydra:...} interpolations resolve outside a Hydra run
+    with open_dict(cfg):
+        cfg.paths.log_dir = str(log_dir)
+        cfg.paths.output_dir = str(Path(log_dir) / cfg.name / "runs" / folder)
+    return cfg
