@@ -12,7 +12,7 @@ import torch
 
 from tests.conftest import compose
 from zoo.errors import ZooError
-from zoo.run import evaluate
+from zoo.run import evaluate, train
 
 
 def test_mlp_learns_digits(train_run):
@@ -128,3 +128,10 @@ def test_wandb_offline_run_is_written_without_an_account(train_run):
         time.sleep(0.5)
     assert b"zoo.nets.mlp.MLP" in data and b"digits" in data  # the composed config
     assert b"test/acc" in data and json.dumps(metrics["test/acc"]).encode()[:6] in data  # the final metrics
+
+
+def test_a_run_that_fails_to_start_leaves_no_run_behind(tmp_path):
+    cfg = compose(["data=csv", f"data.path={tmp_path}/none.csv", "data.target=y"], tmp_path)
+    with pytest.raises(ZooError, match="not found"):
+        train(cfg)
+    assert not (Path(cfg.paths.output_dir) / "config.yaml").exists()  # the same folder can be used again

@@ -37,12 +37,12 @@ RUN_MARKERS = ("config.yaml", "metrics.json", "checkpoints")
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit ``cfg.model`` on ``cfg.data``, test the best checkpoint, write the run folder; returns test metrics."""
-    output_dir = claim_run_folder(cfg)
-    config = plain_config(cfg)
+    output_dir = check_run_folder_free(cfg)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg, output_dir)
     prepare_process(cfg.seed)
     datamodule = build_datamodule(cfg.data)
     task = build_task(cfg, datamodule.spec)
+    config = claim_run_folder(cfg)  # only once the data and model are known to fit: a failed start leaves nothing
     outputs = RunOutputs(output_dir, config)
     trainer = build_trainer(cfg, output_dir, config, extra_callbacks=[outputs])
     try:
@@ -56,14 +56,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test a checkpoint on the test split of the data it was trained on, with the config stored inside it."""
-    output_dir = claim_run_folder(cfg)
+    output_dir = check_run_folder_free(cfg)
     checkpoint = load_checkpoint(cfg.ckpt_path)
     stored = OmegaConf.create(checkpoint["zoo_config"])
     data_cfg = OmegaConf.merge(stored.data, cfg.get("data") or {})
     prepare_process(stored.seed)
     datamodule = build_datamodule(data_cfg)
     task = task_from_checkpoint(checkpoint)
-    trainer = build_trainer(cfg, output_dir, plain_config(cfg))
+    trainer = build_trainer(cfg, output_dir, claim_run_folder(cfg))
     try:
         results = trainer.test(task, datamodule=datamodule)
         return finish_run(results, output_dir)
@@ -136,8 +136,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 # -- run folder and process set-up -------------------------------------------------------------------------
 
 
-def claim_run_folder(cfg: DictConfig) -> Path:
-    """Create the run folder and write the composed config; refuse a folder that already holds a run."""
+def check_run_folder_free(cfg: DictConfig) -> Path:
+    """The run folder, refused if an earlier run lives there (nothing is ever overwritten)."""
     output_dir = Path(cfg.paths.output_dir)
     taken = [m for m in RUN_MARKERS if (output_dir / m).exists()]
     if taken:
@@ -145,9 +145,16 @@ def claim_run_folder(cfg: DictConfig) -> Path:
             f"run folder '{output_dir}' already holds a run ({', '.join(taken)}); nothing was overwritten. "
             "Pick another hydra.run.dir, or resume into a new folder with ckpt_path=PATH or ckpt_path=last"
         )
-    output_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(plain_config(cfg), output_dir / "config.yaml")
     return output_dir
+
+
+def claim_run_folder(cfg: DictConfig) -> dict[str, Any]:
+    """Create the run folder and write the composed config there; returns that config as plain types."""
+    output_dir = check_run_folder_free(cfg)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    config = plain_config(cfg)
+    OmegaConf.save(config, output_dir / "config.yaml")
+    return config
 
 
 def plain_config(cfg: DictConfig) -> dict[str, Any]:
