@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import torch
 
+from zoo.data.augment import Augment
+
 
 class TensorBatches:
     """Iterates ``(x, y)`` mini-batches over tensors that already sit in memory.
@@ -13,13 +15,23 @@ class TensorBatches:
     Shuffling draws from a generator seeded with ``seed + epoch``; Lightning calls ``set_epoch`` (through the
     ``sampler`` attribute, as for a DataLoader), so the order of an epoch does not depend on how many times the
     process started. Under ``torch.distributed`` each rank takes every ``world_size``-th sample of the permutation.
+    ``augment``, when given, transforms each batch with draws from a generator seeded the same way (and by rank).
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        augment: Augment | None = None,
+    ) -> None:
         self.x, self.y = x, y
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.augment = augment if augment is not None and augment.active else None
         self.epoch = 0
         self.sampler = self  # Lightning looks for ``dataloader.sampler.set_epoch``
         self.batch_sampler = None  # ...and inspects this as it would on a DataLoader
@@ -45,6 +57,16 @@ class TensorBatches:
         return -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        batches = self._batches()
+        if self.augment is None:
+            yield from batches
+            return
+        rank, _ = _rank_and_world()
+        gen = torch.Generator().manual_seed((self.seed + self.epoch) * 1_000_003 + rank)
+        for x, y in batches:
+            yield self.augment(x, gen), y
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         idx = self._indices()
         if idx is None:
             for start in range(0, len(self.x), self.batch_size):

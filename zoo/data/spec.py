@@ -23,6 +23,8 @@ class DataSpec:
     feature_names: list[str] = field(default_factory=list)
     target_mean: list[float] = field(default_factory=list)  # regression targets are scaled by these
     target_std: list[float] = field(default_factory=list)
+    pixel_mean: list[float] = field(default_factory=list)  # images only: per-channel statistics of the training
+    pixel_std: list[float] = field(default_factory=list)  # split, in [0, 1] units (pixels are stored as uint8)
 
     @property
     def num_classes(self) -> int:
@@ -31,6 +33,11 @@ class DataSpec:
     @property
     def num_targets(self) -> int:
         return len(self.target_names)
+
+    @property
+    def is_image(self) -> bool:
+        """Images are ``[channels, height, width]`` uint8 tensors; tables are ``[features]`` float tensors."""
+        return len(self.input_shape) == 3
 
     @property
     def num_features(self) -> int:

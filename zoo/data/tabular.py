@@ -12,19 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import pandas as pd
 import torch
 
-from zoo.data.batches import TensorBatches
+from zoo.data.memory import InMemoryDataModule
 from zoo.data.preprocess import TabularPreprocessor
 from zoo.data.spec import CLASSIFICATION, REGRESSION, DataSpec
+from zoo.data.splits import split_indices
 from zoo.errors import ZooError
 
 log = logging.getLogger(__name__)
-
-FULL_BATCH = "full"
 
 
 @dataclass
@@ -37,7 +35,7 @@ class Table:
     class_names: list[str] = field(default_factory=list)  # classification: names in label order
 
 
-class TabularDataModule(L.LightningDataModule):
+class TabularDataModule(InMemoryDataModule):
     """Base for tables that fit in memory; subclasses implement ``load``."""
 
     def __init__(
@@ -52,32 +50,23 @@ class TabularDataModule(L.LightningDataModule):
         scale_target: bool = True,
         max_categories: int = 50,
     ) -> None:
-        super().__init__()
-        _check_fractions(test_fraction, val_fraction)
-        self.name = name
-        self.batch_size = _check_batch_size(batch_size)
-        self.eval_batch_size = _check_batch_size(eval_batch_size, key="data.eval_batch_size")
-        self.test_fraction = test_fraction
-        self.val_fraction = val_fraction
-        self.split_seed = split_seed
+        super().__init__(name, batch_size, eval_batch_size, test_fraction, val_fraction, split_seed)
         self.preprocessor = TabularPreprocessor(standardize=standardize, max_categories=max_categories)
         self.scale_target = scale_target
-        self._spec: DataSpec | None = None
-        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    # -- what subclasses provide --------------------------------------------------------------------------
     def load(self) -> Table:
+        """The whole table, before splitting."""
         raise NotImplementedError
 
-    # -- Lightning hooks ----------------------------------------------------------------------------------
-    def setup(self, stage: str | None = None) -> None:
-        if self._spec is not None:
-            return
+    def build(self) -> DataSpec:
         table = self.load()
         table.features.columns = [str(c) for c in table.features.columns]  # the preprocessor keys columns by name
         _check_table(table, self.name)
         y = _encode_target(table)
-        train_idx, val_idx, test_idx = self._split(len(y), y if table.task == CLASSIFICATION else None)
+        labels = y if table.task == CLASSIFICATION else None
+        train_idx, test_idx, val_idx = split_indices(
+            labels, len(y), (self.test_fraction, self.val_fraction), self.split_seed, self.name
+        )
         self.preprocessor.fit(table.features.iloc[train_idx])
         x = torch.from_numpy(self.preprocessor.transform(table.features))
         y_t = torch.from_numpy(y)
@@ -90,7 +79,7 @@ class TabularDataModule(L.LightningDataModule):
         self.splits = {
             split: (x[idx], y_t[idx]) for split, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))
         }
-        self._spec = DataSpec(
+        return DataSpec(
             name=self.name,
             task=table.task,
             input_shape=[x.shape[1]],
@@ -102,75 +91,9 @@ class TabularDataModule(L.LightningDataModule):
             target_std=std,
         )
 
-    @property
-    def spec(self) -> DataSpec:
-        self.setup()
-        assert self._spec is not None
-        return self._spec
-
-    def _batches(self, split: str, batch_size: int | str, shuffle: bool) -> TensorBatches:
-        x, y = self.splits[split]
-        size = len(x) if batch_size == FULL_BATCH else batch_size
-        return TensorBatches(x, y, batch_size=max(1, size), shuffle=shuffle, seed=torch.initial_seed())
-
-    def train_dataloader(self) -> TensorBatches:
-        overfit = self.trainer is not None and self.trainer.overfit_batches > 0  # the same batches every epoch
-        return self._batches("train", self.batch_size, shuffle=not overfit)
-
-    def val_dataloader(self) -> TensorBatches:
-        return self._batches("val", self.eval_batch_size, shuffle=False)
-
-    def test_dataloader(self) -> TensorBatches:
-        return self._batches("test", self.eval_batch_size, shuffle=False)
-
     def state_dict(self) -> dict[str, Any]:
         """Saved in checkpoints: the fitted preprocessing, so prediction applies the run's own scaling."""
-        return {"preprocessor": self.preprocessor.state_dict(), "spec": self.spec.to_dict()}
-
-    # -- helpers ------------------------------------------------------------------------------------------
-    def _split(self, n: int, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from sklearn.model_selection import train_test_split
-
-        idx = np.arange(n)
-
-        def stratify(subset: np.ndarray) -> np.ndarray | None:
-            if labels is None:
-                return None
-            counts = np.bincount(labels[subset])
-            return labels[subset] if counts[counts > 0].min() >= 2 else None
-
-        try:
-            rest, test = train_test_split(
-                idx, test_size=self.test_fraction, random_state=self.split_seed, stratify=stratify(idx)
-            )
-            val_share = self.val_fraction / (1.0 - self.test_fraction)
-            train, val = train_test_split(
-                rest, test_size=val_share, random_state=self.split_seed, stratify=stratify(rest)
-            )
-        except ValueError as err:  # too few rows for the requested fractions
-            raise ZooError(
-                f"data={self.name}: cannot split {n} rows into train/val/test ({err}); "
-                "use more rows or change data.test_fraction / data.val_fraction"
-            ) from None
-        return np.sort(train), np.sort(val), np.sort(test)
-
-
-def _check_batch_size(value: Any, key: str = "data.batch_size") -> int | str:
-    if value == FULL_BATCH:
-        return value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ZooError(
-            f"{key}={value!r} is not valid; use a positive integer, or '{FULL_BATCH}' for the whole training set"
-        )
-    return value
-
-
-def _check_fractions(test_fraction: float, val_fraction: float) -> None:
-    if not (0 < test_fraction < 1 and 0 < val_fraction < 1 and test_fraction + val_fraction < 1):
-        raise ZooError(
-            f"data.test_fraction={test_fraction} and data.val_fraction={val_fraction} must each lie in (0, 1) "
-            "and sum to less than 1"
-        )
+        return {**super().state_dict(), "preprocessor": self.preprocessor.state_dict()}
 
 
 def _check_table(table: Table, name: str) -> None:

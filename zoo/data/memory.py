@@ -1,0 +1,77 @@
+"""Base of every data module whose splits sit in memory as tensors: tables and images alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+
+from zoo.data.augment import Augment
+from zoo.data.batches import TensorBatches
+from zoo.data.spec import DataSpec
+from zoo.data.splits import check_batch_size, check_fractions
+
+FULL_BATCH = "full"
+
+
+class InMemoryDataModule(L.LightningDataModule):
+    """Holds ``splits`` (``train``/``val``/``test`` -> ``(x, y)``) and a ``spec``; subclasses fill both in ``build``.
+
+    Batches are slices of those tensors (:class:`TensorBatches`); training batches are shuffled per epoch and, when
+    ``augment`` is set, augmented as whole batches.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        batch_size: int | str = 32,
+        eval_batch_size: int = 1024,
+        test_fraction: float = 0.2,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        check_fractions(test_fraction, val_fraction)
+        self.name = name
+        self.batch_size = check_batch_size(batch_size, full=FULL_BATCH)
+        self.eval_batch_size = check_batch_size(eval_batch_size, key="data.eval_batch_size")
+        self.test_fraction = test_fraction
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+        self.augment: Augment | None = None
+        self._spec: DataSpec | None = None
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def build(self) -> DataSpec:
+        """Load the data, fill ``self.splits`` and return the spec."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._spec is None:
+            self._spec = self.build()
+
+    @property
+    def spec(self) -> DataSpec:
+        self.setup()
+        assert self._spec is not None
+        return self._spec
+
+    def _batches(self, split: str, batch_size: int | str, shuffle: bool, augment: Augment | None = None):
+        x, y = self.splits[split]
+        size = len(x) if batch_size == FULL_BATCH else batch_size
+        return TensorBatches(x, y, batch_size=max(1, size), shuffle=shuffle, seed=torch.initial_seed(), augment=augment)
+
+    def train_dataloader(self) -> TensorBatches:
+        overfit = self.trainer is not None and self.trainer.overfit_batches > 0  # the same batches every epoch
+        return self._batches("train", self.batch_size, shuffle=not overfit, augment=None if overfit else self.augment)
+
+    def val_dataloader(self) -> TensorBatches:
+        return self._batches("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> TensorBatches:
+        return self._batches("test", self.eval_batch_size, shuffle=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in checkpoints: what the data module fitted on the training split (subclasses add theirs)."""
+        return {"spec": self.spec.to_dict()}
