@@ -1,4 +1,5 @@
-"""Callbacks that write a run's outputs: per-epoch history, learning curves, and the config inside checkpoints."""
+"""Callbacks: a run's outputs (history, learning curves, test figures, the config inside checkpoints) and
+transfer-learning modes (frozen backbone, fine-tuning, gradual unfreezing)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.callbacks import BaseFinetuning, Checkpoint
+from lightning.pytorch.loggers import WandbLogger
+from torch import nn
 
 
 class RunOutputs(Checkpoint):
@@ -90,3 +93,72 @@ def plot_learning_curves(rows: list[dict[str, float]], path: Path) -> None:
 
 def to_float_dict(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v.item() if isinstance(v, torch.Tensor) else v) for k, v in sorted(metrics.items())}
+
+
+class TestReport(L.Callback):
+    """After testing, writes the task's figures into the run folder (``confusion_matrix.png``, ``predictions.png``
+    for images) and logs them to W&B as images."""
+
+    def __init__(self, output_dir: str | Path) -> None:
+        self.output_dir = Path(output_dir)
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        report = pl_module.test_report()  # every rank: the confusion matrix syncs across processes
+        if not trainer.is_global_zero or not report:
+            return
+        from zoo.plots import plot_confusion_matrix, plot_predictions
+
+        names = pl_module.spec.class_names
+        written = {"confusion_matrix": plot_confusion_matrix(report["confusion_matrix"], names,
+                                                             self.output_dir / "confusion_matrix.png")}  # fmt: skip
+        if "samples" in report:
+            images, true, pred = report["samples"]
+            written["predictions"] = plot_predictions(images, true, pred, names, self.output_dir / "predictions.png")
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                for key, path in written.items():
+                    logger.log_image(key=f"test/{key}", images=[str(path)])
+
+
+class Finetune(BaseFinetuning):
+    """Transfer learning modes for a net with ``features`` (the backbone) and ``head``:
+
+    - ``frozen``: the backbone never trains (feature extraction, like tfhub's ``layer_hub`` with trainable=FALSE);
+      its batch-norm layers run in inference mode, as Keras does for a frozen layer.
+    - ``full``: everything trains from the first step (fine-tuning).
+    - ``gradual``: frozen until ``unfreeze_epoch``, then the backbone joins the optimiser at ``backbone_lr_scale``
+      times the head's learning rate. Lightning's BaseFinetuning restores that state when a run resumes.
+    """
+
+    MODES = ("frozen", "full", "gradual")
+
+    def __init__(self, mode: str = "full", unfreeze_epoch: int = 1, backbone_lr_scale: float = 0.1) -> None:
+        super().__init__()
+        from zoo.errors import ZooError
+
+        if mode not in self.MODES:
+            raise ZooError(f"model.finetune.mode={mode!r} is not valid; choose one of {', '.join(self.MODES)}")
+        if isinstance(unfreeze_epoch, bool) or not isinstance(unfreeze_epoch, int) or unfreeze_epoch < 0:
+            raise ZooError(f"model.finetune.unfreeze_epoch={unfreeze_epoch!r} must be an integer >= 0")
+        if not backbone_lr_scale > 0:
+            raise ZooError(f"model.finetune.backbone_lr_scale={backbone_lr_scale} must be > 0")
+        self.mode, self.unfreeze_epoch, self.backbone_lr_scale = mode, unfreeze_epoch, backbone_lr_scale
+
+    @staticmethod
+    def backbone(pl_module: L.LightningModule) -> nn.Module | list[nn.Module]:
+        return pl_module.net.features
+
+    def freeze_before_training(self, pl_module: L.LightningModule) -> None:
+        if self.mode != "full":
+            self.freeze(self.backbone(pl_module), train_bn=False)
+
+    def finetune_function(self, pl_module: L.LightningModule, epoch: int, optimizer: torch.optim.Optimizer) -> None:
+        if self.mode == "gradual" and epoch == self.unfreeze_epoch:
+            lr = optimizer.param_groups[0]["lr"] * self.backbone_lr_scale
+            self.unfreeze_and_add_param_group(self.backbone(pl_module), optimizer, lr=lr, train_bn=True)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        for module in self.flatten_modules(self.backbone(pl_module)):
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not module.track_running_stats:
+                module.eval()  # frozen: use (and keep) the pretrained running statistics

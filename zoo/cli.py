@@ -17,6 +17,10 @@ examples:
   python scripts/train.py model.net.hidden=[64,32] model.net.dropout=0.2 model.l2=1e-4 seed=1
   python scripts/train.py model.net.hidden=[hagan]                  # width from a sizing rule (seed 004)
   python scripts/train.py data.batch_size=full optimizer=sgd        # full-batch gradient descent
+  python scripts/train.py model=cnn data=digits                     # or lenet5, resnet; mnist5k, cifar10, ...
+  python scripts/train.py experiment=lenet5_mnist5k                 # a recipe from conf/experiment/
+  python scripts/train.py model=timm model.backbone=resnet18 model.pretrained=true data=cifar10
+  python scripts/train.py model=timm model.weights=DIR model.finetune.mode=frozen data=images data.path=PICS
   python scripts/train.py ckpt_path=last                            # resume the newest run of this experiment
   python scripts/train.py debug=fdr                                 # fdr | overfit | limit | profiler
   python scripts/train.py --multirun model=linear,mlp data=boston   # one run folder and W&B run per job
@@ -40,7 +44,7 @@ def help_text(config_name: str) -> str:
     primary = yaml.safe_load((CONF_DIR / f"{config_name}.yaml").read_text()) or {}
     defaults = {k: v for d in primary.get("defaults", []) if isinstance(d, dict) for k, v in d.items()}
     lines = [
-        f"zoo {config_name}: models from linear regression to the MLP, with Lightning, Hydra and W&B.",
+        f"zoo {config_name}: from linear regression to CNNs and transfer learning, with Lightning, Hydra and W&B.",
         "",
         f"usage: python scripts/{config_name}.py [GROUP=OPTION ...] [KEY=VALUE ...] [--multirun] [--cfg job]",
         "",

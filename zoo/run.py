@@ -18,7 +18,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from zoo.callbacks import RunOutputs, to_float_dict
+from zoo.callbacks import Finetune, RunOutputs, TestReport, to_float_dict
 from zoo.data.spec import CLASSIFICATION, REGRESSION, DataSpec
 from zoo.errors import ZooError
 from zoo.tasks.base import SupervisedTask
@@ -40,15 +40,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     output_dir = check_run_folder_free(cfg)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg, output_dir)
     prepare_process(cfg.seed)
-    datamodule = build_datamodule(cfg.data)
+    datamodule = build_datamodule(cfg.data, cfg.model)
     task = build_task(cfg, datamodule.spec)
     config = claim_run_folder(cfg)  # only once the data and model are known to fit: a failed start leaves nothing
-    outputs = RunOutputs(output_dir, config)
-    trainer = build_trainer(cfg, output_dir, config, extra_callbacks=[outputs])
+    extra = [RunOutputs(output_dir, config), TestReport(output_dir)]
+    if cfg.model.get("finetune"):
+        extra.append(Finetune(**cfg.model.finetune))
+    trainer = build_trainer(cfg, output_dir, config, extra_callbacks=extra)
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
         best = next((c.best_model_path for c in trainer.checkpoint_callbacks if getattr(c, "best_model_path", "")), "")
         results = trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        if hasattr(task.net, "save_pretrained") and trainer.is_global_zero:  # the tested weights, as the hub has them
+            task.net.save_pretrained(output_dir / "pretrained", task.input.mean, task.input.std, task.spec.class_names)
         return finish_run(results, output_dir)
     finally:
         finish_wandb()
@@ -61,9 +65,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     stored = OmegaConf.create(checkpoint["zoo_config"])
     data_cfg = OmegaConf.merge(stored.data, cfg.get("data") or {})
     prepare_process(stored.seed)
-    datamodule = build_datamodule(data_cfg)
+    datamodule = build_datamodule(data_cfg, stored.model)
     task = task_from_checkpoint(checkpoint)
-    trainer = build_trainer(cfg, output_dir, claim_run_folder(cfg))
+    trainer = build_trainer(cfg, output_dir, claim_run_folder(cfg), extra_callbacks=[TestReport(output_dir)])
     try:
         results = trainer.test(task, datamodule=datamodule)
         return finish_run(results, output_dir)
@@ -74,7 +78,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 # -- building blocks ---------------------------------------------------------------------------------------
 
 
-def build_datamodule(data_cfg: DictConfig) -> L.LightningDataModule:
+def build_datamodule(data_cfg: DictConfig, model_cfg: DictConfig) -> L.LightningDataModule:
+    """Instantiate the data; ``data.normalize=auto`` standardises each pixel for flat models (their columns) and
+    each channel for image nets."""
+    if data_cfg.get("normalize") == "auto":
+        data_cfg = OmegaConf.merge(data_cfg, {"normalize": "channel" if model_cfg.get("input") == "image" else "pixel"})
     datamodule = instantiate(data_cfg, _convert_="all")
     datamodule.setup("fit")
     return datamodule
@@ -83,6 +91,11 @@ def build_datamodule(data_cfg: DictConfig) -> L.LightningDataModule:
 def build_task(cfg: DictConfig, spec: DataSpec) -> SupervisedTask:
     """Pick the task for the data's kind, after checking that the model does that kind at all."""
     model = cfg.model
+    if model.get("input") == "image" and not spec.is_image:
+        raise ZooError(
+            f"model={model.name} needs images but data={spec.name} is a table of {spec.num_features} features; "
+            "choose an image data set (digits, mnist5k, mnist, fashion_mnist, cifar10, images) or model=mlp"
+        )
     if spec.task not in model.tasks:
         fits = ", ".join(model.tasks)
         raise ZooError(
@@ -98,6 +111,7 @@ def build_task(cfg: DictConfig, spec: DataSpec) -> SupervisedTask:
         scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else None,
         l1=model.l1,
         l2=model.l2,
+        channels_last=bool(cfg.get("channels_last", False)),
     )
 
 

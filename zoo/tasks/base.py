@@ -5,15 +5,18 @@ Hyperparameters are plain dicts and lists, so checkpoints load with ``torch.load
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
 from torch import nn
 
 from zoo.data.spec import DataSpec
 from zoo.errors import ZooError
+from zoo.nets.adapt import ImageInput
 from zoo.nets.width_rules import resolve_widths
 
 LOSSES: dict[str, type[nn.Module]] = {
@@ -40,6 +43,7 @@ class SupervisedTask(L.LightningModule):
         scheduler: dict[str, Any] | None = None,
         l1: float = 0.0,
         l2: float = 0.0,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -54,8 +58,13 @@ class SupervisedTask(L.LightningModule):
             raise ZooError(f"model.l1={l1} and model.l2={l2} must be >= 0")
         self.loss_fn = LOSSES[self.loss_name]()
         self.net = build_net(net, self.spec, self.num_outputs())
+        self.input = build_input(self.net, self.spec)
+        self.channels_last = channels_last and self.spec.is_image  # NHWC: faster convolutions on recent GPUs
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
         self.l1, self.l2 = l1, l2
-        self.example_input_array = torch.zeros(2, *self.spec.input_shape)  # the summary shows output shapes
+        dtype = torch.uint8 if self.spec.is_image else torch.float32
+        self.example_input_array = torch.zeros(2, *self.spec.input_shape, dtype=dtype)  # the summary shows shapes
         self._train_sums: dict[str, torch.Tensor] = {}
 
     # -- what subclasses define ---------------------------------------------------------------------------
@@ -78,8 +87,18 @@ class SupervisedTask(L.LightningModule):
     def predict(self, out: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def record_test_batch(self, x: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        """Keep what the test report needs (see :meth:`test_report`); nothing by default."""
+
+    def test_report(self) -> dict[str, Any]:
+        """Figures' data for the run folder after testing; called on every rank (metrics sync there)."""
+        return {}
+
     # -- shared -------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.input(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
     def penalty(self) -> torch.Tensor | None:
@@ -124,6 +143,8 @@ class SupervisedTask(L.LightningModule):
         out = self(x)
         self.log(f"{split}/loss", self.data_loss(out, y), batch_size=len(x), prog_bar=True, sync_dist=True)
         self.update_metrics(split, out, y)
+        if split == "test":
+            self.record_test_batch(x, out, y)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step("val", batch)
@@ -138,9 +159,10 @@ class SupervisedTask(L.LightningModule):
     def configure_optimizers(self) -> Any:
         cfg = dict(self.hparams.optimizer or {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3})
         decay = cfg.get("weight_decay", 0.0)
+        trainable = [p for p in self.parameters() if p.requires_grad]  # a frozen backbone stays out (Finetune)
         params = [
-            {"params": [p for p in self.parameters() if p.ndim > 1], "weight_decay": decay},
-            {"params": [p for p in self.parameters() if p.ndim <= 1], "weight_decay": 0.0},  # biases, norms
+            {"params": [p for p in trainable if p.ndim > 1], "weight_decay": decay},
+            {"params": [p for p in trainable if p.ndim <= 1], "weight_decay": 0.0},  # biases, norms
         ]
         optimizer = instantiate(cfg)(params)
         if not self.hparams.scheduler:
@@ -162,9 +184,29 @@ class SupervisedTask(L.LightningModule):
 
 
 def build_net(net: dict[str, Any], spec: DataSpec, out_features: int) -> nn.Module:
-    """Instantiate a net config, sizing it from the data spec; width rules in ``hidden`` become integers."""
+    """Instantiate a net config, sized from the data spec: image nets take ``input_shape`` (``[C, H, W]``), the
+    others ``in_features`` (images flattened); width rules in ``hidden`` become integers."""
     cfg = dict(net)
     alpha = cfg.pop("width_alpha", 2.0)
     if "hidden" in cfg:
         cfg["hidden"] = resolve_widths(list(cfg["hidden"]), spec.num_features, out_features, spec.num_train, alpha)
-    return instantiate(cfg, in_features=spec.num_features, out_features=out_features, _convert_="all")
+    takes_shape = "input_shape" in inspect.signature(get_class(cfg["_target_"])).parameters
+    size = {"input_shape": list(spec.input_shape)} if takes_shape else {"in_features": spec.num_features}
+    try:
+        return instantiate(cfg, **size, out_features=out_features, _convert_="all")
+    except InstantiationException as err:  # Hydra wraps what the net raised; a config mistake stays one line
+        if isinstance(err.__cause__, ZooError):
+            raise err.__cause__ from None
+        raise
+
+
+def build_input(net: nn.Module, spec: DataSpec) -> nn.Module:
+    """Images: raw pixels -> the size and normalisation the net asks for (see ``zoo.nets.adapt``); tables: as is."""
+    if not spec.is_image:
+        return nn.Identity()
+    channels = spec.input_shape[0]
+    mean, std = getattr(net, "input_mean", spec.pixel_mean), getattr(net, "input_std", spec.pixel_std)
+    if len(mean) != channels and len(mean) != spec.num_features:  # an RGB backbone's statistics for grey data
+        mean, std = [sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels
+    size = getattr(net, "input_size", None)
+    return ImageInput(channels, tuple(spec.input_shape[1:]), mean, std, size, getattr(net, "input_fit", "auto"))

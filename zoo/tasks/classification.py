@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torchmetrics import MetricCollection
-from torchmetrics.classification import BinaryAUROC, MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.classification import (
+    BinaryAUROC,
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+)
 
 from zoo.data.spec import CLASSIFICATION
 from zoo.errors import ZooError
 from zoo.tasks.base import SupervisedTask
+
+SAMPLES = 32  # test images shown with their predictions
 
 
 class ClassificationTask(SupervisedTask):
@@ -29,6 +38,8 @@ class ClassificationTask(SupervisedTask):
         self.metrics = nn.ModuleDict(
             {split: MetricCollection(metrics, prefix=f"{split}/").clone() for split in ("val", "test")}
         )
+        self.confusion = MulticlassConfusionMatrix(k)
+        self._samples: list[torch.Tensor] = []  # the first test images with their labels and predictions
 
     def default_loss(self) -> str:
         return "bce" if self.spec.num_classes == 2 else "cross_entropy"
@@ -58,3 +69,22 @@ class ClassificationTask(SupervisedTask):
         for name, metric in collection.items(keep_base=True):
             metric.update(probs[:, 1] if name.endswith("auroc") else probs, y)
         self.log_dict(collection, sync_dist=True)
+
+    def on_test_epoch_start(self) -> None:
+        self.confusion.reset()
+        self._samples = []
+
+    def record_test_batch(self, x: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        pred = self.predict(out).argmax(1)
+        self.confusion.update(pred, y)
+        kept = sum(len(s[0]) for s in self._samples)
+        if self.spec.is_image and kept < SAMPLES:
+            take = SAMPLES - kept
+            self._samples.append((x[:take].detach().cpu(), y[:take].cpu(), pred[:take].cpu()))
+
+    def test_report(self) -> dict[str, Any]:
+        """The test confusion matrix (synced across processes) and the first test images with predictions."""
+        report: dict[str, Any] = {"confusion_matrix": self.confusion.compute().cpu().numpy()}
+        if self._samples:
+            report["samples"] = tuple(torch.cat(parts).numpy() for parts in zip(*self._samples, strict=True))
+        return report

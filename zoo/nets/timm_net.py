@@ -1,0 +1,159 @@
+"""Any timm backbone by name, for transfer learning (the course's tfhub ``layer_hub`` becomes a timm model).
+
+Weights come from the Hugging Face hub (or its cache, ``HF_HOME``) with ``pretrained=true``, or from a local file
+(``.safetensors``, ``.pth``, ``.bin``) or a folder in the hub's layout (``config.json`` + ``model.safetensors``, what
+:meth:`TimmNet.save_pretrained` writes) named by ``weights``. timm adapts the stem to the data's channels (a grey
+data set on an RGB backbone) and replaces the classifier to fit the data's classes. When pretrained, the net asks
+zoo's input layer for the backbone's own input size and normalisation.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo.errors import ZooError
+
+
+class TimmNet(nn.Module):
+    """A ``timm.create_model(backbone, num_classes=out_features, in_chans=channels)`` model; ``features`` (the
+    backbone's modules) and ``head`` (its classifier) are what :class:`zoo.callbacks.Finetune` freezes and keeps."""
+
+    def __init__(
+        self,
+        input_shape: list[int],
+        out_features: int,
+        backbone: str = "resnet18",
+        pretrained: bool = False,
+        weights: str | None = None,
+        image_size: int | str = "auto",
+        drop_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        import timm
+
+        source = _weights_source(weights) if weights else None
+        if source is None:
+            _check_name(backbone)
+        pretrained = pretrained or source is not None
+        name = f"local-dir:{source}" if source and source.is_dir() else backbone
+        kwargs: dict[str, Any] = {"num_classes": out_features, "in_chans": input_shape[0], "drop_rate": drop_rate}
+        if source is not None and source.is_file():
+            kwargs["pretrained_cfg_overlay"] = {"file": str(source)}
+        cfg = timm.models.get_pretrained_cfg(backbone) if source is None or source.is_file() else None
+        size = _image_size(image_size, input_shape, pretrained, cfg.input_size if cfg else _folder_size(source))
+        self.model = _create(timm, name, pretrained, size, kwargs, backbone, weights)
+        if pretrained:  # a new task gets a new head (Keras' include_top=False), whatever the weights' classes were
+            self.model.reset_classifier(out_features)
+        from_folder = source is not None and source.is_dir()
+        self.backbone = self.model.pretrained_cfg.get("architecture", backbone) if from_folder else backbone
+        self.input_size = (size, size)
+        self.input_fit = "resize"
+        if pretrained:
+            self.input_mean = list(self.model.pretrained_cfg.get("mean", (0.5,) * 3))
+            self.input_std = list(self.model.pretrained_cfg.get("std", (0.5,) * 3))
+        self.num_features = self.model.num_features
+
+    @property
+    def head(self) -> nn.Module:
+        return self.model.get_classifier()
+
+    @property
+    def features(self) -> list[nn.Module]:
+        """The largest submodules that hold no part of the classifier: what a frozen backbone freezes. (Parameters
+        held by the model itself, a ViT's class token and position embedding, are not among them.)"""
+        return _outside(self.model, self.head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def save_pretrained(
+        self, folder: str | Path, mean: list[float], std: list[float], class_names: list[str] | None = None
+    ) -> Path:
+        """Write the weights as users receive them from the hub: ``config.json`` (with the input size and
+        normalisation this net was trained with, so a model built from the folder sees inputs the same way) and
+        ``model.safetensors``."""
+        from timm.models import save_for_hf
+
+        folder = Path(folder)
+        cfg = dict(self.model.pretrained_cfg)
+        cfg.update(input_size=(_in_chans(self.model), *self.input_size), mean=tuple(mean), std=tuple(std))
+        cfg.update(num_classes=self.model.num_classes, label_names=class_names or None, hf_hub_id=None, file=None)
+        self.model.pretrained_cfg = cfg
+        model_config = {"label_names": class_names} if class_names else None
+        save_for_hf(self.model, str(folder), model_config=model_config, safe_serialization=True)
+        return folder
+
+
+def _outside(module: nn.Module, head: nn.Module) -> list[nn.Module]:
+    parts = []
+    for child in module.children():
+        if child is head:
+            continue
+        parts += _outside(child, head) if any(m is head for m in child.modules()) else [child]
+    return parts
+
+
+def _in_chans(model: nn.Module) -> int:
+    first = next(m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear))
+    return first.weight.shape[1]
+
+
+def _check_name(name: str) -> None:
+    import timm
+
+    if timm.is_model(name):
+        return
+    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+    hint = f"close names: {', '.join(close)}" if close else "see timm.list_models() for the names"
+    raise ZooError(f"model.backbone={name!r} is not a timm model; {hint}")
+
+
+def _weights_source(weights: str) -> Path:
+    path = Path(weights).expanduser()
+    if path.is_file() or (path.is_dir() and (path / "config.json").is_file()):
+        return path
+    raise ZooError(
+        f"model.weights: '{weights}' is neither a weights file nor a folder with config.json; give a .safetensors/"
+        ".pth file or a folder written by a zoo timm run (its pretrained/ folder)"
+    )
+
+
+def _folder_size(folder: Path | None) -> tuple[int, int, int] | None:
+    if folder is None:
+        return None
+    cfg = json.loads((folder / "config.json").read_text()).get("pretrained_cfg", {})
+    return tuple(cfg["input_size"]) if "input_size" in cfg else None
+
+
+def _image_size(image_size: int | str, input_shape: list[int], pretrained: bool, cfg_size: Any) -> int:
+    """``auto``: the backbone's pretrained size when pretrained, else the data's size rounded up to a multiple of
+    32 (most backbones downsample 32x); an integer is taken as it is."""
+    if image_size != "auto":
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+            raise ZooError(f"model.image_size={image_size!r} must be a positive integer or auto")
+        return image_size
+    if pretrained and cfg_size:
+        return int(cfg_size[-1])
+    return 32 * max(1, math.ceil(max(input_shape[1:]) / 32))
+
+
+def _create(timm: Any, name: str, pretrained: bool, size: int, kwargs: dict[str, Any], backbone: str, weights: Any):
+    try:
+        try:  # models with a fixed input size (ViTs) take it as img_size; the others refuse the argument
+            return timm.create_model(name, pretrained=pretrained, img_size=size, **kwargs)
+        except TypeError:
+            return timm.create_model(name, pretrained=pretrained, **kwargs)
+    except (OSError, RuntimeError, ValueError) as err:  # offline without cache, a file for another model...
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        where = f"'{weights}'" if weights else "the Hugging Face hub (offline and not in its cache?)"
+        raise ZooError(
+            f"model.backbone={backbone}: cannot load pretrained weights from {where} ({first}); give a local file "
+            "or folder with model.weights=PATH, or train from scratch with model.pretrained=false"
+        ) from None
