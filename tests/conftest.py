@@ -10,6 +10,7 @@ import pytest
 os.environ.setdefault("WANDB_MODE", "offline")  # tests never touch the network
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.pop("WANDB_API_KEY", None)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # pretrained weights come from files the tests write
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -32,3 +33,15 @@ def train_run(tmp_path):
         return train(cfg), Path(cfg.paths.output_dir)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def mnist_dir(tmp_path_factory) -> Path:
+    """``data/MNIST/raw`` with 1,000 training and 300 test images: real MNIST digits in IDX files."""
+    from tests.formats import real_digits, write_idx
+
+    root = tmp_path_factory.mktemp("data")
+    x, y = real_digits(1300)
+    write_idx(root / "MNIST" / "raw", "train", x[:1000], y[:1000])
+    write_idx(root / "MNIST" / "raw", "t10k", x[1000:], y[1000:])
+    return root

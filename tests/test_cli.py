@@ -34,8 +34,9 @@ def test_help_lists_every_group_and_option_without_importing_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for group, options in {
-        "model": "linear, logistic, *mlp, mlp_layers",
-        "data": "boston, breast_cancer, csv, *digits, house_prices, iris, synthetic, wine",
+        "model": "cnn, lenet5, linear, logistic, *mlp, mlp_layers, resnet, timm",
+        "data": "boston, breast_cancer, cifar10, csv, *digits, fashion_mnist, house_prices, images, iris, mnist, "
+        "mnist5k, synthetic, wine",
         "optimizer": "*adam, adamw, momentum, rmsprop, sgd",
         "debug": "fdr, limit, overfit, profiler",
         "logger": "csv, none, tensorboard, *wandb",

@@ -21,7 +21,7 @@ def test_one_sgd_step_equals_the_hand_derived_update_from_the_slides(tmp_path):
     cfg = compose(
         [*GD, "data.batch_size=full", "optimizer.lr=1e-5", "callbacks=none", "+trainer.max_steps=1"], tmp_path
     )
-    dm = build_datamodule(cfg.data)
+    dm = build_datamodule(cfg.data, cfg.model)
     task = build_task(cfg, dm.spec)
     x, y = (t.double().squeeze(1) for t in dm.splits["train"])
     w, b = task.net.dense.weight.item(), task.net.dense.bias.item()
@@ -38,7 +38,7 @@ def test_one_sgd_step_equals_the_hand_derived_update_from_the_slides(tmp_path):
 @pytest.mark.parametrize("batch_size, steps", [("full", 1), (1, 140), (32, 5)])
 def test_batch_size_chooses_full_batch_stochastic_or_mini_batch_descent(tmp_path, batch_size, steps):
     cfg = compose([*GD, f"data.batch_size={batch_size}", "callbacks=none", "trainer.max_epochs=1"], tmp_path)
-    dm = build_datamodule(cfg.data)
+    dm = build_datamodule(cfg.data, cfg.model)
     assert dm.spec.num_train == 140
     trainer = build_trainer(cfg, tmp_path, {})
     trainer.fit(build_task(cfg, dm.spec), datamodule=dm)
@@ -47,7 +47,7 @@ def test_batch_size_chooses_full_batch_stochastic_or_mini_batch_descent(tmp_path
 
 def test_l1_and_l2_penalise_weights_not_biases_or_norms(tmp_path):
     cfg = compose(["model=mlp", "model.net.batch_norm=true", "model.l1=0.1", "model.l2=0.01"], tmp_path)
-    task = build_task(cfg, build_datamodule(cfg.data).spec)
+    task = build_task(cfg, build_datamodule(cfg.data, cfg.model).spec)
     weights = [task.net.dense1.weight, task.net.output.weight]
     expected = 0.1 * sum(w.abs().sum() for w in weights) + 0.01 * sum(w.pow(2).sum() for w in weights)
     assert task.penalty().item() == pytest.approx(expected.item(), rel=1e-6)
@@ -94,7 +94,7 @@ def test_width_rules_from_seed_004(tmp_path):
     with pytest.raises(ZooError, match="width rule 'hunter'.*choose another rule"):
         hidden_units("hunter", 64, 10, 1000)
     cfg = compose(["model.net.hidden=[hagan,li]"], tmp_path)
-    dm = build_datamodule(cfg.data)
+    dm = build_datamodule(cfg.data, cfg.model)
     task = build_task(cfg, dm.spec)
     assert task.net.dense1.out_features == hidden_units("hagan", 64, 10, dm.spec.num_train)
     assert task.net.dense2.out_features == hidden_units("li", 64, 10, dm.spec.num_train)
@@ -113,7 +113,7 @@ def test_width_rules_from_seed_004(tmp_path):
 )
 def test_losses(tmp_path, data, loss, expected):
     cfg = compose([f"data={data}", f"model.loss={loss}"], tmp_path)
-    task = build_task(cfg, build_datamodule(cfg.data).spec)
+    task = build_task(cfg, build_datamodule(cfg.data, cfg.model).spec)
     assert isinstance(task.loss_fn, expected)
 
 
@@ -128,7 +128,7 @@ def test_losses(tmp_path, data, loss, expected):
 def test_a_loss_that_does_not_fit_the_data_is_refused(tmp_path, data, loss, message):
     cfg = compose([f"data={data}", f"model.loss={loss}"], tmp_path)
     with pytest.raises(ZooError, match=message):
-        build_task(cfg, build_datamodule(cfg.data).spec)
+        build_task(cfg, build_datamodule(cfg.data, cfg.model).spec)
 
 
 @pytest.mark.parametrize(
@@ -143,7 +143,7 @@ def test_a_loss_that_does_not_fit_the_data_is_refused(tmp_path, data, loss, mess
 )
 def test_optimizers(tmp_path, name, cls, extra):
     cfg = compose([f"optimizer={name}", "optimizer.lr=0.05"], tmp_path)
-    optimizer = build_task(cfg, build_datamodule(cfg.data).spec).configure_optimizers()
+    optimizer = build_task(cfg, build_datamodule(cfg.data, cfg.model).spec).configure_optimizers()
     assert type(optimizer) is cls
     decay, no_decay = optimizer.param_groups
     assert decay["lr"] == 0.05 and no_decay["weight_decay"] == 0.0  # never on biases
@@ -155,7 +155,7 @@ def test_optimizers(tmp_path, name, cls, extra):
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "scheduler").glob("*.yaml")))
 def test_schedulers_are_optional_and_attach(tmp_path, name):
     cfg = compose([f"scheduler={name}"], tmp_path)
-    out = build_task(cfg, build_datamodule(cfg.data).spec).configure_optimizers()
+    out = build_task(cfg, build_datamodule(cfg.data, cfg.model).spec).configure_optimizers()
     assert isinstance(
         out["lr_scheduler"]["scheduler"],
         torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau,
@@ -163,18 +163,23 @@ def test_schedulers_are_optional_and_attach(tmp_path, name):
 
 
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
-DATA = [d for d in sorted(p.stem for p in (CONF / "data").glob("*.yaml")) if d != "csv"]
+NEED_FILES = {"csv", "images", "mnist", "fashion_mnist", "cifar10"}  # tested on written files in test_vision.py
+DATA = [d for d in sorted(p.stem for p in (CONF / "data").glob("*.yaml")) if d not in NEED_FILES]
 FITS = {"linear": {"regression"}, "logistic": {"classification"}}
+IMAGE_MODELS = {"cnn", "lenet5", "resnet", "timm"}
 
 
 @pytest.mark.parametrize("model, data", list(itertools.product(MODELS, [*DATA, "boston_above_median"])))
 def test_every_model_data_pair_composes_or_fails_naming_both(tmp_path, model, data):
     extra = ["data=boston", "data.target=above_median"] if data == "boston_above_median" else [f"data={data}"]
     cfg = compose([f"model={model}", *extra], tmp_path)
-    spec = build_datamodule(cfg.data).spec
-    if spec.task in FITS.get(model, {"classification", "regression"}):
+    spec = build_datamodule(cfg.data, cfg.model).spec
+    if model in IMAGE_MODELS and not spec.is_image:
+        with pytest.raises(ZooError, match=f"model={model} needs images but data={cfg.data.name} is a table"):
+            build_task(cfg, spec)
+    elif spec.task in FITS.get(model, {"classification", "regression"}):
         task = build_task(cfg, spec)
-        out = task(torch.zeros(3, *spec.input_shape))
+        out = task(torch.zeros(3, *spec.input_shape, dtype=torch.uint8 if spec.is_image else torch.float32))
         assert out.shape[0] == 3
     else:
         with pytest.raises(ZooError, match=f"model={model} does .* but data={cfg.data.name} is a {spec.task}"):

@@ -128,6 +128,8 @@ def test_wandb_offline_run_is_written_without_an_account(train_run):
         time.sleep(0.5)
     assert b"zoo.nets.mlp.MLP" in data and b"digits" in data  # the composed config
     assert b"test/acc" in data and json.dumps(metrics["test/acc"]).encode()[:6] in data  # the final metrics
+    media = runs[0] / "files" / "media" / "images" / "test"  # the run folder's figures, as W&B images
+    assert list(media.glob("confusion_matrix_*.png")) and list(media.glob("predictions_*.png"))
 
 
 def test_a_run_that_fails_to_start_leaves_no_run_behind(tmp_path):
