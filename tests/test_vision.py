@@ -253,3 +253,20 @@ def test_flat_models_standardise_pixels_image_nets_channels(tmp_path):
     for model, n in (("mlp", 64), ("cnn", 1)):
         cfg = compose([f"model={model}", "data=digits"], tmp_path)
         assert len(build_datamodule(cfg.data, cfg.model).spec.pixel_mean) == n
+
+
+def test_prediction_grid_shows_every_class_and_the_mistakes():
+    from zoo.tasks.classification import EXAMPLES, MISTAKES, ClassificationTask
+
+    spec = DigitsDataModule(name="digits").spec
+    task = ClassificationTask(net={"_target_": "zoo.nets.cnn.CNN"}, spec=spec.to_dict())
+    task.on_test_epoch_start()
+    y = torch.arange(10).repeat_interleave(30)  # sorted by class, as mnist5k's test split is
+    pred = torch.where(torch.arange(300) % 7 == 0, (y + 1) % 10, y)
+    for batch in range(0, 300, 64):
+        out = torch.nn.functional.one_hot(pred[batch : batch + 64], 10).float()
+        task.record_test_batch(torch.zeros(len(out), 1, 8, 8, dtype=torch.uint8), out, y[batch : batch + 64])
+    _, true, shown = task.test_report()["samples"]
+    examples = EXAMPLES // 10 * 10
+    assert sorted(true[:examples].tolist()) == sorted(list(range(10)) * (EXAMPLES // 10))
+    assert len(true) == examples + MISTAKES and (true[examples:] != shown[examples:]).all()

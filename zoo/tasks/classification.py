@@ -18,7 +18,7 @@ from zoo.data.spec import CLASSIFICATION
 from zoo.errors import ZooError
 from zoo.tasks.base import SupervisedTask
 
-SAMPLES = 32  # test images shown with their predictions
+EXAMPLES, MISTAKES = 24, 16  # test images shown with their predictions: a few of each class, then mistakes
 
 
 class ClassificationTask(SupervisedTask):
@@ -39,7 +39,8 @@ class ClassificationTask(SupervisedTask):
             {split: MetricCollection(metrics, prefix=f"{split}/").clone() for split in ("val", "test")}
         )
         self.confusion = MulticlassConfusionMatrix(k)
-        self._samples: list[torch.Tensor] = []  # the first test images with their labels and predictions
+        self._examples: list[tuple[torch.Tensor, ...]] = []  # (images, labels, predictions) kept for the figure
+        self._mistakes: list[tuple[torch.Tensor, ...]] = []
 
     def default_loss(self) -> str:
         return "bce" if self.spec.num_classes == 2 else "cross_entropy"
@@ -72,19 +73,40 @@ class ClassificationTask(SupervisedTask):
 
     def on_test_epoch_start(self) -> None:
         self.confusion.reset()
-        self._samples = []
+        self._examples, self._mistakes = [], []
 
     def record_test_batch(self, x: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
         pred = self.predict(out).argmax(1)
         self.confusion.update(pred, y)
-        kept = sum(len(s[0]) for s in self._samples)
-        if self.spec.is_image and kept < SAMPLES:
-            take = SAMPLES - kept
-            self._samples.append((x[:take].detach().cpu(), y[:take].cpu(), pred[:take].cpu()))
+        if self.spec.is_image:
+            self._keep_samples(x, y, pred)
+
+    def _keep_samples(self, x: torch.Tensor, y: torch.Tensor, pred: torch.Tensor) -> None:
+        """The first test images of each class (EXAMPLES in all) and the first MISTAKES misclassified ones."""
+        k = self.spec.num_classes
+        per_class = max(1, EXAMPLES // k)
+        seen = sum((torch.bincount(e[1], minlength=k) for e in self._examples), torch.zeros(k, dtype=torch.long))
+        seen = seen.to(y.device)
+        rank = torch.zeros_like(y)  # position of each image among this batch's images of its class
+        for c in y.unique():
+            members = y == c
+            rank[members] = torch.arange(int(members.sum()), device=y.device)
+        take = (seen[y] + rank < per_class).nonzero().flatten()
+        if len(take):
+            self._examples.append((x[take].cpu(), y[take].cpu(), pred[take].cpu()))
+        wrong = (pred != y).nonzero().flatten()[: MISTAKES - sum(len(m[0]) for m in self._mistakes)]
+        if len(wrong):
+            self._mistakes.append((x[wrong].cpu(), y[wrong].cpu(), pred[wrong].cpu()))
 
     def test_report(self) -> dict[str, Any]:
-        """The test confusion matrix (synced across processes) and the first test images with predictions."""
+        """The test confusion matrix (synced across processes) and sample images: examples by class, then mistakes."""
         report: dict[str, Any] = {"confusion_matrix": self.confusion.compute().cpu().numpy()}
-        if self._samples:
-            report["samples"] = tuple(torch.cat(parts).numpy() for parts in zip(*self._samples, strict=True))
+        parts = []
+        for kept, by_class in ((self._examples, True), (self._mistakes, False)):
+            if kept:
+                x, y, pred = (torch.cat(column) for column in zip(*kept, strict=True))
+                order = torch.argsort(y, stable=True) if by_class else torch.arange(len(y))
+                parts.append((x[order], y[order], pred[order]))
+        if parts:
+            report["samples"] = tuple(torch.cat(column).numpy() for column in zip(*parts, strict=True))
         return report
