@@ -29,7 +29,10 @@ def write_idx(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray,
         f"{prefix}-labels-idx1-ubyte": struct.pack(">II", 0x0801, len(labels)) + labels.tobytes(),
     }
     for name, data in files.items():
-        (folder / name).write_bytes(gzip.compress(data) if compress else data)
+        if compress:  # as downloads come: name.gz
+            (folder / f"{name}.gz").write_bytes(gzip.compress(data))
+        else:
+            (folder / name).write_bytes(data)
 
 
 def write_cifar(root: Path, per_batch: int = 60, seed: int = 0) -> Path:

@@ -270,3 +270,11 @@ def test_prediction_grid_shows_every_class_and_the_mistakes():
     examples = EXAMPLES // 10 * 10
     assert sorted(true[:examples].tolist()) == sorted(list(range(10)) * (EXAMPLES // 10))
     assert len(true) == examples + MISTAKES and (true[examples:] != shown[examples:]).all()
+
+
+def test_gzipped_idx_files_put_by_hand_are_extracted(tmp_path):
+    x, y = real_digits(60)
+    write_idx(tmp_path / "FashionMNIST" / "raw", "train", x[:40], y[:40], compress=True)
+    write_idx(tmp_path / "FashionMNIST" / "raw", "t10k", x[40:], y[40:], compress=True)
+    dm = MnistDataModule(name="fashion_mnist", dataset="fashion_mnist", data_dir=str(tmp_path), download=False)
+    assert dm.spec.class_names[0] == "T-shirt/top" and len(dm.splits["test"][0]) == 20

@@ -218,13 +218,14 @@ class MnistDataModule(ImageDataModule):
         import torchvision.datasets
 
         cls = getattr(torchvision.datasets, TORCHVISION_MNIST[self.dataset])
+        _gunzip_idx(self.data_dir / cls.__name__ / "raw")
         splits = []
         for train in (True, False):
             try:
                 ds = cls(root=str(self.data_dir), train=train, download=self.download)
             except RuntimeError as err:  # "Dataset not found" or a failed download
                 log.debug("torchvision: %s", err)
-                raise self.missing_files(self.data_dir / cls.__name__ / "raw", "the IDX files") from None
+                raise self.missing_files(self.data_dir / cls.__name__ / "raw", "the IDX files (or their .gz)") from None
             except (OSError, ValueError, AssertionError) as err:  # truncated or corrupt IDX files
                 raise ZooError(
                     f"data={self.name}: cannot read the IDX files in '{self.data_dir / cls.__name__ / 'raw'}' "
@@ -234,6 +235,24 @@ class MnistDataModule(ImageDataModule):
             class_names = [str(c) for c in ds.classes]
         (x, y), test = splits
         return ImageSet(x, y, class_names, test)
+
+
+IDX_FILES = [f"{s}-{kind}" for s in ("train", "t10k") for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+
+
+def _gunzip_idx(raw: Path) -> None:
+    """Extract ``*-ubyte.gz`` files a user put in ``raw`` (torchvision only extracts archives it downloaded itself
+    and whose checksum it knows; a repackaged copy, as Debian's dataset-fashion-mnist, has another one)."""
+    import gzip
+    import shutil
+
+    for name in IDX_FILES:
+        target, packed = raw / name, raw / f"{name}.gz"
+        if not target.exists() and packed.is_file():
+            partial = target.with_suffix(".partial")
+            with gzip.open(packed, "rb") as src, partial.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+            partial.replace(target)
 
 
 CIFAR_FOLDER = "cifar-10-batches-py"
