@@ -14,6 +14,8 @@ from lightning.pytorch.callbacks import BaseFinetuning, Checkpoint
 from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 
+from zoo.errors import ZooError
+
 
 class RunOutputs(Checkpoint):
     """Writes ``history.csv`` after every epoch (what Keras' ``fit`` returns) and ``learning_curves.png`` at the end.
@@ -109,11 +111,11 @@ class TestReport(L.Callback):
         from zoo.plots import plot_confusion_matrix, plot_predictions
 
         names = pl_module.spec.class_names
-        written = {"confusion_matrix": plot_confusion_matrix(report["confusion_matrix"], names,
-                                                             self.output_dir / "confusion_matrix.png")}  # fmt: skip
+        written = {"confusion_matrix": self.output_dir / "confusion_matrix.png"}
+        plot_confusion_matrix(report["confusion_matrix"], names, written["confusion_matrix"])
         if "samples" in report:
-            images, true, pred = report["samples"]
-            written["predictions"] = plot_predictions(images, true, pred, names, self.output_dir / "predictions.png")
+            written["predictions"] = self.output_dir / "predictions.png"
+            plot_predictions(*report["samples"], names, written["predictions"])
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 for key, path in written.items():
@@ -134,8 +136,6 @@ class Finetune(BaseFinetuning):
 
     def __init__(self, mode: str = "full", unfreeze_epoch: int = 1, backbone_lr_scale: float = 0.1) -> None:
         super().__init__()
-        from zoo.errors import ZooError
-
         if mode not in self.MODES:
             raise ZooError(f"model.finetune.mode={mode!r} is not valid; choose one of {', '.join(self.MODES)}")
         if isinstance(unfreeze_epoch, bool) or not isinstance(unfreeze_epoch, int) or unfreeze_epoch < 0:

@@ -23,8 +23,8 @@ class DataSpec:
     feature_names: list[str] = field(default_factory=list)
     target_mean: list[float] = field(default_factory=list)  # regression targets are scaled by these
     target_std: list[float] = field(default_factory=list)
-    pixel_mean: list[float] = field(default_factory=list)  # images only: per-channel statistics of the training
-    pixel_std: list[float] = field(default_factory=list)  # split, in [0, 1] units (pixels are stored as uint8)
+    pixel_mean: list[float] = field(default_factory=list)  # images only: training-split statistics per channel
+    pixel_std: list[float] = field(default_factory=list)  # (or per pixel, C*H*W), in [0, 1] units; pixels are uint8
 
     @property
     def num_classes(self) -> int:
