@@ -278,3 +278,16 @@ def test_gzipped_idx_files_put_by_hand_are_extracted(tmp_path):
     write_idx(tmp_path / "FashionMNIST" / "raw", "t10k", x[40:], y[40:], compress=True)
     dm = MnistDataModule(name="fashion_mnist", dataset="fashion_mnist", data_dir=str(tmp_path), download=False)
     assert dm.spec.class_names[0] == "T-shirt/top" and len(dm.splits["test"][0]) == 20
+
+
+def test_channels_last_gives_the_same_outputs(tmp_path):
+    cfg = compose(["model=resnet", "data=digits"], tmp_path)
+    spec = build_datamodule(cfg.data, cfg.model).spec
+    torch.manual_seed(0)
+    plain = build_task(cfg, spec).eval()
+    cfg.channels_last = True
+    nhwc = build_task(cfg, spec).eval()
+    nhwc.load_state_dict(plain.state_dict())
+    x = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
+    assert nhwc.net.features.stem.weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(plain(x), nhwc(x), atol=1e-5)
