@@ -60,9 +60,12 @@ class ClassificationTask(SupervisedTask):
             return torch.stack([1 - p, p], dim=1)
         return torch.softmax(out, dim=1)
 
+    def predicted_class(self, out: torch.Tensor) -> torch.Tensor:
+        """The class each output picks, straight from the logits (no softmax needed for an argmax)."""
+        return (out.squeeze(1) > 0).long() if self.loss_name == "bce" else out.argmax(1)
+
     def batch_stats(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        hits = (out.squeeze(1) > 0).long() == y if self.loss_name == "bce" else out.argmax(1) == y
-        return {"acc": hits.sum().float()}
+        return {"acc": (self.predicted_class(out) == y).sum().float()}
 
     def update_metrics(self, split: str, out: torch.Tensor, y: torch.Tensor) -> None:
         probs = self.predict(out)
@@ -76,7 +79,7 @@ class ClassificationTask(SupervisedTask):
         self._examples, self._mistakes = [], []
 
     def record_test_batch(self, x: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
-        pred = self.predict(out).argmax(1)
+        pred = self.predicted_class(out)
         self.confusion.update(pred, y)
         if self.spec.is_image:
             self._keep_samples(x, y, pred)
@@ -86,6 +89,8 @@ class ClassificationTask(SupervisedTask):
         k = self.spec.num_classes
         per_class = max(1, EXAMPLES // k)
         seen = sum((torch.bincount(e[1], minlength=k) for e in self._examples), torch.zeros(k, dtype=torch.long))
+        if seen.min() >= per_class and sum(len(m[0]) for m in self._mistakes) >= MISTAKES:
+            return  # the figure is full: later test batches cost nothing here
         seen = seen.to(y.device)
         rank = torch.zeros_like(y)  # position of each image among this batch's images of its class
         for c in y.unique():
