@@ -46,6 +46,8 @@ class RunOutputs(Checkpoint):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero and self.history:
+            from zoo.plots import plot_learning_curves
+
             plot_learning_curves(self.history, self.output_dir / "learning_curves.png")
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
@@ -66,31 +68,6 @@ def write_history(rows: list[dict[str, float]], path: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(path)  # never leave a half-written history behind
-
-
-def plot_learning_curves(rows: list[dict[str, float]], path: Path) -> None:
-    """Train vs validation loss per epoch, and the first validation metric beside it when there is one."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [r["epoch"] + 1 for r in rows]
-    metric = next((k for k in ("acc", "rmse", "f1", "mae") if any(f"val/{k}" in r for r in rows)), None)
-    fig, axes = plt.subplots(1, 2 if metric else 1, figsize=(10 if metric else 5, 3.8), squeeze=False)
-    for ax, key in zip(axes[0], ["loss", metric] if metric else ["loss"], strict=True):
-        for split, style in (("train", "-o"), ("val", "-s")):
-            values = [r.get(f"{split}/{key}", math.nan) for r in rows]
-            if not all(math.isnan(v) for v in values):
-                ax.plot(epochs, values, style, markersize=3, label=f"{split}/{key}")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(key)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle("learning curves")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def to_float_dict(metrics: dict[str, Any]) -> dict[str, float]:

@@ -1,7 +1,9 @@
-"""Figures written into the run folder: the confusion matrix and a grid of test images with their predictions."""
+"""Figures written into the run folder: learning curves, the confusion matrix, and a grid of test images with their
+predictions."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,27 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def plot_learning_curves(rows: list[dict[str, float]], path: Path) -> None:
+    """Train vs validation loss per epoch, and the first validation metric beside it when there is one."""
+    plt = _pyplot()
+    epochs = [r["epoch"] + 1 for r in rows]
+    metric = next((k for k in ("acc", "rmse", "f1", "mae") if any(f"val/{k}" in r for r in rows)), None)
+    fig, axes = plt.subplots(1, 2 if metric else 1, figsize=(10 if metric else 5, 3.8), squeeze=False)
+    for ax, key in zip(axes[0], ["loss", metric] if metric else ["loss"], strict=True):
+        for split, style in (("train", "-o"), ("val", "-s")):
+            values = [r.get(f"{split}/{key}", math.nan) for r in rows]
+            if not all(math.isnan(v) for v in values):
+                ax.plot(epochs, values, style, markersize=3, label=f"{split}/{key}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("learning curves")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str], path: Path) -> Path:
