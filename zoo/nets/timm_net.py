@@ -39,19 +39,23 @@ class TimmNet(nn.Module):
         import timm
 
         source = _weights_source(weights) if weights else None
+        from_folder = source is not None and source.is_dir()  # else: a file, or the hub by name
         if source is None:
             _check_name(backbone)
         pretrained = pretrained or source is not None
-        name = f"local-dir:{source}" if source and source.is_dir() else backbone
-        kwargs: dict[str, Any] = {"num_classes": out_features, "in_chans": input_shape[0], "drop_rate": drop_rate}
-        if source is not None and source.is_file():
+        self.in_chans = input_shape[0]
+        kwargs: dict[str, Any] = {"num_classes": out_features, "in_chans": self.in_chans, "drop_rate": drop_rate}
+        if source is not None and not from_folder:
             kwargs["pretrained_cfg_overlay"] = {"file": str(source)}
-        cfg = timm.models.get_pretrained_cfg(backbone) if source is None or source.is_file() else None
-        size = _image_size(image_size, input_shape, pretrained, cfg.input_size if cfg else _folder_size(source))
+        if from_folder:
+            cfg_size = _folder_size(source)
+        else:
+            cfg_size = getattr(timm.models.get_pretrained_cfg(backbone), "input_size", None)
+        size = _image_size(image_size, input_shape, pretrained, cfg_size)
+        name = f"local-dir:{source}" if from_folder else backbone
         self.model = _create(timm, name, pretrained, size, kwargs, backbone, weights)
         if pretrained:  # a new task gets a new head (Keras' include_top=False), whatever the weights' classes were
             self.model.reset_classifier(out_features)
-        from_folder = source is not None and source.is_dir()
         self.backbone = self.model.pretrained_cfg.get("architecture", backbone) if from_folder else backbone
         self.input_size = (size, size)
         self.input_fit = "resize"
@@ -83,7 +87,7 @@ class TimmNet(nn.Module):
 
         folder = Path(folder)
         cfg = dict(self.model.pretrained_cfg)
-        cfg.update(input_size=(_in_chans(self.model), *self.input_size), mean=tuple(mean), std=tuple(std))
+        cfg.update(input_size=(self.in_chans, *self.input_size), mean=tuple(mean), std=tuple(std))
         cfg.update(num_classes=self.model.num_classes, label_names=class_names or None, hf_hub_id=None, file=None)
         self.model.pretrained_cfg = cfg
         model_config = {"label_names": class_names} if class_names else None
@@ -98,11 +102,6 @@ def _outside(module: nn.Module, head: nn.Module) -> list[nn.Module]:
             continue
         parts += _outside(child, head) if any(m is head for m in child.modules()) else [child]
     return parts
-
-
-def _in_chans(model: nn.Module) -> int:
-    first = next(m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear))
-    return first.weight.shape[1]
 
 
 def _check_name(name: str) -> None:
@@ -125,9 +124,7 @@ def _weights_source(weights: str) -> Path:
     )
 
 
-def _folder_size(folder: Path | None) -> tuple[int, int, int] | None:
-    if folder is None:
-        return None
+def _folder_size(folder: Path) -> tuple[int, int, int] | None:
     cfg = json.loads((folder / "config.json").read_text()).get("pretrained_cfg", {})
     return tuple(cfg["input_size"]) if "input_size" in cfg else None
 
