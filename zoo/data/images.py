@@ -2,9 +2,9 @@
 and a folder of the user's own pictures.
 
 Every set is held in memory as ``uint8`` tensors ``[N, C, H, W]`` (CIFAR-10's 50,000 training images take 150 MB)
-and served by slicing. The net's first layer turns pixels into normalised floats with the per-channel mean and
-standard deviation of the training split, which the spec carries; so a checkpoint or an exported model takes raw
-pixels. Sets with an official test split (MNIST, Fashion-MNIST, CIFAR-10) keep it; the others are split by
+and served by slicing. The net's first layer turns pixels into normalised floats with the training split's mean and
+standard deviation (per channel, or per pixel for flat models), which the spec carries; so a checkpoint or an
+exported model takes raw pixels. Sets with an official test split (MNIST, Fashion-MNIST, CIFAR-10) keep it; the others are split by
 ``test_fraction``. The validation split always comes out of the training data.
 """
 
@@ -218,17 +218,18 @@ class MnistDataModule(ImageDataModule):
         import torchvision.datasets
 
         cls = getattr(torchvision.datasets, TORCHVISION_MNIST[self.dataset])
-        _gunzip_idx(self.data_dir / cls.__name__ / "raw")
+        raw = self.data_dir / cls.__name__ / "raw"  # where torchvision keeps (and looks for) the IDX files
+        _gunzip_idx(raw)
         splits = []
         for train in (True, False):
             try:
                 ds = cls(root=str(self.data_dir), train=train, download=self.download)
             except RuntimeError as err:  # "Dataset not found" or a failed download
                 log.debug("torchvision: %s", err)
-                raise self.missing_files(self.data_dir / cls.__name__ / "raw", "the IDX files (or their .gz)") from None
+                raise self.missing_files(raw, "the IDX files (or their .gz)") from None
             except (OSError, ValueError, AssertionError) as err:  # truncated or corrupt IDX files
                 raise ZooError(
-                    f"data={self.name}: cannot read the IDX files in '{self.data_dir / cls.__name__ / 'raw'}' "
+                    f"data={self.name}: cannot read the IDX files in '{raw}' "
                     f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); delete them to download again"
                 ) from None
             splits.append((ds.data.unsqueeze(1).contiguous(), ds.targets.long()))
