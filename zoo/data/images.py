@@ -4,8 +4,8 @@ and a folder of the user's own pictures.
 Every set is held in memory as ``uint8`` tensors ``[N, C, H, W]`` (CIFAR-10's 50,000 training images take 150 MB)
 and served by slicing. The net's first layer turns pixels into normalised floats with the training split's mean and
 standard deviation (per channel, or per pixel for flat models), which the spec carries; so a checkpoint or an
-exported model takes raw pixels. Sets with an official test split (MNIST, Fashion-MNIST, CIFAR-10) keep it; the others are split by
-``test_fraction``. The validation split always comes out of the training data.
+exported model takes raw pixels. Sets with an official test split (MNIST, Fashion-MNIST, CIFAR-10) keep it; the
+others are split by ``test_fraction``. The validation split always comes out of the training data.
 """
 
 from __future__ import annotations
