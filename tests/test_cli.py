@@ -63,6 +63,20 @@ def test_bad_input_exits_non_zero_with_one_line_and_no_traceback(tmp_path):
     ]
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.batch_size=0", "error: data.batch_size=0 is not valid; use a positive integer"),
+        ("data.augment.crop_padding=-1", "error: data.augment.crop_padding=-1 must be an integer >= 0"),
+        ("model.net.dropout=1.5", "error: MLP layer 1: dropout=1.5 must lie in [0, 1)"),
+    ],
+)
+def test_a_value_the_data_or_net_refuses_is_one_line_too(tmp_path, override, message):
+    proc = script("train", override, "logger=none", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")][0].startswith(message)
+
+
 def test_incompatible_model_and_data_fail_at_once_naming_both(tmp_path):
     proc = script("train", "model=linear", "data=digits", f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode == 2

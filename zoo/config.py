@@ -1,12 +1,15 @@
-"""Compose zoo's configs from Python (tests, benchmarks, notebooks): what a script would see for the same overrides."""
+"""Compose zoo's configs from Python (tests, benchmarks, notebooks): what a script would see for the same overrides;
+and instantiate them so that a config mistake stays a one-line error."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
 from zoo.cli import CONF_DIR
+from zoo.errors import ZooError
 
 
 def compose_config(
@@ -23,3 +26,17 @@ def compose_config(
         cfg.paths.log_dir = str(log_dir)
         cfg.paths.output_dir = str(Path(log_dir) / cfg.name / "runs" / folder)
     return cfg
+
+
+def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate``, except that a ZooError the target raises (a data module or net refusing its
+    arguments) reaches the user as itself, one line, instead of inside Hydra's InstantiationException."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate as hydra_instantiate
+
+    try:
+        return hydra_instantiate(config, *args, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ZooError):
+            raise err.__cause__ from None
+        raise

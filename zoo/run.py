@@ -15,10 +15,10 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from zoo.callbacks import Finetune, RunOutputs, TestReport, to_float_dict
+from zoo.config import instantiate
 from zoo.data.spec import CLASSIFICATION, REGRESSION, DataSpec
 from zoo.errors import ZooError
 from zoo.tasks.base import SupervisedTask

@@ -10,10 +10,10 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class
 from torch import nn
 
+from zoo.config import instantiate
 from zoo.data.spec import DataSpec
 from zoo.errors import ZooError
 from zoo.nets.adapt import ImageInput
@@ -192,12 +192,7 @@ def build_net(net: dict[str, Any], spec: DataSpec, out_features: int) -> nn.Modu
         cfg["hidden"] = resolve_widths(list(cfg["hidden"]), spec.num_features, out_features, spec.num_train, alpha)
     takes_shape = "input_shape" in inspect.signature(get_class(cfg["_target_"])).parameters
     size = {"input_shape": list(spec.input_shape)} if takes_shape else {"in_features": spec.num_features}
-    try:
-        return instantiate(cfg, **size, out_features=out_features, _convert_="all")
-    except InstantiationException as err:  # Hydra wraps what the net raised; a config mistake stays one line
-        if isinstance(err.__cause__, ZooError):
-            raise err.__cause__ from None
-        raise
+    return instantiate(cfg, **size, out_features=out_features, _convert_="all")
 
 
 def build_input(net: nn.Module, spec: DataSpec) -> nn.Module:
