@@ -165,8 +165,13 @@ def test_schedulers_are_optional_and_attach(tmp_path, name):
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 NEED_FILES = {"csv", "images", "mnist", "fashion_mnist", "cifar10"}  # tested on written files in test_vision.py
 DATA = [d for d in sorted(p.stem for p in (CONF / "data").glob("*.yaml")) if d not in NEED_FILES]
-FITS = {"linear": {"regression"}, "logistic": {"classification"}}
-IMAGE_MODELS = {"cnn", "lenet5", "resnet", "timm"}
+
+
+def model_contract(model: str) -> dict:
+    """What conf/model/<model>.yaml promises: the data kinds it does (``tasks``) and whether it needs images."""
+    import yaml
+
+    return yaml.safe_load((CONF / "model" / f"{model}.yaml").read_text())
 
 
 @pytest.mark.parametrize("model, data", list(itertools.product(MODELS, [*DATA, "boston_above_median"])))
@@ -174,13 +179,14 @@ def test_every_model_data_pair_composes_or_fails_naming_both(tmp_path, model, da
     extra = ["data=boston", "data.target=above_median"] if data == "boston_above_median" else [f"data={data}"]
     cfg = compose([f"model={model}", *extra], tmp_path)
     spec = build_datamodule(cfg.data, cfg.model).spec
-    if model in IMAGE_MODELS and not spec.is_image:
+    contract = model_contract(model)
+    if spec.task not in contract["tasks"]:
+        with pytest.raises(ZooError, match=f"model={model} does .* but data={cfg.data.name} is a {spec.task}"):
+            build_task(cfg, spec)
+    elif contract.get("input") == "image" and not spec.is_image:
         with pytest.raises(ZooError, match=f"model={model} needs images but data={cfg.data.name} is a table"):
             build_task(cfg, spec)
-    elif spec.task in FITS.get(model, {"classification", "regression"}):
+    else:
         task = build_task(cfg, spec)
         out = task(torch.zeros(3, *spec.input_shape, dtype=torch.uint8 if spec.is_image else torch.float32))
         assert out.shape[0] == 3
-    else:
-        with pytest.raises(ZooError, match=f"model={model} does .* but data={cfg.data.name} is a {spec.task}"):
-            build_task(cfg, spec)

@@ -75,28 +75,24 @@ def to_float_dict(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 class TestReport(L.Callback):
-    """After testing, writes the task's figures into the run folder (``confusion_matrix.png``, ``predictions.png``
-    for images) and logs them to W&B as images."""
+    """After testing, writes the task's figures into the run folder (``confusion_matrix.png`` and
+    ``predictions.png`` for classification, mask overlays for segmentation, drawn boxes for detection...) and logs
+    them to W&B, with masks and boxes as W&B's interactive overlays where the task provides them."""
 
     def __init__(self, output_dir: str | Path) -> None:
         self.output_dir = Path(output_dir)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        report = pl_module.test_report()  # every rank: the confusion matrix syncs across processes
+        report = pl_module.test_report()  # every rank: metrics such as the confusion matrix sync across processes
         if not trainer.is_global_zero or not report:
             return
-        from zoo.plots import plot_confusion_matrix, plot_predictions
-
-        names = pl_module.spec.class_names
-        written = {"confusion_matrix": self.output_dir / "confusion_matrix.png"}
-        plot_confusion_matrix(report["confusion_matrix"], names, written["confusion_matrix"])
-        if "samples" in report:
-            written["predictions"] = self.output_dir / "predictions.png"
-            plot_predictions(*report["samples"], names, written["predictions"])
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                for key, path in written.items():
-                    logger.log_image(key=f"test/{key}", images=[str(path)])
+        written = pl_module.write_test_figures(report, self.output_dir)
+        wandb_loggers = [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
+        if wandb_loggers:
+            media = pl_module.wandb_images(report, written)
+            for logger in wandb_loggers:
+                for key, (images, kwargs) in media.items():
+                    logger.log_image(key=f"test/{key}", images=images, **kwargs)
 
 
 class Finetune(BaseFinetuning):

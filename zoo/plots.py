@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+CURVE_METRICS = ("acc", "iou", "map_50", "knn_acc", "rmse", "f1", "mae")  # the first one logged is drawn
+
 
 def _pyplot():
     import matplotlib
@@ -22,7 +24,7 @@ def plot_learning_curves(rows: list[dict[str, float]], path: Path) -> None:
     """Train vs validation loss per epoch, and the first validation metric beside it when there is one."""
     plt = _pyplot()
     epochs = [r["epoch"] + 1 for r in rows]
-    metric = next((k for k in ("acc", "rmse", "f1", "mae") if any(f"val/{k}" in r for r in rows)), None)
+    metric = next((k for k in CURVE_METRICS if any(f"val/{k}" in r for r in rows)), None)
     fig, axes = plt.subplots(1, 2 if metric else 1, figsize=(10 if metric else 5, 3.8), squeeze=False)
     for ax, key in zip(axes[0], ["loss", metric] if metric else ["loss"], strict=True):
         for split, style in (("train", "-o"), ("val", "-s")):
@@ -81,6 +83,84 @@ def plot_predictions(
         ax.imshow(image[0] if grey else image.transpose(1, 2, 0), cmap="gray" if grey else None, vmin=0, vmax=255)
         ax.set_title(f"{class_names[t]} -> {class_names[p]}", fontsize=8, color="black" if t == p else "red")
     fig.suptitle("test images: true -> predicted")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_embeddings(embeddings: np.ndarray, labels: np.ndarray, class_names: list[str], path: Path) -> Path:
+    """Embeddings ``[N, D]`` projected on their first two principal components, a colour per class.
+
+    PCA, not t-SNE: a linear projection draws classes apart only where the embeddings hold them apart (t-SNE can
+    draw clusters that are not there), needs no seed, and takes milliseconds on 10,000 points where scikit-learn's
+    t-SNE took 12-28 s for 360 on a 2-core CPU. Classes a 64-d embedding separates may still overlap in 2-D.
+    """
+    plt = _pyplot()
+    centred = embeddings - embeddings.mean(0)
+    _, singular, axes = np.linalg.svd(centred, full_matrices=False)
+    points = centred @ axes[:2].T
+    explained = singular[:2] ** 2 / max(float((singular**2).sum()), 1e-12)
+    k = len(class_names)
+    colours = plt.get_cmap("tab10" if k <= 10 else "tab20" if k <= 20 else "turbo")
+    fig, ax = plt.subplots(figsize=(7.5, 6))
+    for c, name in enumerate(class_names):
+        members = labels == c
+        if members.any():
+            colour = colours(c if k <= 20 else c / max(k - 1, 1))
+            ax.scatter(points[members, 0], points[members, 1], s=10, alpha=0.7, color=colour, label=name)
+    if k <= 40:
+        ax.legend(title="class", loc="center left", bbox_to_anchor=(1, 0.5), markerscale=2, ncol=1 if k <= 20 else 2)
+    ax.set_xlabel(f"PC 1 ({explained[0]:.0%} of variance)")
+    ax.set_ylabel(f"PC 2 ({explained[1]:.0%} of variance)")
+    ax.set_title(f"test embeddings ({len(labels)}, {embeddings.shape[1]}-d), first two principal components")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_detections(
+    images: np.ndarray,
+    truth: list[np.ndarray],
+    predictions: list[dict[str, np.ndarray]],
+    class_names: list[str],
+    path: Path,
+    min_score: float = 0.5,
+) -> Path:
+    """A grid of test images ``[N, C, H, W]`` (uint8) with their true boxes (dashed white) and the predicted ones
+    scoring at least ``min_score`` (a colour per class, labelled with the class and score).
+
+    ``truth`` holds one ``[k, 5]`` array of ``(class, x1, y1, x2, y2)`` rows per image; ``predictions`` one dict of
+    ``boxes`` ``[m, 4]``, ``scores`` and ``labels`` ``[m]`` per image, in pixels.
+    """
+    plt = _pyplot()
+    from matplotlib.patches import Rectangle
+
+    colours = plt.get_cmap("tab10").colors
+    n = len(images)
+    cols = min(4, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 3.0 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, true, pred in zip(axes.ravel(), images, truth, predictions, strict=False):
+        grey = image.shape[0] == 1
+        ax.imshow(image[0] if grey else image.transpose(1, 2, 0), cmap="gray" if grey else None, vmin=0, vmax=255)
+        for _, x1, y1, x2, y2 in true:
+            # pixel (i, j) covers [j - 0.5, j + 0.5] in imshow's coordinates; boxes are in pixel edges
+            ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, ec="white", ls="--", lw=1))
+        shown = pred["scores"] >= min_score
+        for box, score, label in zip(pred["boxes"][shown], pred["scores"][shown], pred["labels"][shown], strict=True):
+            x1, y1, x2, y2 = box
+            colour = colours[int(label) % len(colours)]
+            ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, ec=colour, lw=1.5))
+            caption = f"{class_names[int(label)]} {score:.2f}"
+            tag = {"fc": colour, "ec": "none", "pad": 0.5, "alpha": 0.8}
+            ax.text(x1 - 0.5, y1 - 1, caption, color="black", fontsize=7, va="bottom", bbox=tag)
+        ax.set_title(f"{len(true)} true, {int(shown.sum())} found", fontsize=8)
+    fig.suptitle(f"test images: true boxes dashed, predictions (score >= {min_score:g}) in colour")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

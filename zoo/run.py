@@ -6,6 +6,7 @@ functions below.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -19,16 +20,27 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from zoo.callbacks import Finetune, RunOutputs, TestReport, to_float_dict
 from zoo.config import instantiate
-from zoo.data.spec import CLASSIFICATION, REGRESSION, DataSpec
+from zoo.data.spec import CLASSIFICATION, DETECTION, REGRESSION, SEGMENTATION, DataSpec
 from zoo.errors import ZooError
 from zoo.tasks.base import SupervisedTask
-from zoo.tasks.classification import ClassificationTask
-from zoo.tasks.regression import RegressionTask
 from zoo.tracking import finish_wandb
 
 log = logging.getLogger(__name__)
 
-TASKS: dict[str, type[SupervisedTask]] = {CLASSIFICATION: ClassificationTask, REGRESSION: RegressionTask}
+# A task per kind of data, and tasks a model may ask for by name (``model.task``) on data of a kind it accepts.
+TASKS = {
+    CLASSIFICATION: "zoo.tasks.classification.ClassificationTask",
+    REGRESSION: "zoo.tasks.regression.RegressionTask",
+    SEGMENTATION: "zoo.tasks.segmentation.SegmentationTask",
+    DETECTION: "zoo.tasks.detection.DetectionTask",
+    "triplet": "zoo.tasks.triplet.TripletTask",
+}
+MODELS_FOR = {
+    CLASSIFICATION: "model=logistic or model=mlp",
+    REGRESSION: "model=linear or model=mlp",
+    SEGMENTATION: "model=unet",
+    DETECTION: "model=detector",
+}
 RUN_MARKERS = ("config.yaml", "metrics.json", "checkpoints")
 
 
@@ -89,21 +101,22 @@ def build_datamodule(data_cfg: DictConfig, model_cfg: DictConfig) -> L.Lightning
 
 
 def build_task(cfg: DictConfig, spec: DataSpec) -> SupervisedTask:
-    """Pick the task for the data's kind, after checking that the model does that kind at all."""
+    """Pick the task (the model's ``task``, else the data's kind), after checking that the model fits the data."""
     model = cfg.model
+    if spec.task not in model.tasks:
+        fits = ", ".join(model.tasks)
+        raise ZooError(
+            f"model={model.name} does {fits} but data={spec.name} is a {spec.task} data set; "
+            f"choose a {spec.task} model (e.g. {MODELS_FOR[spec.task]}) or another data set"
+        )
     if model.get("input") == "image" and not spec.is_image:
         raise ZooError(
             f"model={model.name} needs images but data={spec.name} is a table of {spec.num_features} features; "
             "choose an image data set (digits, mnist5k, mnist, fashion_mnist, cifar10, images) or model=mlp"
         )
-    if spec.task not in model.tasks:
-        fits = ", ".join(model.tasks)
-        raise ZooError(
-            f"model={model.name} does {fits} but data={spec.name} is a {spec.task} data set; "
-            f"choose a {spec.task} model (e.g. model={'logistic' if spec.task == CLASSIFICATION else 'linear'} "
-            "or model=mlp) or another data set"
-        )
-    return TASKS[spec.task](
+    cls = task_class(model.get("task") or spec.task)
+    return cls(
+        **task_options(cls, model),
         net=OmegaConf.to_container(model.net, resolve=True),
         spec=spec.to_dict(),
         loss=model.loss,
@@ -126,9 +139,25 @@ def build_trainer(
     return instantiate(cfg.trainer, default_root_dir=str(output_dir), callbacks=callbacks, logger=loggers or False)
 
 
+def task_class(name: str) -> type[SupervisedTask]:
+    from hydra.utils import get_class
+
+    return get_class(TASKS[name])
+
+
+def task_options(cls: type[SupervisedTask], model: DictConfig) -> dict[str, Any]:
+    """The task's own settings (a triplet margin, a detector's NMS threshold...), read from the model config's
+    keys of the same names."""
+    shared = inspect.signature(SupervisedTask.__init__).parameters
+    own = [
+        n for n, p in inspect.signature(cls.__init__).parameters.items() if n not in shared and p.kind == p.KEYWORD_ONLY
+    ]
+    return {n: OmegaConf.to_object(model[n]) if OmegaConf.is_config(model[n]) else model[n] for n in own if n in model}
+
+
 def task_from_checkpoint(checkpoint: dict[str, Any]) -> SupervisedTask:
     hparams = checkpoint["hyper_parameters"]
-    task = TASKS[hparams["spec"]["task"]](**hparams)
+    task = task_class(checkpoint["zoo_config"]["model"].get("task") or hparams["spec"]["task"])(**hparams)
     task.load_state_dict(checkpoint["state_dict"])
     return task
 

@@ -9,7 +9,7 @@ import torch
 
 from zoo.data.augment import Augment
 from zoo.data.batches import TensorBatches
-from zoo.data.spec import DataSpec
+from zoo.data.spec import SEGMENTATION, DataSpec
 from zoo.data.splits import check_batch_size, check_fractions
 
 FULL_BATCH = "full"
@@ -60,11 +60,19 @@ class InMemoryDataModule(L.LightningDataModule):
     def _batches(self, split: str, batch_size: int | str, shuffle: bool, augment: Augment | None = None):
         x, y = self.splits[split]
         size = len(x) if batch_size == FULL_BATCH else batch_size
-        return TensorBatches(x, y, batch_size=max(1, size), shuffle=shuffle, seed=torch.initial_seed(), augment=augment)
+        masks = self._spec is not None and self._spec.task == SEGMENTATION
+        return TensorBatches(
+            x, y, max(1, size), shuffle=shuffle, seed=torch.initial_seed(), augment=augment, augment_masks=masks
+        )
 
     def train_dataloader(self) -> TensorBatches:
         overfit = self.trainer is not None and self.trainer.overfit_batches > 0  # the same batches every epoch
         return self._batches("train", self.batch_size, shuffle=not overfit, augment=None if overfit else self.augment)
+
+    def reference_dataloader(self) -> TensorBatches:
+        """The training split in order, unaugmented, in evaluation-sized batches: what a metric compares against
+        (a nearest-neighbour classifier's memory)."""
+        return self._batches("train", self.eval_batch_size, shuffle=False)
 
     def val_dataloader(self) -> TensorBatches:
         return self._batches("val", self.eval_batch_size, shuffle=False)

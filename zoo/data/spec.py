@@ -6,8 +6,10 @@ from dataclasses import asdict, dataclass, field
 from math import prod
 from typing import Any
 
-CLASSIFICATION = "classification"
-REGRESSION = "regression"
+CLASSIFICATION = "classification"  # y: class index per sample
+REGRESSION = "regression"  # y: float targets per sample
+SEGMENTATION = "segmentation"  # y: a class index per pixel, uint8 [N, H, W]
+DETECTION = "detection"  # y: boxes per image, float [N, max_boxes, 5] rows (class, x1, y1, x2, y2); class -1 = none
 
 
 @dataclass
@@ -15,10 +17,10 @@ class DataSpec:
     """Shape and kind of a data set, stored in checkpoints as plain types."""
 
     name: str
-    task: str  # "classification" or "regression"
+    task: str  # one of the kinds above
     input_shape: list[int]
     num_train: int
-    class_names: list[str] = field(default_factory=list)  # classification only
+    class_names: list[str] = field(default_factory=list)  # classification, segmentation, detection
     target_names: list[str] = field(default_factory=list)  # regression only
     feature_names: list[str] = field(default_factory=list)
     target_mean: list[float] = field(default_factory=list)  # regression targets are scaled by these

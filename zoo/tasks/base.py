@@ -6,6 +6,7 @@ Hyperparameters are plain dicts and lists, so checkpoints load with ``torch.load
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -56,7 +57,7 @@ class SupervisedTask(L.LightningModule):
             )
         if l1 < 0 or l2 < 0:
             raise ZooError(f"model.l1={l1} and model.l2={l2} must be >= 0")
-        self.loss_fn = LOSSES[self.loss_name]()
+        self.loss_fn = self.make_loss(self.loss_name)
         self.net = build_net(net, self.spec, self.num_outputs())
         self.input = build_input(self.net, self.spec)
         self.channels_last = channels_last and self.spec.is_image  # NHWC: faster convolutions on recent GPUs
@@ -73,6 +74,9 @@ class SupervisedTask(L.LightningModule):
 
     def num_outputs(self) -> int:
         raise NotImplementedError
+
+    def make_loss(self, name: str) -> nn.Module:
+        return LOSSES[name]()
 
     def data_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -93,6 +97,15 @@ class SupervisedTask(L.LightningModule):
     def test_report(self) -> dict[str, Any]:
         """Figures' data for the run folder after testing; called on every rank (metrics sync there)."""
         return {}
+
+    def write_test_figures(self, report: dict[str, Any], folder: Path) -> dict[str, Path]:
+        """Draw :meth:`test_report`'s data into ``folder`` (rank zero only); returns ``{key: png path}``."""
+        return {}
+
+    def wandb_images(self, report: dict[str, Any], written: dict[str, Path]) -> dict[str, tuple[list, dict]]:
+        """What goes to W&B as ``test/<key>``: images and ``WandbLogger.log_image`` keyword lists (masks, boxes,
+        captions); by default the figures as written."""
+        return {key: ([str(path)], {}) for key, path in written.items()}
 
     # -- shared -------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -115,3 +116,16 @@ class ClassificationTask(SupervisedTask):
         if parts:
             report["samples"] = tuple(torch.cat(column).numpy() for column in zip(*parts, strict=True))
         return report
+
+    def write_test_figures(self, report: dict[str, Any], folder: Path) -> dict[str, Path]:
+        from zoo.plots import plot_confusion_matrix, plot_predictions
+
+        names = self.spec.class_names
+        written = {
+            "confusion_matrix": plot_confusion_matrix(
+                report["confusion_matrix"], names, folder / "confusion_matrix.png"
+            )
+        }
+        if "samples" in report:
+            written["predictions"] = plot_predictions(*report["samples"], names, folder / "predictions.png")
+        return written
