@@ -165,3 +165,43 @@ def plot_detections(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_segmentation(
+    images: np.ndarray, true: np.ndarray, pred: np.ndarray, class_names: list[str], path: Path
+) -> Path:
+    """One row per test image ``[C, H, W]`` (uint8): the image, the true mask over it, the predicted mask over it
+    (classes in colour, background clear), with the image's IoU over its foreground classes."""
+    plt = _pyplot()
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    k = len(class_names)
+    colours = plt.get_cmap("tab10")(np.arange(k) % 10)
+    colours[0, 3] = 0.0  # class 0 (background) left transparent
+    cmap = ListedColormap(colours)
+    fig, axes = plt.subplots(len(images), 3, figsize=(7.5, 2.4 * len(images)), squeeze=False)
+    for row, image, t, p in zip(axes, images, true, pred, strict=True):
+        grey = image.shape[0] == 1
+        picture = image[0] if grey else image.transpose(1, 2, 0)
+        titles = ("image", "true mask", f"predicted (IoU {_foreground_iou(t, p, k):.2f})")
+        for ax, mask, title in zip(row, (None, t, p), titles, strict=True):
+            ax.imshow(picture, cmap="gray" if grey else None, vmin=0, vmax=255)
+            if mask is not None:
+                ax.imshow(mask, cmap=cmap, vmin=-0.5, vmax=k - 0.5, alpha=0.55, interpolation="nearest")
+            ax.set_title(title, fontsize=9)
+            ax.axis("off")
+    handles = [Patch(color=colours[c], label=class_names[c]) for c in range(1, k)]
+    fig.legend(handles=handles, loc="lower center", ncol=min(k - 1, 6), fontsize=8, frameon=False)
+    fig.suptitle("test images: true and predicted masks")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _foreground_iou(true: np.ndarray, pred: np.ndarray, k: int) -> float:
+    """One image's IoU averaged over the classes 1..k-1 that appear in its true or predicted mask."""
+    scores = [((true == c) & (pred == c)).sum() / ((true == c) | (pred == c)).sum() for c in range(1, k)
+              if (true == c).any() or (pred == c).any()]  # fmt: skip
+    return float(np.mean(scores)) if scores else 1.0

@@ -34,7 +34,8 @@ OFFLINE_SETS = "digits, mnist5k, images (your own folder)"
 
 @dataclass
 class ImageSet:
-    """A loaded image data set: ``x`` uint8 ``[N, C, H, W]``, ``y`` int64 labels ``0..K-1``, an optional test split."""
+    """A loaded image data set: ``x`` uint8 ``[N, C, H, W]``; ``y`` int64 labels ``0..K-1`` (or, for segmentation,
+    uint8 masks ``[N, H, W]`` of class indices); the class names; an optional official test split."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -43,12 +44,14 @@ class ImageSet:
 
 
 class ImageDataModule(InMemoryDataModule):
-    """Base for image classification sets; subclasses implement ``load``.
+    """Base for image sets, classification by default (``kind``); subclasses implement ``load``.
 
     ``classes`` keeps a subset of the classes (indices or names, relabelled in the order given);
     ``train_per_class`` keeps only that many training images per class (a small labelled set);
     ``augment`` is ``{crop_padding: int, hflip: bool}``, applied to whole training batches.
     """
+
+    kind = CLASSIFICATION
 
     def __init__(
         self,
@@ -68,6 +71,11 @@ class ImageDataModule(InMemoryDataModule):
         super().__init__(name, batch_size, eval_batch_size, test_fraction, val_fraction, split_seed)
         if train_per_class is not None and (isinstance(train_per_class, bool) or train_per_class < 1):
             raise ZooError(f"data.train_per_class={train_per_class!r} must be a positive integer or null (all)")
+        if self.kind != CLASSIFICATION and (classes or train_per_class):
+            raise ZooError(
+                f"data.classes and data.train_per_class pick classes of a classification set, but data={name} is a "
+                f"{self.kind} set; leave them null"
+            )
         if normalize not in NORMALIZE:
             raise ZooError(f"data.normalize={normalize!r} is not valid; choose one of {', '.join(NORMALIZE)}")
         self.normalize = normalize
@@ -82,14 +90,15 @@ class ImageDataModule(InMemoryDataModule):
 
     def build(self) -> DataSpec:
         data = self._keep_classes(self.load())
-        labels = data.y.numpy()
+        labels = data.y.numpy() if self.kind == CLASSIFICATION else None  # stratify splits by class
+        n = len(data.y)
         if data.test is None:
             train_idx, test_idx, val_idx = split_indices(
-                labels, len(labels), (self.test_fraction, self.val_fraction), self.split_seed, self.name
+                labels, n, (self.test_fraction, self.val_fraction), self.split_seed, self.name
             )
             test = (data.x[test_idx], data.y[test_idx])
         else:
-            train_idx, val_idx = split_indices(labels, len(labels), (self.val_fraction,), self.split_seed, self.name)
+            train_idx, val_idx = split_indices(labels, n, (self.val_fraction,), self.split_seed, self.name)
             test = data.test
         train_idx = self._few_per_class(train_idx, labels, len(data.class_names))
         self.splits = {"train": (data.x[train_idx], data.y[train_idx]), "val": (data.x[val_idx], data.y[val_idx])}
@@ -97,7 +106,7 @@ class ImageDataModule(InMemoryDataModule):
         mean, std = pixel_stats(self.splits["train"][0], per_pixel=self.normalize == "pixel")
         return DataSpec(
             name=self.name,
-            task=CLASSIFICATION,
+            task=self.kind,
             input_shape=list(data.x.shape[1:]),
             num_train=len(train_idx),
             class_names=data.class_names,
@@ -360,18 +369,32 @@ class ImageFolderDataModule(ImageDataModule):
                 f"data.path: '{self.path}' has {len(class_dirs)} class subfolder(s); put each class's pictures in "
                 "its own subfolder (at least two)"
             )
-        with ThreadPoolExecutor() as pool:  # PIL decodes without the GIL
-            images = list(pool.map(self._read, files))
-        x = torch.from_numpy(np.stack(images))
+        x = torch.from_numpy(np.stack(read_images(files, self.color, self.image_size)))
         return ImageSet(x, torch.tensor(labels, dtype=torch.long), [d.name for d in class_dirs])
 
-    def _read(self, path: Path) -> np.ndarray:
-        from PIL import Image, UnidentifiedImageError
 
-        try:
-            with Image.open(path) as img:
-                img = img.convert(COLOR_MODES[self.color]).resize((self.image_size, self.image_size), Image.BILINEAR)
-                array = np.asarray(img, dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-            raise ZooError(f"data.path: cannot read image '{path}' ({err}); delete or replace that file") from None
+def read_images(paths: list[Path], color: str, size: int | None) -> list[np.ndarray]:
+    """Pictures as uint8 ``[C, H, W]`` arrays in ``color`` (rgb or grey), resized to ``size`` x ``size`` unless
+    ``size`` is None; decoded in threads (PIL releases the GIL)."""
+
+    def read(path: Path) -> np.ndarray:
+        array = read_pixels(path, COLOR_MODES[color], size)
         return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+    with ThreadPoolExecutor() as pool:
+        return list(pool.map(read, paths))
+
+
+def read_pixels(path: Path, mode: str | None, size: int | None, nearest: bool = False) -> np.ndarray:
+    """One image file as an ``[H, W]`` or ``[H, W, C]`` array, converted to PIL ``mode`` (None keeps the file's:
+    a mask's class indices) and resized (bilinear, or nearest for masks); a broken file is a one-line error."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert(mode) if mode else img
+            if size:
+                img = img.resize((size, size), Image.NEAREST if nearest else Image.BILINEAR)
+            return np.asarray(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ZooError(f"data.path: cannot read image '{path}' ({err}); delete or replace that file") from None

@@ -38,22 +38,17 @@ class TimmNet(nn.Module):
         super().__init__()
         import timm
 
-        source = _weights_source(weights) if weights else None
-        from_folder = source is not None and source.is_dir()  # else: a file, or the hub by name
-        if source is None:
-            _check_name(backbone)
-        pretrained = pretrained or source is not None
+        name, source_kwargs = weights_source(backbone, weights)
+        from_folder = name.startswith(LOCAL_DIR)  # else: a file, or the hub by name
+        pretrained = pretrained or weights is not None
         self.in_chans = input_shape[0]
         kwargs: dict[str, Any] = {"num_classes": out_features, "in_chans": self.in_chans, "drop_rate": drop_rate}
-        if source is not None and not from_folder:
-            kwargs["pretrained_cfg_overlay"] = {"file": str(source)}
         if from_folder:
-            cfg_size = _folder_size(source)
+            cfg_size = _folder_size(Path(name.removeprefix(LOCAL_DIR)))
         else:
             cfg_size = getattr(timm.models.get_pretrained_cfg(backbone), "input_size", None)
         size = _image_size(image_size, input_shape, pretrained, cfg_size)
-        name = f"local-dir:{source}" if from_folder else backbone
-        self.model = _create(timm, name, pretrained, size, kwargs, backbone, weights)
+        self.model = create_timm(name, pretrained, size, {**kwargs, **source_kwargs}, backbone, weights)
         if pretrained:  # a new task gets a new head (Keras' include_top=False), whatever the weights' classes were
             self.model.reset_classifier(out_features)
         self.backbone = self.model.pretrained_cfg.get("architecture", backbone) if from_folder else backbone
@@ -114,10 +109,20 @@ def _check_name(name: str) -> None:
     raise ZooError(f"model.backbone={name!r} is not a timm model; {hint}")
 
 
-def _weights_source(weights: str) -> Path:
+LOCAL_DIR = "local-dir:"  # timm's prefix for a model folder in the hub's layout
+
+
+def weights_source(backbone: str, weights: str | None) -> tuple[str, dict[str, Any]]:
+    """What to pass ``timm.create_model``: the name (``backbone``, or ``local-dir:FOLDER`` for a folder of weights)
+    and the extra arguments (the file to load, for a weights file); an unknown name or missing path is an error."""
+    if not weights:
+        _check_name(backbone)
+        return backbone, {}
     path = Path(weights).expanduser()
-    if path.is_file() or (path.is_dir() and (path / "config.json").is_file()):
-        return path
+    if path.is_file():
+        return backbone, {"pretrained_cfg_overlay": {"file": str(path)}}
+    if path.is_dir() and (path / "config.json").is_file():
+        return f"{LOCAL_DIR}{path}", {}
     raise ZooError(
         f"model.weights: '{weights}' is neither a weights file nor a folder with config.json; give a .safetensors/"
         ".pth file or a folder written by a zoo timm run (its pretrained/ folder)"
@@ -141,7 +146,10 @@ def _image_size(image_size: int | str, input_shape: list[int], pretrained: bool,
     return 32 * max(1, math.ceil(max(input_shape[1:]) / 32))
 
 
-def _create(timm: Any, name: str, pretrained: bool, size: int, kwargs: dict[str, Any], backbone: str, weights: Any):
+def create_timm(name: str, pretrained: bool, size: int, kwargs: dict[str, Any], backbone: str, weights: Any):
+    """``timm.create_model`` with the image size for models that fix it; a failed weights load is a one-line error."""
+    import timm
+
     try:
         try:  # models with a fixed input size (ViTs) take it as img_size; the others refuse the argument
             return timm.create_model(name, pretrained=pretrained, img_size=size, **kwargs)
