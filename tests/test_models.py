@@ -163,7 +163,8 @@ def test_schedulers_are_optional_and_attach(tmp_path, name):
 
 
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
-NEED_FILES = {"csv", "images", "mnist", "fashion_mnist", "cifar10"}  # tested on written files in test_vision.py
+# tested on files written in their real formats: test_vision.py, test_segmentation.py, test_detection.py
+NEED_FILES = {"csv", "images", "mnist", "fashion_mnist", "cifar10", "masks", "pets", "yolo"}
 DATA = [d for d in sorted(p.stem for p in (CONF / "data").glob("*.yaml")) if d not in NEED_FILES]
 
 
