@@ -53,7 +53,7 @@ def test_shapes_data_module_is_a_segmentation_set(tmp_path):
 def test_augmentation_moves_each_mask_with_its_image():
     scenes = draw_shapes(16, image_size=32, min_size=6, max_size=12, noise=0.0, seed=0)
     x, y = torch.from_numpy(scenes.images), torch.from_numpy(scenes.masks)
-    batches = TensorBatches(x, y, 16, augment=Augment(crop_padding=3, hflip=True), augment_masks=True)
+    batches = TensorBatches(x, y, 16, augment=Augment(crop_padding=3, hflip=True), targets="masks")
     (ax, ay), (_, by) = next(iter(batches)), next(iter(TensorBatches(x, y, 16)))
     assert not torch.equal(ay, by)  # the masks did move...
     shapes_in_image = (ax.float().mean(1) > 110).long()  # shapes are bright (>= 130), backgrounds dark (< 90)

@@ -16,7 +16,7 @@ class TensorBatches:
     ``sampler`` attribute, as for a DataLoader), so the order of an epoch does not depend on how many times the
     process started. Under ``torch.distributed`` each rank takes every ``world_size``-th sample of the permutation.
     ``augment``, when given, transforms each batch with draws from a generator seeded the same way (and by rank);
-    with ``augment_masks`` the targets are per-pixel masks ``[N, H, W]`` and move with their images.
+    ``targets`` says what ``y`` holds (labels, masks or boxes; see ``zoo.data.augment``), so it moves with the images.
     """
 
     def __init__(
@@ -27,10 +27,10 @@ class TensorBatches:
         shuffle: bool = False,
         seed: int = 0,
         augment: Augment | None = None,
-        augment_masks: bool = False,
+        targets: str = "labels",
     ) -> None:
         self.x, self.y = x, y
-        self.augment_masks = augment_masks
+        self.targets = targets
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
@@ -67,11 +67,7 @@ class TensorBatches:
         rank, _ = _rank_and_world()
         gen = torch.Generator().manual_seed((self.seed + self.epoch) * 1_000_003 + rank)
         for x, y in batches:
-            if self.augment_masks:  # one draw for image and mask: the mask as one more channel
-                both = self.augment(torch.cat([x, y.unsqueeze(1).to(x.dtype)], dim=1), gen)
-                yield both[:, :-1], both[:, -1].to(y.dtype)
-            else:
-                yield self.augment(x, gen), y
+            yield self.augment.batch(x, y, gen, self.targets)
 
     def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         idx = self._indices()

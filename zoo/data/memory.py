@@ -9,7 +9,7 @@ import torch
 
 from zoo.data.augment import Augment
 from zoo.data.batches import TensorBatches
-from zoo.data.spec import SEGMENTATION, DataSpec
+from zoo.data.spec import DETECTION, SEGMENTATION, DataSpec
 from zoo.data.splits import check_batch_size, check_fractions
 
 FULL_BATCH = "full"
@@ -60,9 +60,10 @@ class InMemoryDataModule(L.LightningDataModule):
     def _batches(self, split: str, batch_size: int | str, shuffle: bool, augment: Augment | None = None):
         x, y = self.splits[split]
         size = len(x) if batch_size == FULL_BATCH else batch_size
-        masks = self._spec is not None and self._spec.task == SEGMENTATION
+        task = self._spec.task if self._spec is not None else None
+        targets = {SEGMENTATION: "masks", DETECTION: "boxes"}.get(task, "labels")
         return TensorBatches(
-            x, y, max(1, size), shuffle=shuffle, seed=torch.initial_seed(), augment=augment, augment_masks=masks
+            x, y, max(1, size), shuffle=shuffle, seed=torch.initial_seed(), augment=augment, targets=targets
         )
 
     def train_dataloader(self) -> TensorBatches:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from zoo.data.images import IMAGE_SUFFIXES, ImageDataModule, ImageSet, read_images, read_pixels
-from zoo.data.shapes import SHAPES, draw_shapes
+from zoo.data.shapes import SHAPES, check_scene, draw_shapes
 from zoo.data.spec import SEGMENTATION
 from zoo.errors import ZooError
 
@@ -51,31 +51,6 @@ class ShapesDataModule(SegmentationDataModule):
     def load(self) -> ImageSet:
         scenes = draw_shapes(**self.scene)
         return ImageSet(torch.from_numpy(scenes.images), torch.from_numpy(scenes.masks), [BACKGROUND, *SHAPES])
-
-
-def check_scene(
-    count: int, image_size: int, max_shapes: int, min_size: int, max_size: int, noise: float, seed: int
-) -> dict[str, Any]:
-    """The arguments of :func:`draw_shapes` after checking them (shared by ``data=shapes`` and ``data=boxes``)."""
-    for key, value, least in (("count", count, 2), ("image_size", image_size, 8), ("max_shapes", max_shapes, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ZooError(f"data.{key}={value!r} must be an integer >= {least}")
-    if not 2 <= min_size <= max_size <= image_size:
-        raise ZooError(
-            f"data.min_size={min_size} and data.max_size={max_size} must satisfy 2 <= min_size <= max_size <= "
-            f"image_size ({image_size})"
-        )
-    if not noise >= 0:
-        raise ZooError(f"data.noise={noise} must be >= 0 (the pixel noise's standard deviation, 0..1 units)")
-    return dict(
-        count=count,
-        image_size=image_size,
-        max_shapes=max_shapes,
-        min_size=min_size,
-        max_size=max_size,
-        noise=noise,
-        seed=seed,
-    )
 
 
 # -- the Oxford-IIIT Pet trimaps (torchvision) -------------------------------------------------------------
