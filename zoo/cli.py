@@ -21,6 +21,9 @@ examples:
   python scripts/train.py experiment=lenet5_mnist5k                 # a recipe from conf/experiment/
   python scripts/train.py model=timm model.backbone=resnet18 model.pretrained=true data=cifar10
   python scripts/train.py model=timm model.weights=DIR model.finetune.mode=frozen data=images data.path=PICS
+  python scripts/train.py experiment=unet_shapes                    # segmentation; data=masks data.path=DIR
+  python scripts/train.py experiment=detector_boxes                 # detection; data=yolo data.path=DIR
+  python scripts/train.py experiment=triplet_digits                 # triplet-loss embeddings
   python scripts/train.py ckpt_path=last                            # resume the newest run of this experiment
   python scripts/train.py debug=fdr                                 # fdr | overfit | limit | profiler
   python scripts/train.py --multirun model=linear,mlp data=boston   # one run folder and W&B run per job

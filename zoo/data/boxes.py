@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.data.images import COLOR_MODES, IMAGE_SUFFIXES, ImageDataModule, ImageSet, read_images
-from zoo.data.shapes import SHAPES, check_scene, draw_shapes
+from zoo.data.images import IMAGE_SUFFIXES, ImageDataModule, ImageSet, check_color, check_image_size, read_images
+from zoo.data.shapes import SHAPES, GeneratedShapes
 from zoo.data.spec import DETECTION
 from zoo.errors import ZooError
 
@@ -47,27 +47,16 @@ def pad_boxes(boxes: list[np.ndarray], max_boxes: int = 1) -> torch.Tensor:
     return y
 
 
-class BoxesDataModule(DetectionDataModule):
-    """``count`` generated pictures (see :func:`zoo.data.shapes.draw_shapes`), each with 1..``max_shapes``
-    circles, squares and triangles ``min_size``..``max_size`` pixels across; ``seed`` picks the pictures."""
+class BoxesDataModule(GeneratedShapes, DetectionDataModule):
+    """Generated pictures (see :func:`zoo.data.shapes.draw_shapes`), each with 1..``max_shapes`` circles, squares
+    and triangles ``min_size``..``max_size`` pixels across, and their boxes; ``seed`` picks the pictures."""
 
-    def __init__(
-        self,
-        count: int = 2000,
-        image_size: int = 64,
-        max_shapes: int = 3,
-        min_size: int = 8,
-        max_size: int = 20,
-        noise: float = 0.05,
-        seed: int = 0,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.scene = check_scene(count, image_size, max_shapes, min_size, max_size, noise, seed)
-        self.max_boxes = max_shapes  # the same target shape whatever the draws placed
+    @property
+    def max_boxes(self) -> int:  # the same target shape whatever the draws placed
+        return self.scene["max_shapes"]
 
     def load_scenes(self) -> tuple[torch.Tensor, list[np.ndarray], list[str]]:
-        scenes = draw_shapes(**self.scene)
+        scenes = self.draw()
         return torch.from_numpy(scenes.images), scenes.boxes, list(SHAPES)
 
 
@@ -86,11 +75,7 @@ class YoloFolderDataModule(DetectionDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if color not in COLOR_MODES:
-            raise ZooError(f"data.color={color!r} is not valid; choose one of {', '.join(COLOR_MODES)}")
-        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-            raise ZooError(f"data.image_size={image_size!r} must be a positive integer (pixels per side)")
-        self.path, self.image_size, self.color = Path(path), image_size, color
+        self.path, self.image_size, self.color = Path(path), check_image_size(image_size), check_color(color)
         self.class_names = [str(c) for c in class_names] if class_names else None
 
     def load_scenes(self) -> tuple[torch.Tensor, list[np.ndarray], list[str]]:

@@ -347,11 +347,7 @@ class ImageFolderDataModule(ImageDataModule):
 
     def __init__(self, path: str, image_size: int = 64, color: str = "rgb", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if color not in COLOR_MODES:
-            raise ZooError(f"data.color={color!r} is not valid; choose one of {', '.join(COLOR_MODES)}")
-        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-            raise ZooError(f"data.image_size={image_size!r} must be a positive integer (pixels per side)")
-        self.path, self.image_size, self.color = Path(path), image_size, color
+        self.path, self.image_size, self.color = Path(path), check_image_size(image_size), check_color(color)
 
     def load(self) -> ImageSet:
         if not self.path.is_dir():
@@ -398,3 +394,15 @@ def read_pixels(path: Path, mode: str | None, size: int | None, nearest: bool = 
             return np.asarray(img)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ZooError(f"data.path: cannot read image '{path}' ({err}); delete or replace that file") from None
+
+
+def check_image_size(image_size: Any, least: int = 1) -> int:
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < least:
+        raise ZooError(f"data.image_size={image_size!r} must be an integer >= {least} (pixels per side)")
+    return image_size
+
+
+def check_color(color: str) -> str:
+    if color not in COLOR_MODES:
+        raise ZooError(f"data.color={color!r} is not valid; choose one of {', '.join(COLOR_MODES)}")
+    return color

@@ -14,8 +14,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.data.images import IMAGE_SUFFIXES, ImageDataModule, ImageSet, read_images, read_pixels
-from zoo.data.shapes import SHAPES, check_scene, draw_shapes
+from zoo.data.images import (
+    IMAGE_SUFFIXES,
+    ImageDataModule,
+    ImageSet,
+    check_color,
+    check_image_size,
+    read_images,
+    read_pixels,
+)
+from zoo.data.shapes import SHAPES, GeneratedShapes
 from zoo.data.spec import SEGMENTATION
 from zoo.errors import ZooError
 
@@ -30,26 +38,12 @@ class SegmentationDataModule(ImageDataModule):
     kind = SEGMENTATION
 
 
-class ShapesDataModule(SegmentationDataModule):
-    """``count`` generated images with circles, squares and triangles (see :func:`zoo.data.shapes.draw_shapes`);
-    the mask classes are background, circle, square and triangle. ``seed`` fixes the images themselves."""
-
-    def __init__(
-        self,
-        count: int = 1000,
-        image_size: int = 64,
-        max_shapes: int = 3,
-        min_size: int = 8,
-        max_size: int = 20,
-        noise: float = 0.05,
-        seed: int = 0,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.scene = check_scene(count, image_size, max_shapes, min_size, max_size, noise, seed)
+class ShapesDataModule(GeneratedShapes, SegmentationDataModule):
+    """Generated images with circles, squares and triangles (see :func:`zoo.data.shapes.draw_shapes`); the mask
+    classes are background, circle, square and triangle. ``seed`` fixes the images themselves."""
 
     def load(self) -> ImageSet:
-        scenes = draw_shapes(**self.scene)
+        scenes = self.draw()
         return ImageSet(torch.from_numpy(scenes.images), torch.from_numpy(scenes.masks), [BACKGROUND, *SHAPES])
 
 
@@ -67,7 +61,7 @@ class PetsDataModule(SegmentationDataModule):
 
     def __init__(self, image_size: int = 128, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.image_size = check_image_size(image_size)
+        self.image_size = check_image_size(image_size, least=8)
 
     def load(self) -> ImageSet:
         folder = self.data_dir / PETS_FOLDER
@@ -125,8 +119,8 @@ class MaskFolderDataModule(SegmentationDataModule):
     ) -> None:
         super().__init__(**kwargs)
         self.path = Path(path)
-        self.image_size = None if image_size is None else check_image_size(image_size)
-        self.color = color
+        self.image_size = None if image_size is None else check_image_size(image_size, least=8)
+        self.color = check_color(color)
         self.class_names = list(class_names) if class_names else None
         if binary and self.class_names and len(self.class_names) != 2:
             raise ZooError(f"data.binary=true makes two classes but data.class_names has {len(self.class_names)}")
@@ -192,9 +186,3 @@ def read_mask(path: Path, size: int | None) -> np.ndarray:
     if mask.min() < 0 or mask.max() > 255:
         raise ZooError(f"data.path: mask '{path}' has values outside 0..255; class indices must fit in a byte")
     return mask.astype(np.uint8)
-
-
-def check_image_size(image_size: Any) -> int:
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
-        raise ZooError(f"data.image_size={image_size!r} must be an integer >= 8 (pixels per side)")
-    return image_size

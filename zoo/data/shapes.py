@@ -78,26 +78,36 @@ def _place(rng, kind, xx, yy, image_size, min_size, max_size, placed, tries: int
     return None
 
 
-def check_scene(
-    count: int, image_size: int, max_shapes: int, min_size: int, max_size: int, noise: float, seed: int
-) -> dict[str, Any]:
-    """The arguments of :func:`draw_shapes` after checking them (shared by ``data=shapes`` and ``data=boxes``)."""
-    for key, value, least in (("count", count, 2), ("image_size", image_size, 8), ("max_shapes", max_shapes, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ZooError(f"data.{key}={value!r} must be an integer >= {least}")
-    if not 2 <= min_size <= max_size <= image_size:
-        raise ZooError(
-            f"data.min_size={min_size} and data.max_size={max_size} must satisfy 2 <= min_size <= max_size <= "
-            f"image_size ({image_size})"
-        )
-    if not noise >= 0:
-        raise ZooError(f"data.noise={noise} must be >= 0 (the pixel noise's standard deviation, 0..1 units)")
-    return dict(
-        count=count,
-        image_size=image_size,
-        max_shapes=max_shapes,
-        min_size=min_size,
-        max_size=max_size,
-        noise=noise,
-        seed=seed,
-    )
+class GeneratedShapes:
+    """Mixin for the data modules that draw their pictures with :func:`draw_shapes` (``data=shapes``,
+    ``data=boxes``): takes and checks its arguments, as ``data.count``, ``data.image_size``..."""
+
+    def __init__(
+        self,
+        count: int = 1000,
+        image_size: int = 64,
+        max_shapes: int = 3,
+        min_size: int = 8,
+        max_size: int = 20,
+        noise: float = 0.05,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        for key, value, least in (("count", count, 2), ("image_size", image_size, 8), ("max_shapes", max_shapes, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ZooError(f"data.{key}={value!r} must be an integer >= {least}")
+        if not 2 <= min_size <= max_size <= image_size:
+            raise ZooError(
+                f"data.min_size={min_size} and data.max_size={max_size} must satisfy 2 <= min_size <= max_size <= "
+                f"image_size ({image_size})"
+            )
+        if not noise >= 0:
+            raise ZooError(f"data.noise={noise} must be >= 0 (the pixel noise's standard deviation, 0..1 units)")
+        self.scene = dict(
+            count=count, image_size=image_size, max_shapes=max_shapes, min_size=min_size, max_size=max_size,
+            noise=noise, seed=seed,
+        )  # fmt: skip
+
+    def draw(self) -> ShapeScenes:
+        return draw_shapes(**self.scene)
