@@ -243,8 +243,15 @@ def test_a_classification_model_on_masks_and_unet_on_labels_are_refused(tmp_path
     cfg = compose(["model=unet", "model.loss=bce", *SMALL_SHAPES], tmp_path)
     with pytest.raises(ZooError, match="model.loss=bce needs two mask classes but data=shapes has 4"):
         build_task(cfg, build_datamodule(cfg.data, cfg.model).spec)
+    with pytest.raises(ZooError, match="model.task='segment' is not a zoo task; choose one of classification, "):
+        build_task(compose([*SMALL_UNET, *SMALL_SHAPES, "+model.task=segment"], tmp_path), cfg_spec(tmp_path))
     with pytest.raises(ZooError, match="data.classes and data.train_per_class pick classes of a classification"):
         build_datamodule(compose([*SMALL_SHAPES, "data.classes=[1]"], tmp_path).data, cfg.model)
+
+
+def cfg_spec(tmp_path: Path):
+    cfg = compose([*SMALL_UNET, *SMALL_SHAPES], tmp_path)
+    return build_datamodule(cfg.data, cfg.model).spec
 
 
 def test_unet_trains_writes_overlays_and_eval_reproduces_iou(train_run, tmp_path):

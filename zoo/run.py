@@ -142,6 +142,8 @@ def build_trainer(
 def task_class(name: str) -> type[SupervisedTask]:
     from hydra.utils import get_class
 
+    if name not in TASKS:
+        raise ZooError(f"model.task={name!r} is not a zoo task; choose one of {', '.join(TASKS)} (or leave it out)")
     return get_class(TASKS[name])
 
 
