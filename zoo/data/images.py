@@ -52,6 +52,7 @@ class ImageDataModule(InMemoryDataModule):
     """
 
     kind = CLASSIFICATION
+    offline_sets = OFFLINE_SETS  # named when files are missing offline: sets of this kind that need no download
 
     def __init__(
         self,
@@ -159,7 +160,7 @@ class ImageDataModule(InMemoryDataModule):
         how = "could not be downloaded (offline?)" if self.download else "data.download=false"
         return ZooError(
             f"data={self.name}: {files} not found in '{where}' and {how}; put the files there (or run once online), "
-            f"or use a data set that works offline: {OFFLINE_SETS}"
+            f"or use a data set that works offline: {self.offline_sets}"
         )
 
 

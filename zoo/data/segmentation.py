@@ -36,6 +36,7 @@ class SegmentationDataModule(ImageDataModule):
     """Base of the segmentation sets: ``load`` returns images and masks; splits are random (not stratified)."""
 
     kind = SEGMENTATION
+    offline_sets = "shapes, masks (your own folder)"
 
 
 class ShapesDataModule(GeneratedShapes, SegmentationDataModule):
