@@ -34,6 +34,7 @@ class SupervisedTask(L.LightningModule):
 
     kind = ""
     losses: tuple[str, ...] = ()
+    steps_per_execution: int | str = 1  # optimiser steps per Lightning step; run.build_task sets it (zoo.fast)
 
     def __init__(
         self,
@@ -127,6 +128,8 @@ class SupervisedTask(L.LightningModule):
         return total
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if isinstance(batch, list) and self.steps_per_execution > 1:  # a group of mini-batches (zoo.fast)
+            return self.training_steps(batch)
         x, y = batch
         out = self(x)
         loss = self.data_loss(out, y)  # averaged once over the batch
@@ -140,6 +143,39 @@ class SupervisedTask(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._train_sums = {}
+        if self.steps_per_execution > 1:
+            self.step_epoch_schedulers()
+
+    # -- the fast path: several optimiser steps per Lightning step (zoo.fast) --------------------------------
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            from zoo.fast import resolve_steps_per_execution
+
+            self.steps_per_execution = resolve_steps_per_execution(self.steps_per_execution, self.trainer, self)
+            if self.steps_per_execution > 1:
+                self.automatic_optimization = False
+
+    def training_steps(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """One optimiser step per mini-batch, as automatic optimisation runs them (forward, zero_grad, backward,
+        step), through Lightning's optimiser wrapper so precision plugins and AMP still apply."""
+        optimizer = self.optimizers()
+        for i, batch in enumerate(batches):
+            loss = self.training_step(batch, i)
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+        return loss.detach()
+
+    def step_epoch_schedulers(self) -> None:
+        """Lightning steps epoch schedulers after each epoch in automatic optimisation only; here they step at the
+        next epoch's start (a checkpoint holds the scheduler as automatic optimisation saves it: not yet stepped)."""
+        for config in self.trainer.lr_scheduler_configs:
+            if self.current_epoch == 0 or config.interval != "epoch" or self.current_epoch % config.frequency:
+                continue
+            if not config.reduce_on_plateau:
+                config.scheduler.step()
+            elif config.monitor in self.trainer.callback_metrics:  # absent right after a resume, as in Lightning
+                config.scheduler.step(self.trainer.callback_metrics[config.monitor])
 
     def on_train_epoch_end(self) -> None:
         if not self._train_sums:
