@@ -11,6 +11,7 @@ steps. Where that cannot hold, the run falls back to K=1 and says why.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import torch
@@ -61,6 +62,8 @@ def resolve_steps_per_execution(requested: int | str, trainer: Any, task: Any) -
         return 1
     reason = why_one_step(trainer, task)
     if reason is None:
+        # zoo's task steps the schedulers itself in this mode (SupervisedTask.step_epoch_schedulers)
+        warnings.filterwarnings("ignore", message=r".*call `lr_scheduler.step\(\)` manually.*")
         return AUTO_STEPS if requested == "auto" else int(requested)
     if requested != "auto":
         log.warning("steps_per_execution=%s falls back to 1: %s", requested, reason)

@@ -129,7 +129,7 @@ class SupervisedTask(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         if isinstance(batch, list) and self.steps_per_execution > 1:  # a group of mini-batches (zoo.fast)
-            return self.training_steps(batch)
+            return self.training_steps(batch, batch_idx)
         x, y = batch
         out = self(x)
         loss = self.data_loss(out, y)  # averaged once over the batch
@@ -144,7 +144,7 @@ class SupervisedTask(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._train_sums = {}
         if self.steps_per_execution > 1:
-            self.step_epoch_schedulers()
+            self.step_epoch_schedulers(plateau=True)
 
     # -- the fast path: several optimiser steps per Lightning step (zoo.fast) --------------------------------
     def setup(self, stage: str) -> None:
@@ -155,7 +155,7 @@ class SupervisedTask(L.LightningModule):
             if self.steps_per_execution > 1:
                 self.automatic_optimization = False
 
-    def training_steps(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    def training_steps(self, batches: list[tuple[torch.Tensor, torch.Tensor]], batch_idx: int) -> torch.Tensor:
         """One optimiser step per mini-batch, as automatic optimisation runs them (forward, zero_grad, backward,
         step), through Lightning's optimiser wrapper so precision plugins and AMP still apply."""
         optimizer = self.optimizers()
@@ -164,28 +164,24 @@ class SupervisedTask(L.LightningModule):
             optimizer.zero_grad()
             self.manual_backward(loss)
             optimizer.step()
+        if batch_idx + 1 == self.trainer.num_training_batches:
+            self.step_epoch_schedulers(plateau=False)
         return loss.detach()
 
-    def step_epoch_schedulers(self) -> None:
-        """Lightning steps epoch schedulers after each epoch in automatic optimisation only; here they step at the
-        next epoch's start (a checkpoint holds the scheduler as automatic optimisation saves it: not yet stepped)."""
+    def step_epoch_schedulers(self, plateau: bool) -> None:
+        """What Lightning does for epoch schedulers in automatic optimisation only: the others step after the epoch's
+        last training step, ``ReduceLROnPlateau`` after the epoch-end hooks (here: as the next epoch starts, once the
+        checkpoint has been saved) and not right after a resume, when no metric is known yet."""
         for config in self.trainer.lr_scheduler_configs:
-            if self.current_epoch == 0 or config.interval != "epoch" or self.current_epoch % config.frequency:
+            # Lightning keeps neither the monitor nor the plateau flag for manual optimisation: zoo monitors val/loss
+            on_plateau = isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+            epoch = self.current_epoch if plateau else self.current_epoch + 1
+            if config.interval != "epoch" or on_plateau != plateau or epoch == 0 or epoch % config.frequency:
                 continue
-            if not config.reduce_on_plateau:
-                config.scheduler.step()
-            elif config.monitor in self.trainer.callback_metrics:  # absent right after a resume, as in Lightning
-                config.scheduler.step(self.trainer.callback_metrics[config.monitor])
-
-    def on_train_epoch_end(self) -> None:
-        if not self._train_sums:
-            return
-        n = self._train_sums.pop("n")
-        for key, total in self._train_sums.items():
-            self.log(f"train/{key}", total / n, prog_bar=key == "loss", sync_dist=True)
-        penalty = self.penalty()
-        if penalty is not None:
-            self.log("train/penalty", penalty.detach())
+            if not plateau:
+                self.lr_scheduler_step(config.scheduler, None)
+            elif "val/loss" in self.trainer.callback_metrics:
+                self.lr_scheduler_step(config.scheduler, self.trainer.callback_metrics["val/loss"])
 
     def _eval_step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         x, y = batch
