@@ -84,3 +84,28 @@ def test_data_moves_to_a_gpu_only_when_it_fits_there():
     assert not fits_on_device(1_000, cpu, free_bytes=None)
     splits = {"train": (torch.zeros(4, 2), torch.zeros(4))}
     assert keep_on_device(splits, cpu) is splits  # on a CPU nothing moves, and no GPU is needed to decide
+
+
+@pytest.mark.slow
+def test_compile_true_trains_the_same_net_and_its_checkpoint_evaluates(train_run, tmp_path):
+    from tests.conftest import compose
+    from zoo.run import evaluate
+
+    plain, _ = train_run("trainer.max_epochs=2", folder="plain")
+    compiled, folder = train_run("trainer.max_epochs=2", "compile=true", folder="compiled")
+    assert compiled["test/acc"] == pytest.approx(plain["test/acc"], abs=0.02)
+    best = next((folder / "checkpoints").glob("best-*.ckpt"))  # what the run tested
+    cfg = compose([f"ckpt_path={best}"], tmp_path, config_name="eval", folder="eval")
+    assert evaluate(cfg)["test/acc"] == pytest.approx(compiled["test/acc"], abs=1e-6)  # plain parameter names
+
+
+@pytest.mark.slow
+def test_the_benchmark_measures_every_side_on_a_tiny_case(tmp_path):
+    from benchmarks.cases import mlp
+    from benchmarks.run import summarise
+
+    sides = mlp.measure(2, tmp_path, overrides=("data.n_samples=700",))
+    assert {"zoo", "hand-written", "lightning-dataloader", "keras"} <= set(sides)
+    assert all(len(seconds) == 2 for side, seconds in sides.items() if side != "keras")
+    rows = summarise("mlp", sides)
+    assert rows[0][:2] == ("mlp", "zoo") and rows[0][3].startswith("zoo/hand-written ")

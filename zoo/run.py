@@ -128,6 +128,8 @@ def build_task(cfg: DictConfig, spec: DataSpec) -> SupervisedTask:
         channels_last=bool(cfg.get("channels_last", False)),
     )
     task.steps_per_execution = check_steps_per_execution(cfg.get("steps_per_execution", 1))
+    if cfg.get("compile"):
+        task.net.compile()  # in place: checkpoints keep the plain net's parameter names
     return task
 
 
