@@ -66,7 +66,12 @@ def main() -> None:
     parser.add_argument("cases", nargs="*", default=["mlp"], choices=CASES)
     parser.add_argument("--epochs", type=int, default=4, help="epochs per side (the first is a warm-up)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.md")
+    parser.add_argument("--threads", type=int, help="torch threads (1 steadies figures on a shared machine)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     load = os.getloadavg()[0]  # another busy process on these cores slows every side, unevenly
     rows = []
