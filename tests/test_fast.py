@@ -29,6 +29,7 @@ def test_steps_per_execution_gives_the_same_run_as_one_step_at_a_time(train_run,
     six, six_dir = train_run(*RUN, *schedule, "trainer.max_epochs=3", "steps_per_execution=6", folder="six")
     assert six == pytest.approx(one, abs=1e-6)
     rows_one, rows_six = history(one_dir), history(six_dir)
+    assert {"train/loss", "train/acc", "train/penalty", "val/loss"} <= set(rows_six[0])
     assert [r["step"] for r in rows_six] == [r["step"] for r in rows_one] == ["20", "40", "60"]  # optimiser steps
     assert [r["lr"] for r in rows_six] == [r["lr"] for r in rows_one]  # the schedule stepped once an epoch
     for a, b in zip(rows_one, rows_six, strict=True):

@@ -19,6 +19,7 @@ OVERRIDES = [
     "data.batch_size=128",  # no augmentation: mnist5k has none by default
     "optimizer=adam",
     "logger=none",
+    "trainer.accelerator=cpu",  # every side on the CPU
 ]
 
 

@@ -16,6 +16,7 @@ OVERRIDES = [
     "data.batch_size=128",
     "optimizer=adam",
     "logger=none",
+    "trainer.accelerator=cpu",  # every side on the CPU
 ]
 
 

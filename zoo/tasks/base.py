@@ -183,6 +183,16 @@ class SupervisedTask(L.LightningModule):
             elif "val/loss" in self.trainer.callback_metrics:
                 self.lr_scheduler_step(config.scheduler, self.trainer.callback_metrics["val/loss"])
 
+    def on_train_epoch_end(self) -> None:
+        if not self._train_sums:
+            return
+        n = self._train_sums.pop("n")
+        for key, total in self._train_sums.items():
+            self.log(f"train/{key}", total / n, prog_bar=key == "loss", sync_dist=True)
+        penalty = self.penalty()
+        if penalty is not None:
+            self.log("train/penalty", penalty.detach())
+
     def _eval_step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         x, y = batch
         out = self(x)
