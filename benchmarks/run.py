@@ -11,7 +11,8 @@ each side: ``zoo`` (composed config, Lightning Trainer, progress bar, checkpoint
 lightning-hydra-template does it) and, for ``elm``, ``hpelm``; ``zoo:NAME`` / ``hand-written:NAME`` for a case
 with several models. Peers come from ``pip install .[bench]``; a missing one reads "not installed". The timed span
 is the training part of each epoch (first to last batch). Epoch 1 is a warm-up; the figure is the fastest of the
-epochs after it (other work on the machine only adds time). Writes the table to benchmarks/results.md; the last line reads ``zoo/hand-written: R``.
+epochs after it (other work on the machine only adds time). Writes the table to benchmarks/results.md; the last
+line reads ``zoo/hand-written: R``.
 """
 
 from __future__ import annotations
