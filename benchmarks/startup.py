@@ -88,7 +88,7 @@ def main() -> None:
     print(f"python scripts/train.py --help: {help_s:.2f} s (whole process, best of 3)")
     print(f"python scripts/train.py (default run): {run_s:.1f} s (whole process)")
     for key, value in breakdown.items():
-        print(f"  {key}: {value:.1f}" + ("" if "MB" in key else " s"))
+        print(f"  {key}: {value:.2f}" + ("" if "MB" in key else " s"))
 
 
 if __name__ == "__main__":
