@@ -94,7 +94,7 @@ def main() -> None:
     ]
     text = "\n".join(lines)
     print(text)
-    args.out.write_text("# zoo benchmarks\n\n`python benchmarks/run.py " + " ".join(args.cases) + "`\n\n" + text + "\n")
+    args.out.write_text("# zoo benchmarks\n\n`python benchmarks/run.py " + " ".join(sys.argv[1:]) + "`\n\n" + text + "\n")
     first = [r for r in rows if r[0] == args.cases[0]]
     zoo = next(t for _, s, t, _ in first if s == "zoo" or s.startswith("zoo:"))
     hand = next(t for _, s, t, _ in first if s == "hand-written" or s.startswith("hand-written:"))
