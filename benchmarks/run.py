@@ -94,7 +94,8 @@ def main() -> None:
     ]
     text = "\n".join(lines)
     print(text)
-    args.out.write_text("# zoo benchmarks\n\n`python benchmarks/run.py " + " ".join(sys.argv[1:]) + "`\n\n" + text + "\n")
+    command = " ".join(["python benchmarks/run.py", *sys.argv[1:]])
+    args.out.write_text(f"# zoo benchmarks\n\n`{command}`\n\n{text}\n")
     first = [r for r in rows if r[0] == args.cases[0]]
     zoo = next(t for _, s, t, _ in first if s == "zoo" or s.startswith("zoo:"))
     hand = next(t for _, s, t, _ in first if s == "hand-written" or s.startswith("hand-written:"))
