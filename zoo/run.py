@@ -100,7 +100,9 @@ def build_datamodule(data_cfg: DictConfig, model_cfg: DictConfig) -> L.Lightning
     if data_cfg.get("normalize") == "auto":
         data_cfg = OmegaConf.merge(data_cfg, {"normalize": "channel" if model_cfg.get("input") == "image" else "pixel"})
     if model_cfg.get("tokenizer") and "tokenizer" in data_cfg:  # a pretrained text model brings its own tokenizer
-        data_cfg = OmegaConf.merge(data_cfg, {"tokenizer": OmegaConf.to_container(model_cfg.tokenizer, resolve=True)})
+        data_cfg = data_cfg.copy()
+        with open_dict(data_cfg):
+            data_cfg.tokenizer = OmegaConf.to_container(model_cfg.tokenizer, resolve=True)
     datamodule = instantiate(data_cfg, _convert_="all")
     datamodule.setup("fit")
     return datamodule

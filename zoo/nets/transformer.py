@@ -17,7 +17,13 @@ class Transformer(nn.Module):
     """ids ``[B, L]`` -> encoder (attention mask = not padding) -> mean of the real tokens (or [CLS]) -> logits."""
 
     def __init__(
-        self, out_features: int, backbone: str, pad_id: int = 0, pooling: str = "mean", dropout: float = 0.1
+        self,
+        vocab_size: int,
+        out_features: int,
+        backbone: str,
+        pad_id: int = 0,
+        pooling: str = "mean",
+        dropout: float = 0.1,
     ) -> None:
         super().__init__()
         from transformers import AutoModel
@@ -33,6 +39,13 @@ class Transformer(nn.Module):
                 f"model.backbone={backbone!r}: cannot load it ({str(err).splitlines()[0]}); give a hub name (online "
                 "or cached) or a local folder with config.json and the weights"
             ) from None
+        self.features.train()  # from_pretrained leaves the encoder in eval mode: dropout off while fine-tuning
+        rows = self.features.get_input_embeddings().num_embeddings
+        if vocab_size > rows:
+            raise ZooError(
+                f"model.backbone={backbone!r} knows {rows} token ids but the data has {vocab_size}: the texts were "
+                "tokenized by another tokenizer; keep the model's tokenizer block (data.tokenizer.kind=pretrained)"
+            )
         self.pad_id, self.pooling = pad_id, pooling
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.features.config.hidden_size, out_features))
 
