@@ -47,8 +47,10 @@ def fit_tokenizer(texts: list[str], kind: str = "word", vocab_size: int = 10000,
 
 def pretrained_tokenizer(source: str):
     """A pretrained model's own tokenizer (hub name or local folder), as a ``tokenizers.Tokenizer``."""
-    from transformers import AutoTokenizer
-
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise ZooError("a pretrained tokenizer needs transformers: pip install 'zoo[text]'") from None
     try:
         hf = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as err:

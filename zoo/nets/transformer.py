@@ -26,8 +26,11 @@ class Transformer(nn.Module):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        from transformers import AutoModel
-        from transformers.utils import logging as hf_logging
+        try:
+            from transformers import AutoModel
+            from transformers.utils import logging as hf_logging
+        except ImportError:
+            raise ZooError("model=transformer needs transformers: pip install 'zoo[text]'") from None
 
         if pooling not in POOLINGS:
             raise ZooError(f"model.net.pooling={pooling!r} is not valid; choose one of {', '.join(POOLINGS)}")
