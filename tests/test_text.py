@@ -82,6 +82,18 @@ def test_eval_uses_the_checkpoint_tokenizer(train_run, tmp_path):
     assert set(evaluate(cfg)) == set(metrics)
 
 
+def test_sarcasm_also_reads_the_tensorflow_course_json_array(tmp_path):
+    path = tmp_path / "sarcasm.json"
+    items = [{"headline": f"{text} {i}", "is_sarcastic": label} for i, (text, label) in enumerate(HEADLINES * 5)]
+    path.write_text(json.dumps(items))
+    dm = SarcasmDataModule(path=str(path), name="sarcasm")
+    assert dm.spec.class_names == ["not_sarcastic", "sarcastic"] and dm.spec.num_train == 14
+    items[3] = {"headline": "", "is_sarcastic": 0}
+    path.write_text(json.dumps(items))
+    with pytest.raises(ZooError, match="sarcasm.json:item 4: empty text"):
+        SarcasmDataModule(path=str(path), name="sarcasm").setup()
+
+
 def test_imdb_folder_keeps_the_official_test_split(tmp_path):
     dm = ImdbDataModule(path=str(write_imdb(tmp_path)), name="imdb", max_length=24, val_fraction=0.25)
     dm.setup()

@@ -177,13 +177,20 @@ def read_text(path: Path, what: str = "file") -> str:
 
 
 def read_jsonl(path: Path, text_key: str, label_key: str) -> Texts:
-    """JSON lines, one object per line; blank lines are skipped."""
-    rows = Texts()
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
+    """JSON lines, one object per line (blank lines skipped), or one JSON array of objects (the TensorFlow course's
+    ``sarcasm.json``; its items are then numbered instead of lines)."""
+    text, rows = read_text(path), Texts()
+    if text.lstrip().startswith("["):
         try:
-            obj = json.loads(line)
+            items = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ZooError(f"{path}:{err.lineno}:{err.colno}: not valid JSON ({err.msg})") from None
+        lines = [(f"item {i}", obj) for i, obj in enumerate(items, start=1)]
+    else:
+        lines = [(str(n), line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    for number, line in lines:
+        try:
+            obj = json.loads(line) if isinstance(line, str) else line
         except json.JSONDecodeError as err:
             raise ZooError(f"{path}:{number}: not a JSON object ({err.msg}); one object per line expected") from None
         for key in (text_key, label_key):
