@@ -116,7 +116,9 @@ class TextDataModule(InMemoryDataModule):
     def _fit_tokenizer(self, texts: list[str]):
         cfg = dict(self.tokenizer_cfg)
         if cfg.get("kind") == "pretrained":
-            return pretrained_tokenizer(str(cfg.get("source")))
+            if not cfg.get("source"):
+                raise ZooError("data.tokenizer.kind=pretrained needs data.tokenizer.source (a hub name or a folder)")
+            return pretrained_tokenizer(str(cfg["source"]))
         return fit_tokenizer(texts, **cfg)
 
     # -- what prediction needs: the fitted tokenizer, without the data files ----------------------------------
@@ -176,7 +178,7 @@ def read_text(path: Path, what: str = "file") -> str:
         raise ZooError(f"{path}:{line}:{column}: not UTF-8 text; save the file as UTF-8") from None
 
 
-def read_jsonl(path: Path, text_key: str, label_key: str) -> Texts:
+def read_jsonl(path: Path, text_key: str, label_key: str, hint: str = "") -> Texts:
     """JSON lines, one object per line (blank lines skipped), or one JSON array of objects (the TensorFlow course's
     ``sarcasm.json``; its items are then numbered instead of lines)."""
     text, rows = read_text(path), Texts()
@@ -196,7 +198,7 @@ def read_jsonl(path: Path, text_key: str, label_key: str) -> Texts:
         for key in (text_key, label_key):
             if not isinstance(obj, dict) or key not in obj:
                 have = ", ".join(obj) if isinstance(obj, dict) else type(obj).__name__
-                raise ZooError(f"{path}:{number}: no '{key}' field (has {have}); set data.text_column/label_column")
+                raise ZooError(f"{path}:{number}: no '{key}' field (has {have}){hint}")
         rows.add(obj[text_key], obj[label_key], f"{path}:{number}")
     return rows
 
@@ -216,7 +218,7 @@ def read_csv(path: Path, text_key: str, label_key: str, sep: str = ",") -> Texts
 
 def read_table(path: Path, text_key: str, label_key: str, sep: str = ",") -> Texts:
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        return read_jsonl(path, text_key, label_key)
+        return read_jsonl(path, text_key, label_key, "; set data.text_column/label_column")
     return read_csv(path, text_key, label_key, "\t" if path.suffix.lower() == ".tsv" else sep)
 
 

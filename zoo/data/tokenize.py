@@ -55,11 +55,11 @@ def pretrained_tokenizer(source: str):
         hf = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as err:
         raise ZooError(
-            f"model.backbone={source!r}: no tokenizer found ({str(err).splitlines()[0]}); give a hub name (online or "
-            "cached) or a local folder with tokenizer.json"
+            f"tokenizer {source!r} (model.backbone): not found ({str(err).splitlines()[0]}); give a hub name "
+            "(online or cached) or a local folder with tokenizer.json"
         ) from None
     if not hf.is_fast or hf.pad_token_id is None:
-        raise ZooError(f"model.backbone={source!r}: its tokenizer has no fast version or no padding token")
+        raise ZooError(f"tokenizer {source!r} (model.backbone): no fast version or no padding token")
     tok = hf.backend_tokenizer
     tok.enable_padding(pad_id=hf.pad_token_id, pad_token=hf.pad_token)
     return tok
