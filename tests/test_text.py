@@ -242,3 +242,18 @@ def test_fine_tuned_minilm_beats_average_pooling_on_a_small_labelled_set(train_r
     avg, _ = train_run("model=text_avgpool", *small, "optimizer.lr=0.01", "trainer.max_epochs=40", folder="avg")
     assert tuned["test/acc"] > avg["test/acc"]
     assert json.loads((out / "tokenizer.json").read_text())["model"]["type"] == "WordPiece"  # MiniLM's own
+
+
+def test_wandb_gets_the_misclassified_texts_as_a_table(train_run):
+    import time
+
+    _, out = train_run(
+        "model=text_avgpool", "data=text_synth", "data.count=200", "logger=wandb", "trainer.max_epochs=1"
+    )
+    (run,) = (out / "wandb").glob("offline-run-*")
+    deadline = time.monotonic() + 60  # wandb-core may still be writing after finish() returns
+    while not list(run.rglob("misclassified_*.table.json")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    (table,) = [json.loads(p.read_text()) for p in run.rglob("misclassified_*.table.json")]
+    assert table["columns"] == ["text", "true", "predicted", "confidence"]
+    assert len(table["data"]) == len(list(csv.reader((out / "misclassified.csv").open()))) - 1 > 0
