@@ -257,3 +257,17 @@ def test_wandb_gets_the_misclassified_texts_as_a_table(train_run):
     (table,) = [json.loads(p.read_text()) for p in run.rglob("misclassified_*.table.json")]
     assert table["columns"] == ["text", "true", "predicted", "confidence"]
     assert len(table["data"]) == len(list(csv.reader((out / "misclassified.csv").open()))) - 1 > 0
+
+
+def test_resume_restores_the_tokenizer_from_the_checkpoint(train_run, tmp_path):
+    _, first = train_run("model=rnn", "data=text_synth", "data.count=200", "trainer.max_epochs=1", folder="first")
+    metrics, again = train_run(
+        "model=rnn",
+        "data=text_synth",
+        "data.count=200",
+        "trainer.max_epochs=2",
+        f"ckpt_path={first}/checkpoints/last.ckpt",
+        folder="again",
+    )
+    assert (again / "tokenizer.json").read_text() == (first / "tokenizer.json").read_text()
+    assert 0 <= metrics["test/acc"] <= 1
