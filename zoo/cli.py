@@ -24,6 +24,7 @@ examples:
   python scripts/train.py experiment=unet_shapes                    # segmentation; data=masks data.path=DIR
   python scripts/train.py experiment=detector_boxes                 # detection; data=yolo data.path=DIR
   python scripts/train.py experiment=triplet_digits                 # triplet-loss embeddings
+  python scripts/train.py experiment=rnn_vs_avgpool                 # text: an LSTM; data=sarcasm data.path=FILE
   python scripts/train.py ckpt_path=last                            # resume the newest run of this experiment
   python scripts/train.py debug=fdr                                 # fdr | overfit | limit | profiler
   python scripts/train.py steps_per_execution=1 compile=true       # fast-path switches (README: Speed)

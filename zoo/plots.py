@@ -205,3 +205,32 @@ def _foreground_iou(true: np.ndarray, pred: np.ndarray, k: int) -> float:
     scores = [((true == c) & (pred == c)).sum() / ((true == c) | (pred == c)).sum() for c in range(1, k)
               if (true == c).any() or (pred == c).any()]  # fmt: skip
     return float(np.mean(scores)) if scores else 1.0
+
+
+def plot_word_embeddings(
+    words: list[str], vectors: np.ndarray, leaning: np.ndarray, class_names: list[str], path: Path
+) -> Path:
+    """Learned word vectors ``[N, D]`` on their first two principal components, each word written at its point and
+    coloured by the class the model gives it alone (a one-word text): words used alike end up close."""
+    plt = _pyplot()
+    centred = vectors - vectors.mean(0)
+    _, singular, axes = np.linalg.svd(centred, full_matrices=False)
+    points = centred @ axes[:2].T if len(axes) >= 2 else np.c_[centred @ axes[:1].T, np.zeros(len(vectors))]
+    explained = singular[:2] ** 2 / max(float((singular**2).sum()), 1e-12)
+    colours = plt.get_cmap("tab10")
+    fig, ax = plt.subplots(figsize=(9, 7))
+    for c, name in enumerate(class_names):
+        members = leaning == c
+        if members.any():
+            ax.scatter(points[members, 0], points[members, 1], s=12, color=colours(c % 10), label=name)
+    for word, (x, y), c in zip(words, points, leaning, strict=True):
+        ax.annotate(word, (x, y), fontsize=8, color=colours(int(c) % 10), xytext=(2, 2), textcoords="offset points")
+    ax.legend(title="alone, the model says", loc="best")
+    ax.set_xlabel(f"PC 1 ({explained[0]:.0%} of variance)")
+    ax.set_ylabel(f"PC 2 ({explained[-1]:.0%} of variance)")
+    ax.set_title(f"word embeddings of the {len(words)} most frequent training words ({vectors.shape[1]}-d), PCA")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -56,6 +56,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = build_datamodule(cfg.data, cfg.model)
     task = build_task(cfg, datamodule.spec)
     config = claim_run_folder(cfg)  # only once the data and model are known to fit: a failed start leaves nothing
+    if hasattr(datamodule, "write_run_files"):  # what the data fitted (a text tokenizer), beside the config
+        datamodule.write_run_files(output_dir)
     extra = [RunOutputs(output_dir, config), TestReport(output_dir)]
     if cfg.model.get("finetune"):
         extra.append(Finetune(**cfg.model.finetune))
@@ -79,6 +81,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     data_cfg = OmegaConf.merge(stored.data, cfg.get("data") or {})
     prepare_process(stored.seed)
     datamodule = build_datamodule(data_cfg, stored.model)
+    if type(datamodule).__qualname__ in checkpoint:  # what the data fitted in training (a text tokenizer)
+        datamodule.load_state_dict(checkpoint[type(datamodule).__qualname__])
     task = task_from_checkpoint(checkpoint)
     trainer = build_trainer(cfg, output_dir, claim_run_folder(cfg), extra_callbacks=[TestReport(output_dir)])
     try:
@@ -96,6 +100,10 @@ def build_datamodule(data_cfg: DictConfig, model_cfg: DictConfig) -> L.Lightning
     each channel for image nets."""
     if data_cfg.get("normalize") == "auto":
         data_cfg = OmegaConf.merge(data_cfg, {"normalize": "channel" if model_cfg.get("input") == "image" else "pixel"})
+    if model_cfg.get("tokenizer") and "tokenizer" in data_cfg:  # a pretrained text model brings its own tokenizer
+        data_cfg = data_cfg.copy()
+        with open_dict(data_cfg):
+            data_cfg.tokenizer = OmegaConf.to_container(model_cfg.tokenizer, resolve=True)
     datamodule = instantiate(data_cfg, _convert_="all")
     datamodule.setup("fit")
     return datamodule
@@ -109,6 +117,16 @@ def build_task(cfg: DictConfig, spec: DataSpec) -> SupervisedTask:
         raise ZooError(
             f"model={model.name} does {fits} but data={spec.name} is a {spec.task} data set; "
             f"choose a {spec.task} model (e.g. {MODELS_FOR[spec.task]}) or another data set"
+        )
+    if model.get("input") == "text" and not spec.is_text:
+        raise ZooError(
+            f"model={model.name} reads text but data={spec.name} is not text; "
+            "choose a text data set (text_synth, sarcasm, imdb, text_csv)"
+        )
+    if spec.is_text and model.get("input") != "text":
+        raise ZooError(
+            f"model={model.name} cannot read text but data={spec.name} is text; "
+            "choose model=text_avgpool, model=rnn or model=transformer"
         )
     if model.get("input") == "image" and not spec.is_image:
         raise ZooError(

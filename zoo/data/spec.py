@@ -27,6 +27,8 @@ class DataSpec:
     target_std: list[float] = field(default_factory=list)
     pixel_mean: list[float] = field(default_factory=list)  # images only: training-split statistics per channel
     pixel_std: list[float] = field(default_factory=list)  # (or per pixel, C*H*W), in [0, 1] units; pixels are uint8
+    vocab_size: int = 0  # text only: token ids lie in [0, vocab_size); input_shape is [max_length]
+    pad_id: int = 0  # text only: the id that pads every sequence to max_length
 
     @property
     def num_classes(self) -> int:
@@ -40,6 +42,11 @@ class DataSpec:
     def is_image(self) -> bool:
         """Images are ``[channels, height, width]`` uint8 tensors; tables are ``[features]`` float tensors."""
         return len(self.input_shape) == 3
+
+    @property
+    def is_text(self) -> bool:
+        """Text is int64 token ids ``[max_length]``, padded with ``pad_id``."""
+        return self.vocab_size > 0
 
     @property
     def num_features(self) -> int:

@@ -65,7 +65,7 @@ class SupervisedTask(L.LightningModule):
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
         self.l1, self.l2 = l1, l2
-        dtype = torch.uint8 if self.spec.is_image else torch.float32
+        dtype = torch.uint8 if self.spec.is_image else torch.long if self.spec.is_text else torch.float32
         self.example_input_array = torch.zeros(2, *self.spec.input_shape, dtype=dtype)  # the summary shows shapes
         self._train_sums: dict[str, torch.Tensor] = {}
 
@@ -101,6 +101,10 @@ class SupervisedTask(L.LightningModule):
 
     def write_test_figures(self, report: dict[str, Any], folder: Path) -> dict[str, Path]:
         """Draw :meth:`test_report`'s data into ``folder`` (rank zero only); returns ``{key: png path}``."""
+        return {}
+
+    def wandb_tables(self, report: dict[str, Any]) -> dict[str, tuple[list[str], list[list]]]:
+        """What goes to W&B as ``test/<key>`` tables: ``{key: (columns, rows)}``; none by default."""
         return {}
 
     def wandb_images(self, report: dict[str, Any], written: dict[str, Path]) -> dict[str, tuple[list, dict]]:
@@ -239,14 +243,21 @@ class SupervisedTask(L.LightningModule):
 
 
 def build_net(net: dict[str, Any], spec: DataSpec, out_features: int) -> nn.Module:
-    """Instantiate a net config, sized from the data spec: image nets take ``input_shape`` (``[C, H, W]``), the
-    others ``in_features`` (images flattened); width rules in ``hidden`` become integers."""
+    """Instantiate a net config, sized from the data spec: text nets take ``vocab_size`` (and ``pad_id``), image nets
+    ``input_shape`` (``[C, H, W]``), the others ``in_features`` (images flattened); width rules in ``hidden`` become
+    integers."""
     cfg = dict(net)
     alpha = cfg.pop("width_alpha", 2.0)
     if "hidden" in cfg:
         cfg["hidden"] = resolve_widths(list(cfg["hidden"]), spec.num_features, out_features, spec.num_train, alpha)
-    takes_shape = "input_shape" in inspect.signature(get_class(cfg["_target_"])).parameters
-    size = {"input_shape": list(spec.input_shape)} if takes_shape else {"in_features": spec.num_features}
+    takes = inspect.signature(get_class(cfg["_target_"])).parameters
+    if "vocab_size" in takes:  # text nets: token ids in, the data's vocabulary and padding id
+        text = {"vocab_size": spec.vocab_size, "pad_id": spec.pad_id, "max_length": spec.input_shape[0]}
+        size = {k: v for k, v in text.items() if k in takes}
+    elif "input_shape" in takes:
+        size = {"input_shape": list(spec.input_shape)}
+    else:
+        size = {"in_features": spec.num_features}
     return instantiate(cfg, **size, out_features=out_features, _convert_="all")
 
 

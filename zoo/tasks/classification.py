@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from zoo.errors import ZooError
 from zoo.tasks.base import SupervisedTask
 
 EXAMPLES, MISTAKES = 24, 16  # test images shown with their predictions: a few of each class, then mistakes
+TEXT_MISTAKES, WORDS = 500, 80  # text: misclassified test texts tabled; frequent words drawn
+MISCLASSIFIED_COLUMNS = ["text", "true", "predicted", "confidence"]
 
 
 class ClassificationTask(SupervisedTask):
@@ -84,6 +87,10 @@ class ClassificationTask(SupervisedTask):
         self.confusion.update(pred, y)
         if self.spec.is_image:
             self._keep_samples(x, y, pred)
+        elif self.spec.is_text and sum(len(m[0]) for m in self._mistakes) < TEXT_MISTAKES:
+            wrong = (pred != y).nonzero().flatten()
+            confidence = self.predict(out).max(1).values
+            self._mistakes.append((x[wrong].cpu(), y[wrong].cpu(), pred[wrong].cpu(), confidence[wrong].cpu()))
 
     def _keep_samples(self, x: torch.Tensor, y: torch.Tensor, pred: torch.Tensor) -> None:
         """The first test images of each class (EXAMPLES in all) and the first MISTAKES misclassified ones."""
@@ -107,6 +114,8 @@ class ClassificationTask(SupervisedTask):
     def test_report(self) -> dict[str, Any]:
         """The test confusion matrix (synced across processes) and sample images: examples by class, then mistakes."""
         report: dict[str, Any] = {"confusion_matrix": self.confusion.compute().cpu().numpy()}
+        if self.spec.is_text:
+            return {**report, **self._text_report()}
         parts = []
         for kept, by_class in ((self._examples, True), (self._mistakes, False)):
             if kept:
@@ -117,8 +126,37 @@ class ClassificationTask(SupervisedTask):
             report["samples"] = tuple(torch.cat(column).numpy() for column in zip(*parts, strict=True))
         return report
 
+    def _text_report(self) -> dict[str, Any]:
+        """Misclassified test texts (decoded by the data's tokenizer) and the embeddings of frequent words."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if not hasattr(datamodule, "decode"):
+            return {}
+        names, report = self.spec.class_names, {}
+        rows = [
+            [datamodule.decode(ids), names[int(t)], names[int(p)], round(float(c), 4)]
+            for part in self._mistakes
+            for ids, t, p, c in zip(*part, strict=True)
+        ][:TEXT_MISTAKES]
+        report["misclassified"] = rows
+        embedding = getattr(self.net, "embedding", None)
+        if isinstance(embedding, nn.Embedding):
+            ids = datamodule.frequent_tokens(WORDS)
+            texts = torch.full((len(ids), self.spec.input_shape[0]), self.spec.pad_id, device=self.device)
+            texts[:, 0] = torch.tensor(ids, device=self.device)  # each word as a one-word text
+            with torch.no_grad():
+                alone = self.net(texts)
+            report["word_embeddings"] = (
+                [datamodule.decode([i]) for i in ids],
+                embedding.weight[ids].detach().float().cpu().numpy(),
+                self.predicted_class(alone).cpu().numpy(),
+            )
+        return report
+
+    def wandb_tables(self, report: dict[str, Any]) -> dict[str, tuple[list[str], list[list]]]:
+        return {"misclassified": (MISCLASSIFIED_COLUMNS, report["misclassified"])} if "misclassified" in report else {}
+
     def write_test_figures(self, report: dict[str, Any], folder: Path) -> dict[str, Path]:
-        from zoo.plots import plot_confusion_matrix, plot_predictions
+        from zoo.plots import plot_confusion_matrix, plot_predictions, plot_word_embeddings
 
         names = self.spec.class_names
         written = {
@@ -128,4 +166,10 @@ class ClassificationTask(SupervisedTask):
         }
         if "samples" in report:
             written["predictions"] = plot_predictions(*report["samples"], names, folder / "predictions.png")
+        if "word_embeddings" in report:
+            path = folder / "word_embeddings.png"
+            written["word_embeddings"] = plot_word_embeddings(*report["word_embeddings"], names, path)
+        if "misclassified" in report:  # a table, not a figure: W&B gets it through wandb_tables
+            with (folder / "misclassified.csv").open("w", newline="") as fh:
+                csv.writer(fh).writerows([MISCLASSIFIED_COLUMNS, *report["misclassified"]])
         return written
