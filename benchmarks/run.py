@@ -1,182 +1,105 @@
-"""Seconds per training epoch: zoo against a hand-written PyTorch loop, measured side by side in one process.
+"""Seconds per training epoch: zoo against a hand-written PyTorch loop and its peers, side by side in one process.
 
-    python benchmarks/run.py mlp          # MLP 784-128-10, 60,000 generated samples, batch 128, Adam, CPU
-    python benchmarks/run.py lenet5       # LeNet-5 (classic), 3,500 real 28x28 MNIST images, batch 128, Adam, CPU
-    python benchmarks/run.py lenet5 mlp   # both; the last line is the first case's ratio
+    python benchmarks/run.py mlp              # MLP 784-128-10, 60,000 generated samples, batch 128, Adam, CPU
+    python benchmarks/run.py lenet5           # LeNet-5 (classic), 3,500 real 28x28 MNIST images, batch 128
+    python benchmarks/run.py mlp lenet5 text elm   # several; the last line is the first case's ratio
 
-Both sides train the same net (same initial weights), on the same tensors, with the same optimizer and batch size.
-Each case brings its hand-written side: the net, built directly and loaded with the zoo net's initial weights, and
-what a plain loop does to a batch before the forward pass (for images: uint8 -> float, pad 28x28 to LeNet-5's 32x32
-with black borders, normalise with the training split's mean and std, as zoo's ``ImageInput`` does).
-zoo runs as a user runs it (composed config, Lightning Trainer, progress bar, model summary, checkpoint callback);
-the timed span is the training part of each epoch (first to last batch), validation and checkpoint writing excluded
-on both sides. Epoch 1 is a warm-up; the figure is the median of the epochs after it. The last line reads
-``zoo/hand-written: R``.
+A case is a module ``benchmarks/cases/<name>.py`` whose ``measure(epochs, workdir)`` returns seconds per epoch for
+each side: ``zoo`` (composed config, Lightning Trainer, progress bar, checkpoints, as a user runs it), the floor
+``hand-written`` (a plain loop with the same net, initial weights, tensors, optimizer and batch size), ``keras``
+(Keras 3, torch backend), ``lightning-dataloader`` (Lightning fed by a per-sample DataLoader, Trainer defaults, as
+lightning-hydra-template does it) and, for ``elm``, ``hpelm``; ``zoo:NAME`` / ``hand-written:NAME`` for a case
+with several models. Peers come from ``pip install .[bench]``; a missing one reads "not installed". The timed span
+is the training part of each epoch (first to last batch). Epoch 1 is a warm-up; the figure is the fastest of the
+epochs after it (other work on the machine only adds time). Writes the table to benchmarks/results.md; the last
+line reads ``zoo/hand-written: R``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
-import statistics
+import sys
 import tempfile
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: the cases import ``benchmarks.common``
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import zoo_epochs  # noqa: E402  (the cases' shared helper, also importable from here)
+
+CASES = sorted(p.stem for p in (ROOT / "benchmarks" / "cases").glob("*.py") if not p.stem.startswith("_"))
+PEERS = ("keras", "lightning-dataloader", "hpelm")
+
+__all__ = ["zoo_epochs", "CASES", "main", "summarise"]
 
 
-def mlp_hand(dm, initial):
-    """nn.Sequential MLP 784-128-10 on the float features as they are."""
-    from torch import nn
-
-    x, _ = dm.splits["train"]
-    net = nn.Sequential(nn.Flatten(), nn.Linear(x.shape[1], 128), nn.ReLU(), nn.Linear(128, 10))
-    net.load_state_dict({k.replace("dense1", "1").replace("output", "3"): v for k, v in initial.items()})
-    return net, None
+def per_epoch(seconds: list[float]) -> float:
+    """The fastest epoch after the warm-up one (the only one if there is one): other work on the machine only ever
+    adds time, so the fastest epoch is the steadiest estimate of a side's own cost."""
+    return min(seconds[1:] or seconds)
 
 
-def lenet5_hand(dm, initial):
-    """LeNet-5 built directly; a batch goes uint8 -> float -> padded to 32x32 -> normalised, as a user writes it."""
-    import torch
-    import torch.nn.functional as F
-
-    from zoo.nets.lenet import LeNet5
-
-    spec = dm.spec
-    channels, height, width = spec.input_shape
-    mean, std = spec.pixel_mean, spec.pixel_std
-    assert (channels, height, width) == (1, 28, 28) and len(mean) == len(std) == 1, "per-channel stats expected"
-    net = LeNet5([channels, height, width], len(spec.class_names), variant="classic")
-    net.load_state_dict(initial)
-    mean_t, std_t = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
-
-    def prepare(x):
-        x = F.pad(x.float(), (2, 2, 2, 2))  # 28 -> 32, black borders (0), as the paper padded MNIST
-        return (x / 255.0 - mean_t) / std_t
-
-    return net, prepare
-
-
-@dataclass(frozen=True)
-class Case:
-    overrides: list[str]  # zoo's config, as on the command line
-    hand: Callable  # (datamodule, initial state of zoo's net) -> (net, batch preparation or None)
-
-
-CASES = {
-    "mlp": Case(
-        [
-            "model=mlp",
-            "model.net.hidden=[128]",
-            "data=synthetic",
-            "data.n_samples=66667",  # 60,000 in the training split
-            "data.test_fraction=0.05",
-            "data.val_fraction=0.05",
-            "data.batch_size=128",
-            "optimizer=adam",
-        ],
-        mlp_hand,
-    ),
-    "lenet5": Case(
-        [
-            "model=lenet5",
-            "model.variant=classic",
-            "data=mnist5k",  # 5,000 real MNIST images, bundled: 3,500 in the training split
-            "data.normalize=channel",  # what auto resolves to for image nets: one mean/std, as the hand loop uses
-            "data.batch_size=128",  # no augmentation: mnist5k has none by default
-            "optimizer=adam",
-        ],
-        lenet5_hand,
-    ),
-}
-
-
-def zoo_epochs(overrides: list[str], epochs: int, tmp: Path):
-    """Train through zoo's run module; returns (seconds per epoch, datamodule, initial state of the net)."""
-    import lightning as L
-
-    from zoo.config import compose_config
-    from zoo.run import build_datamodule, build_task, build_trainer, prepare_process
-
-    class EpochTimer(L.Callback):
-        def __init__(self) -> None:
-            self.seconds: list[float] = []
-
-        def on_train_epoch_start(self, trainer, pl_module) -> None:
-            self.start = time.perf_counter()
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-            if batch_idx + 1 == trainer.num_training_batches:
-                self.seconds.append(time.perf_counter() - self.start)
-
-    cfg = compose_config([*overrides, f"trainer.max_epochs={epochs}"], tmp)
-    prepare_process(cfg.seed)
-    dm = build_datamodule(cfg.data, cfg.model)
-    task = build_task(cfg, dm.spec)
-    initial = {k: v.clone() for k, v in task.net.state_dict().items()}
-    timer = EpochTimer()
-    trainer = build_trainer(cfg, Path(cfg.paths.output_dir), {}, extra_callbacks=[timer])
-    trainer.fit(task, datamodule=dm)
-    return timer.seconds, dm, initial
-
-
-def hand_epochs(case: Case, dm, initial, epochs: int, lr: float = 1e-3, batch_size: int = 128) -> list[float]:
-    """The floor: the loop one writes by hand, slicing the same in-memory tensors."""
-    import torch
-    from torch import nn
-
-    x, y = dm.splits["train"]
-    net, prepare = case.hand(dm, initial)
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
-    seconds = []
-    for epoch in range(epochs):
-        start = time.perf_counter()
-        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch))
-        for i in range(0, len(x), batch_size):
-            idx = order[i : i + batch_size]
-            xb = x[idx] if prepare is None else prepare(x[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(net(xb), y[idx])
-            loss.backward()
-            optimizer.step()
-        seconds.append(time.perf_counter() - start)
-    return seconds
+def summarise(case: str, sides: dict[str, list[float]]) -> list[tuple[str, str, float | None, str]]:
+    """Rows ``(case, side, seconds per epoch or None, comparison)``: each zoo model against its hand-written loop
+    (``zoo/hand-written``), each peer against zoo (how many times zoo's time it takes)."""
+    rows = []
+    for side, seconds in sides.items():
+        t = per_epoch(seconds) if seconds else None
+        name = side.split(":", 1)[1] if ":" in side else ""
+        if t is None:
+            note = "not installed"
+        elif side.startswith("zoo"):
+            hand = sides.get(f"hand-written:{name}") or sides.get("hand-written")
+            note = f"zoo/hand-written {t / per_epoch(hand):.2f}" if hand else ""
+        elif side in PEERS and sides.get("zoo"):
+            note = f"{side}/zoo {t / per_epoch(sides['zoo']):.2f}"
+        else:
+            note = ""
+        rows.append((case, side, t, note))
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("cases", nargs="*", default=["mlp"], choices=sorted(CASES))
+    parser.add_argument("cases", nargs="*", default=["mlp"], choices=CASES)
     parser.add_argument("--epochs", type=int, default=4, help="epochs per side (the first is a warm-up)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.md")
+    parser.add_argument("--threads", type=int, help="torch threads (1 steadies figures on a shared machine)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
 
-    load = os.getloadavg()[0]  # another busy process on these cores slows both sides, unevenly
+        torch.set_num_threads(args.threads)
+
+    load = os.getloadavg()[0]  # another busy process on these cores slows every side, unevenly
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases:
-            zoo_s, dm, initial = zoo_epochs(CASES[case].overrides + ["logger=none"], args.epochs, Path(tmp) / case)
-            hand_s = hand_epochs(CASES[case], dm, initial, args.epochs, batch_size=dm.batch_size)
-            zoo_t, hand_t = statistics.median(zoo_s[1:]), statistics.median(hand_s[1:])
-            rows.append((case, len(dm.splits["train"][0]), zoo_t, hand_t))
+            sides = importlib.import_module(f"benchmarks.cases.{case}").measure(args.epochs, Path(tmp) / case)
+            rows += summarise(case, sides)
+            for side, seconds in sides.items():  # the raw figures, to judge the noise
+                print(f"{case} {side}: " + " ".join(f"{t:.3f}" for t in seconds))
     import torch
 
     lines = [
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; median of epochs 2..{args.epochs}; "
-        f"load average {load:.1f} at start",
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; fastest of epochs 2..{args.epochs}; "
+        f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at the end",
         "",
-        "| case | train samples | zoo s/epoch | hand-written s/epoch | zoo/hand-written |",
-        "|---|---|---|---|---|",
-        *[f"| {c} | {n} | {z:.3f} | {h:.3f} | {z / h:.2f} |" for c, n, z, h in rows],
+        "| case | side | s/epoch | comparison |",
+        "|---|---|---|---|",
+        *[f"| {c} | {s} | {'-' if t is None else f'{t:.3f}'} | {n} |" for c, s, t, n in rows],
     ]
     text = "\n".join(lines)
     print(text)
-    args.out.write_text("# zoo benchmarks\n\n" + text + "\n")
-    case, _, z, h = rows[0]
-    print(f"zoo/hand-written: {z / h:.2f}")
+    command = " ".join(["python benchmarks/run.py", *sys.argv[1:]])
+    args.out.write_text(f"# zoo benchmarks\n\n`{command}`\n\n{text}\n")
+    first = [r for r in rows if r[0] == args.cases[0]]
+    zoo = next(t for _, s, t, _ in first if s == "zoo" or s.startswith("zoo:"))
+    hand = next(t for _, s, t, _ in first if s == "hand-written" or s.startswith("hand-written:"))
+    print(f"zoo/hand-written: {zoo / hand:.2f}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ examples:
   python scripts/train.py experiment=rnn_vs_avgpool                 # text: an LSTM; data=sarcasm data.path=FILE
   python scripts/train.py ckpt_path=last                            # resume the newest run of this experiment
   python scripts/train.py debug=fdr                                 # fdr | overfit | limit | profiler
+  python scripts/train.py steps_per_execution=1 compile=true       # fast-path switches (README: Speed)
   python scripts/train.py --multirun model=linear,mlp data=boston   # one run folder and W&B run per job
   python scripts/eval.py ckpt_path=logs/mlp-digits/runs/<time>/checkpoints/last.ckpt
 

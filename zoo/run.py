@@ -22,6 +22,7 @@ from zoo.callbacks import Finetune, RunOutputs, TestReport, to_float_dict
 from zoo.config import instantiate
 from zoo.data.spec import CLASSIFICATION, DETECTION, REGRESSION, SEGMENTATION, DataSpec
 from zoo.errors import ZooError
+from zoo.fast import check_steps_per_execution
 from zoo.tasks.base import SupervisedTask
 from zoo.tracking import finish_wandb
 
@@ -133,7 +134,7 @@ def build_task(cfg: DictConfig, spec: DataSpec) -> SupervisedTask:
             "choose an image data set (digits, mnist5k, mnist, fashion_mnist, cifar10, images) or model=mlp"
         )
     cls = task_class(model.get("task") or spec.task)
-    return cls(
+    task = cls(
         **task_options(cls, model),
         net=OmegaConf.to_container(model.net, resolve=True),
         spec=spec.to_dict(),
@@ -144,6 +145,10 @@ def build_task(cfg: DictConfig, spec: DataSpec) -> SupervisedTask:
         l2=model.l2,
         channels_last=bool(cfg.get("channels_last", False)),
     )
+    task.steps_per_execution = check_steps_per_execution(cfg.get("steps_per_execution", 1))
+    if cfg.get("compile"):
+        task.net.compile()  # in place: checkpoints keep the plain net's parameter names
+    return task
 
 
 def build_trainer(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -17,6 +18,7 @@ class TensorBatches:
     process started. Under ``torch.distributed`` each rank takes every ``world_size``-th sample of the permutation.
     ``augment``, when given, transforms each batch with draws from a generator seeded the same way (and by rank);
     ``targets`` says what ``y`` holds (labels, masks or boxes; see ``zoo.data.augment``), so it moves with the images.
+    ``group`` > 1 yields lists of that many mini-batches (the last list may be shorter): ``steps_per_execution``.
     """
 
     def __init__(
@@ -28,6 +30,7 @@ class TensorBatches:
         seed: int = 0,
         augment: Augment | None = None,
         targets: str = "labels",
+        group: int = 1,
     ) -> None:
         self.x, self.y = x, y
         self.targets = targets
@@ -35,6 +38,7 @@ class TensorBatches:
         self.shuffle = shuffle
         self.seed = seed
         self.augment = augment if augment is not None and augment.active else None
+        self.group = group
         self.epoch = 0
         self.sampler = self  # Lightning looks for ``dataloader.sampler.set_epoch``
         self.batch_sampler = None  # ...and inspects this as it would on a DataLoader
@@ -57,9 +61,22 @@ class TensorBatches:
     def __len__(self) -> int:
         _, world = _rank_and_world()
         n = -(-len(self.x) // world)
-        return -(-n // self.batch_size)
+        return -(-n // (self.batch_size * self.group))
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[Any]:
+        if self.group == 1:
+            yield from self._mini_batches()
+            return
+        group = []
+        for batch in self._mini_batches():
+            group.append(batch)
+            if len(group) == self.group:
+                yield group
+                group = []
+        if group:
+            yield group
+
+    def _mini_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         batches = self._batches()
         if self.augment is None:
             yield from batches

@@ -19,7 +19,8 @@ class InMemoryDataModule(L.LightningDataModule):
     """Holds ``splits`` (``train``/``val``/``test`` -> ``(x, y)``) and a ``spec``; subclasses fill both in ``build``.
 
     Batches are slices of those tensors (:class:`TensorBatches`); training batches are shuffled per epoch and, when
-    ``augment`` is set, augmented as whole batches.
+    ``augment`` is set, augmented as whole batches. On a GPU with room to spare the splits move there once
+    (``zoo.fast.keep_on_device``); training batches come in groups when the task runs several steps at once.
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self.augment: Augment | None = None
         self._spec: DataSpec | None = None
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._on_device = False  # the splits were offered to the trainer's device (zoo.fast.keep_on_device)
 
     def build(self) -> DataSpec:
         """Load the data, fill ``self.splits`` and return the spec."""
@@ -57,18 +59,26 @@ class InMemoryDataModule(L.LightningDataModule):
         assert self._spec is not None
         return self._spec
 
-    def _batches(self, split: str, batch_size: int | str, shuffle: bool, augment: Augment | None = None):
+    def _batches(
+        self, split: str, batch_size: int | str, shuffle: bool, augment: Augment | None = None, group: int = 1
+    ) -> TensorBatches:
+        if self.trainer is not None and not self._on_device:
+            from zoo.fast import keep_on_device
+
+            self.splits = keep_on_device(self.splits, self.trainer.strategy.root_device)
+            self._on_device = True
         x, y = self.splits[split]
         size = len(x) if batch_size == FULL_BATCH else batch_size
         task = self._spec.task if self._spec is not None else None
         targets = {SEGMENTATION: "masks", DETECTION: "boxes"}.get(task, "labels")
-        return TensorBatches(
-            x, y, max(1, size), shuffle=shuffle, seed=torch.initial_seed(), augment=augment, targets=targets
-        )
+        seed = torch.initial_seed()
+        return TensorBatches(x, y, max(1, size), shuffle, seed, augment=augment, targets=targets, group=group)
 
     def train_dataloader(self) -> TensorBatches:
         overfit = self.trainer is not None and self.trainer.overfit_batches > 0  # the same batches every epoch
-        return self._batches("train", self.batch_size, shuffle=not overfit, augment=None if overfit else self.augment)
+        group = getattr(self.trainer.lightning_module, "steps_per_execution", 1) if self.trainer is not None else 1
+        augment = None if overfit else self.augment
+        return self._batches("train", self.batch_size, shuffle=not overfit, augment=augment, group=group)
 
     def reference_dataloader(self) -> TensorBatches:
         """The training split in order, unaugmented, in evaluation-sized batches: what a metric compares against

@@ -34,6 +34,7 @@ class SupervisedTask(L.LightningModule):
 
     kind = ""
     losses: tuple[str, ...] = ()
+    steps_per_execution: int | str = 1  # optimiser steps per Lightning step; run.build_task sets it (zoo.fast)
 
     def __init__(
         self,
@@ -131,6 +132,8 @@ class SupervisedTask(L.LightningModule):
         return total
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if isinstance(batch, list) and self.steps_per_execution > 1:  # a group of mini-batches (zoo.fast)
+            return self.training_steps(batch, batch_idx)
         x, y = batch
         out = self(x)
         loss = self.data_loss(out, y)  # averaged once over the batch
@@ -144,6 +147,45 @@ class SupervisedTask(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._train_sums = {}
+        if self.steps_per_execution > 1:
+            self.step_epoch_schedulers(plateau=True)
+
+    # -- the fast path: several optimiser steps per Lightning step (zoo.fast) --------------------------------
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            from zoo.fast import resolve_steps_per_execution
+
+            self.steps_per_execution = resolve_steps_per_execution(self.steps_per_execution, self.trainer, self)
+            if self.steps_per_execution > 1:
+                self.automatic_optimization = False
+
+    def training_steps(self, batches: list[tuple[torch.Tensor, torch.Tensor]], batch_idx: int) -> torch.Tensor:
+        """One optimiser step per mini-batch, as automatic optimisation runs them (forward, zero_grad, backward,
+        step), through Lightning's optimiser wrapper so precision plugins and AMP still apply."""
+        optimizer = self.optimizers()
+        for i, batch in enumerate(batches):
+            loss = self.training_step(batch, i)
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+        if batch_idx + 1 == self.trainer.num_training_batches:
+            self.step_epoch_schedulers(plateau=False)
+        return loss.detach()
+
+    def step_epoch_schedulers(self, plateau: bool) -> None:
+        """What Lightning does for epoch schedulers in automatic optimisation only: the others step after the epoch's
+        last training step, ``ReduceLROnPlateau`` after the epoch-end hooks (here: as the next epoch starts, once the
+        checkpoint has been saved) and not right after a resume, when no metric is known yet."""
+        for config in self.trainer.lr_scheduler_configs:
+            # Lightning keeps neither the monitor nor the plateau flag for manual optimisation: zoo monitors val/loss
+            on_plateau = isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+            epoch = self.current_epoch if plateau else self.current_epoch + 1
+            if config.interval != "epoch" or on_plateau != plateau or epoch == 0 or epoch % config.frequency:
+                continue
+            if not plateau:
+                self.lr_scheduler_step(config.scheduler, None)
+            elif "val/loss" in self.trainer.callback_metrics:
+                self.lr_scheduler_step(config.scheduler, self.trainer.callback_metrics["val/loss"])
 
     def on_train_epoch_end(self) -> None:
         if not self._train_sums:

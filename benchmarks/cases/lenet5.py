@@ -1,0 +1,85 @@
+"""LeNet-5 (classic) on 3,500 real 28x28 MNIST images (mnist5k's training split), batch 128, Adam, CPU.
+
+A batch goes uint8 -> float -> padded to 32x32 -> normalised with the training split's mean and std, as zoo's
+``ImageInput`` does; the hand-written and Lightning sides do it per batch, Keras on the whole array once, as a Keras
+user would. Keras' LeNet-5 is the usual re-implementation (C3 fully connected, its own initial weights).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks.common import hand_epochs, keras_epochs, lightning_dataloader_epochs, peer, zoo_epochs
+
+OVERRIDES = [
+    "model=lenet5",
+    "model.variant=classic",
+    "data=mnist5k",  # 5,000 real MNIST images, bundled: 3,500 in the training split
+    "data.normalize=channel",  # what auto resolves to for image nets: one mean/std
+    "data.batch_size=128",  # no augmentation: mnist5k has none by default
+    "optimizer=adam",
+    "logger=none",
+    "trainer.accelerator=cpu",  # every side on the CPU
+]
+
+
+def hand_net(dm, initial: dict):
+    """LeNet-5 built directly with zoo's initial weights, and the batch preparation a user writes."""
+    import torch
+    import torch.nn.functional as F
+
+    from zoo.nets.lenet import LeNet5
+
+    spec = dm.spec
+    net = LeNet5(list(spec.input_shape), len(spec.class_names), variant="classic")
+    net.load_state_dict(initial)
+    mean = torch.tensor(spec.pixel_mean).view(1, -1, 1, 1)
+    std = torch.tensor(spec.pixel_std).view(1, -1, 1, 1)
+
+    def prepare(x):
+        x = F.pad(x.float(), (2, 2, 2, 2))  # 28 -> 32, black borders (0), as the paper padded MNIST
+        return (x / 255.0 - mean) / std
+
+    return net, prepare
+
+
+def keras_net(classes: int):
+    """LeNet-5 in Keras on 32x32x1 inputs: tanh, average pooling."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [
+            keras.Input((32, 32, 1)),
+            layers.Conv2D(6, 5, activation="tanh"),
+            layers.AveragePooling2D(2),
+            layers.Conv2D(16, 5, activation="tanh"),
+            layers.AveragePooling2D(2),
+            layers.Conv2D(120, 5, activation="tanh"),
+            layers.Flatten(),
+            layers.Dense(84, activation="tanh"),
+            layers.Dense(classes),
+        ]
+    )
+
+
+def measure(epochs: int, workdir: Path, overrides: tuple[str, ...] = ()) -> dict[str, list[float]]:
+    """Seconds per epoch of each side; ``overrides`` shrink the case (tests)."""
+    config = [*OVERRIDES, *overrides]
+    zoo, dm, initial = zoo_epochs(config, epochs, workdir / "zoo")
+    one_step, _, _ = zoo_epochs([*config, "steps_per_execution=1"], epochs, workdir / "zoo1")
+    x, y = dm.splits["train"]
+    x, y = x.cpu(), y.cpu()
+    net, prepare = hand_net(dm, initial)
+    classes = len(dm.spec.class_names)
+    prepared = prepare(x).permute(0, 2, 3, 1).numpy()  # NHWC, as Keras takes images
+
+    return {
+        "zoo": zoo,
+        "zoo:steps_per_execution=1": one_step,
+        "hand-written": hand_epochs(net, prepare, x, y, epochs, dm.batch_size),
+        "keras": peer("keras", lambda: keras_epochs(keras_net(classes), prepared, y.numpy(), epochs, dm.batch_size)),
+        "lightning-dataloader": lightning_dataloader_epochs(
+            hand_net(dm, initial)[0], prepare, x, y, epochs, dm.batch_size, workdir / "lightning"
+        ),
+    }

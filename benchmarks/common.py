@@ -1,0 +1,137 @@
+"""What every benchmark case shares: timing zoo, the hand-written loop, Keras (torch backend) and Lightning fed by a
+DataLoader, each as seconds per training epoch (the span from the first to the last batch of an epoch)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+os.environ.setdefault("KERAS_BACKEND", "torch")  # read when keras is first imported
+
+
+class EpochTimer(L.Callback):
+    """Seconds of each training epoch, first batch to last; validation and checkpoint writing are left out."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if batch_idx + 1 == trainer.num_training_batches:
+            self.seconds.append(time.perf_counter() - self.start)
+
+
+def zoo_epochs(overrides: list[str], epochs: int, tmp: Path):
+    """Train through zoo's run module; returns (seconds per epoch, datamodule, initial state of the net)."""
+    from zoo.config import compose_config
+    from zoo.run import build_datamodule, build_task, build_trainer, prepare_process
+
+    cfg = compose_config([*overrides, f"trainer.max_epochs={epochs}"], tmp)
+    prepare_process(cfg.seed)
+    dm = build_datamodule(cfg.data, cfg.model)
+    task = build_task(cfg, dm.spec)
+    initial = {k: v.clone() for k, v in task.net.state_dict().items()}
+    timer = EpochTimer()
+    trainer = build_trainer(cfg, Path(cfg.paths.output_dir), {}, extra_callbacks=[timer])
+    trainer.fit(task, datamodule=dm)
+    return timer.seconds, dm, initial
+
+
+def hand_epochs(net, prepare: Callable | None, x, y, epochs: int, batch_size: int, lr: float = 1e-3) -> list[float]:
+    """The floor: the loop one writes by hand, slicing in-memory tensors, Adam and cross-entropy."""
+    import torch
+    from torch import nn
+
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    seconds = []
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch))
+        for i in range(0, len(x), batch_size):
+            idx = order[i : i + batch_size]
+            xb = x[idx] if prepare is None else prepare(x[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(net(xb), y[idx])
+            loss.backward()
+            optimizer.step()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def lightning_dataloader_epochs(
+    net, prepare: Callable | None, x, y, epochs: int, batch_size: int, workdir: Path, lr: float = 1e-3
+) -> list[float]:
+    """Lightning as lightning-hydra-template sets it up: a per-sample DataLoader over a TensorDataset, Trainer
+    defaults (progress bar, logger, checkpoints, summary), loss and accuracy logged through torchmetrics."""
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+    from torchmetrics import MeanMetric
+    from torchmetrics.classification import MulticlassAccuracy
+
+    class Module(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+            self.loss_fn = nn.CrossEntropyLoss()
+            self.train_loss, self.train_acc = MeanMetric(), MulticlassAccuracy(num_classes=int(y.max()) + 1)
+
+        def training_step(self, batch, batch_idx):
+            xb, yb = batch
+            logits = self.net(xb if prepare is None else prepare(xb))
+            loss = self.loss_fn(logits, yb)
+            self.train_loss(loss)
+            self.train_acc(logits.argmax(1), yb)
+            self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
+            self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=lr)
+
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True)
+    timer = EpochTimer()
+    trainer = L.Trainer(max_epochs=epochs, default_root_dir=str(workdir), callbacks=[timer], accelerator="cpu")
+    trainer.fit(Module(), train_dataloaders=loader)
+    return timer.seconds
+
+
+def keras_epochs(model, x, y, epochs: int, batch_size: int) -> list[float]:
+    """``model.fit`` (Keras 3, torch backend) with Adam and sparse cross-entropy on numpy arrays, as a Keras user
+    writes it; seconds of each epoch from a callback."""
+    import keras
+
+    class Timer(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None) -> None:
+            self.seconds.append(time.perf_counter() - self.start)
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    timer = Timer()
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=[timer])
+    return timer.seconds
+
+
+def peer(name: str, measure: Callable[..., list[float]], *args: Any, **kwargs: Any) -> list[float]:
+    """A peer's seconds per epoch, or [] ("not installed") when its package is missing: ``pip install .[bench]``."""
+    try:
+        return measure(*args, **kwargs)
+    except ModuleNotFoundError as err:
+        print(f"{name}: not installed ({err}); pip install .[bench]")
+        return []

@@ -1,0 +1,112 @@
+"""The fast path: several optimiser steps per Lightning step give the run one step at a time gives, resume, fall
+back where they cannot hold; data stays on the GPU only when it fits; the benchmark runs."""
+
+from __future__ import annotations
+
+import csv
+import logging
+
+import pytest
+import torch
+
+from zoo.data.batches import TensorBatches
+from zoo.errors import ZooError
+from zoo.fast import fits_on_device, keep_on_device
+
+# Dropout (random draws), L2, a step schedule and a last group shorter than the others: all must match K=1.
+RUN = ("model.net.dropout=0.2", "model.l2=1e-3", "data.batch_size=64")
+STEP = ("scheduler=step", "scheduler.step_size=1")
+PLATEAU = ("scheduler=plateau", "+scheduler.mode=max", "scheduler.patience=0")  # val/loss falls: halves every epoch
+
+
+def history(folder):
+    return list(csv.DictReader((folder / "history.csv").open()))
+
+
+@pytest.mark.parametrize("schedule", [STEP, PLATEAU], ids=["step", "plateau"])
+def test_steps_per_execution_gives_the_same_run_as_one_step_at_a_time(train_run, schedule):
+    one, one_dir = train_run(*RUN, *schedule, "trainer.max_epochs=3", "steps_per_execution=1", folder="one")
+    six, six_dir = train_run(*RUN, *schedule, "trainer.max_epochs=3", "steps_per_execution=6", folder="six")
+    assert six == pytest.approx(one, abs=1e-6)
+    rows_one, rows_six = history(one_dir), history(six_dir)
+    assert {"train/loss", "train/acc", "train/penalty", "val/loss"} <= set(rows_six[0])
+    assert [r["step"] for r in rows_six] == [r["step"] for r in rows_one] == ["20", "40", "60"]  # optimiser steps
+    assert [r["lr"] for r in rows_six] == [r["lr"] for r in rows_one]  # the schedule stepped once an epoch
+    for a, b in zip(rows_one, rows_six, strict=True):
+        assert {k: float(v) for k, v in b.items()} == pytest.approx({k: float(v) for k, v in a.items()}, abs=1e-6)
+
+
+def test_a_resumed_fast_run_ends_where_an_uninterrupted_one_does(train_run):
+    run = ("model.l2=1e-3", "data.batch_size=64", *STEP)  # no dropout: checkpoints do not hold the RNG's state
+    whole, _ = train_run(*run, "trainer.max_epochs=4", "steps_per_execution=4", folder="whole")
+    train_run(*run, "trainer.max_epochs=2", "steps_per_execution=4", folder="first")
+    resumed, folder = train_run(*run, "trainer.max_epochs=4", "steps_per_execution=4", "ckpt_path=last", folder="next")
+    assert resumed == pytest.approx(whole, abs=1e-6)
+    rows = history(folder)
+    assert [r["step"] for r in rows] == ["20", "40", "60", "80"]
+    assert [float(r["lr"]) for r in rows] == [0.0005, 0.00025, 0.000125, 0.0000625]
+
+
+@pytest.mark.parametrize(
+    "setting, reason",
+    [
+        ("+trainer.gradient_clip_val=1", "trainer.gradient_clip_val"),
+        ("+trainer.accumulate_grad_batches=2", "trainer.accumulate_grad_batches"),
+        ("+trainer.limit_train_batches=3", "a debug setting"),
+    ],
+)
+def test_settings_that_count_lightning_steps_fall_back_to_one_step(train_run, caplog, setting, reason):
+    with caplog.at_level(logging.WARNING, logger="zoo.fast"):
+        metrics, _ = train_run(setting, "trainer.max_epochs=1", "steps_per_execution=8")
+    assert f"steps_per_execution=8 falls back to 1: {reason}" in caplog.text
+    assert "test/acc" in metrics  # it ran to the end (Lightning refuses clipping/accumulation with manual steps)
+
+
+@pytest.mark.parametrize("value", [0, -2, "fast", 1.5])
+def test_a_bad_steps_per_execution_is_a_one_line_error(train_run, value):
+    with pytest.raises(ZooError, match=f"steps_per_execution={value!r} is not valid; use a positive integer"):
+        train_run(f"steps_per_execution={value}")
+
+
+def test_grouped_batches_are_the_same_mini_batches_in_the_same_order():
+    x, y = torch.arange(50.0).view(25, 2), torch.arange(25)
+    single = list(TensorBatches(x, y, 4, shuffle=True, seed=3))
+    grouped = TensorBatches(x, y, 4, shuffle=True, seed=3, group=3)
+    groups = list(grouped)
+    assert len(grouped) == len(groups) == 3 and [len(g) for g in groups] == [3, 3, 1]
+    flat = [batch for group in groups for batch in group]
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(single, flat, strict=True))
+
+
+def test_data_moves_to_a_gpu_only_when_it_fits_there():
+    cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
+    assert fits_on_device(1_000, cuda, free_bytes=10_000)
+    assert not fits_on_device(6_000, cuda, free_bytes=10_000)  # more than half the free memory: stays on the host
+    assert not fits_on_device(1_000, cpu, free_bytes=None)
+    splits = {"train": (torch.zeros(4, 2), torch.zeros(4))}
+    assert keep_on_device(splits, cpu) is splits  # on a CPU nothing moves, and no GPU is needed to decide
+
+
+@pytest.mark.slow
+def test_compile_true_trains_the_same_net_and_its_checkpoint_evaluates(train_run, tmp_path):
+    from tests.conftest import compose
+    from zoo.run import evaluate
+
+    plain, _ = train_run("trainer.max_epochs=2", folder="plain")
+    compiled, folder = train_run("trainer.max_epochs=2", "compile=true", folder="compiled")
+    assert compiled["test/acc"] == pytest.approx(plain["test/acc"], abs=0.02)
+    best = next((folder / "checkpoints").glob("best-*.ckpt"))  # what the run tested
+    cfg = compose([f"ckpt_path={best}"], tmp_path, config_name="eval", folder="eval")
+    assert evaluate(cfg)["test/acc"] == pytest.approx(compiled["test/acc"], abs=1e-6)  # plain parameter names
+
+
+@pytest.mark.slow
+def test_the_benchmark_measures_every_side_on_a_tiny_case(tmp_path):
+    from benchmarks.cases import mlp
+    from benchmarks.run import summarise
+
+    sides = mlp.measure(2, tmp_path, overrides=("data.n_samples=700",))
+    assert {"zoo", "hand-written", "lightning-dataloader", "keras"} <= set(sides)
+    assert all(len(seconds) == 2 for side, seconds in sides.items() if side != "keras")
+    rows = summarise("mlp", sides)
+    assert rows[0][:2] == ("mlp", "zoo") and rows[0][3].startswith("zoo/hand-written ")

@@ -1,0 +1,94 @@
+"""The fast path for small models: several optimiser steps per Lightning step, data kept on the GPU when it fits.
+
+On a small net, Lightning's per-step machinery (hooks, closures, progress and logging bookkeeping, ~0.5-2 ms) costs
+as much as the step itself. ``steps_per_execution=K`` (Keras' ``model.compile`` option of that name) has the
+in-memory batch iterator hand the task K mini-batches at once; the task then runs K ordinary optimiser steps with
+manual optimisation (``manual_backward``, so precision plugins and AMP still apply). Results are those of K=1 for the
+same seed: the same mini-batches in the same order, one optimiser step each, ``global_step`` counting optimiser
+steps. Where that cannot hold, the run falls back to K=1 and says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+import torch
+
+from zoo.errors import ZooError
+
+log = logging.getLogger(__name__)
+
+AUTO_STEPS = 16  # Lightning's per-step cost over 16 steps: below the noise of a small net's step
+DEVICE_SHARE = 0.5  # data kept on the GPU only while it takes at most this share of the free memory
+
+
+def check_steps_per_execution(value: Any) -> int | str:
+    """``steps_per_execution``: ``auto`` or a positive integer; anything else is a user mistake."""
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ZooError(f"steps_per_execution={value!r} is not valid; use a positive integer (1 turns it off) or auto")
+
+
+def why_one_step(trainer: Any, task: Any) -> str | None:
+    """Why this run must keep one optimiser step per Lightning step (automatic optimisation), or None."""
+    from zoo.data.memory import InMemoryDataModule
+    from zoo.tasks.base import SupervisedTask
+
+    if trainer.world_size > 1:
+        return "several devices (DDP)"
+    if trainer.gradient_clip_val:
+        return "trainer.gradient_clip_val (Lightning clips in automatic optimisation only)"
+    if trainer.accumulate_grad_batches != 1:
+        return "trainer.accumulate_grad_batches"
+    if trainer.fast_dev_run or trainer.overfit_batches or trainer.limit_train_batches != 1.0:
+        return "a debug setting that counts batches (fast_dev_run, overfit_batches, limit_train_batches)"
+    if trainer.max_steps != -1 or trainer.val_check_interval != 1.0:
+        return "trainer.max_steps or val_check_interval (they count Lightning steps)"
+    if getattr(task.net, "closed_form", False):
+        return "a net solved in closed form"
+    if type(task).training_step is not SupervisedTask.training_step:
+        return f"{type(task).__name__} has its own training step"
+    if not isinstance(trainer.datamodule, InMemoryDataModule):
+        return "the data is not batched in memory"
+    return None
+
+
+def resolve_steps_per_execution(requested: int | str, trainer: Any, task: Any) -> int:
+    """K for this run: ``auto`` -> ``AUTO_STEPS`` where the fast path holds, else 1; an explicit K > 1 that cannot
+    hold falls back to 1 with a warning naming the reason."""
+    if requested == 1:
+        return 1
+    reason = why_one_step(trainer, task)
+    if reason is None:
+        # zoo's task steps the schedulers itself in this mode (SupervisedTask.step_epoch_schedulers)
+        warnings.filterwarnings("ignore", message=r".*call `lr_scheduler.step\(\)` manually.*")
+        return AUTO_STEPS if requested == "auto" else int(requested)
+    if requested != "auto":
+        log.warning("steps_per_execution=%s falls back to 1: %s", requested, reason)
+    return 1
+
+
+def fits_on_device(nbytes: int, device: torch.device, free_bytes: int | None) -> bool:
+    """Whether tensors of ``nbytes`` should move to ``device`` once, for good: a GPU with room to spare."""
+    return device.type == "cuda" and free_bytes is not None and nbytes <= DEVICE_SHARE * free_bytes
+
+
+def keep_on_device(
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]], device: torch.device
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The splits moved to ``device`` when they fit there (then no batch crosses the bus again), else as they are."""
+    tensors = [t for pair in splits.values() for t in pair if isinstance(t, torch.Tensor)]
+    nbytes = sum(t.numel() * t.element_size() for t in tensors)
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
+    if not fits_on_device(nbytes, device, free):
+        return splits
+    log.info("keeping the data on %s (%.1f MB)", device, nbytes / 1e6)
+    return {name: tuple(_to(t, device) for t in pair) for name, pair in splits.items()}
+
+
+def _to(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    return value
