@@ -204,7 +204,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def unsafe_or_corrupt(path: Path, err: Exception) -> str:
     """Why ``torch.load(weights_only=True)`` refused a file, in one line."""
     lines = str(err).splitlines()
-    refused = next((line.strip() for line in lines if "Unsupported global" in line or "Unsupported operand" in line), "")
+    refused = next(
+        (line.strip() for line in lines if "Unsupported global" in line or "Unsupported operand" in line), ""
+    )
     if refused:
         return f"'{path}' would run code when loaded ({refused.rstrip('.')}); refused, nothing was run"
     return f"cannot load '{path}' ({lines[0] if lines else type(err).__name__}); give a .ckpt file from a zoo run"

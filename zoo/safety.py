@@ -120,9 +120,7 @@ def check_resumable(checkpoint: dict[str, Any], cfg: DictConfig, path: str | Pat
     was = f"model={stored['model']['name']} data={stored['data']['name']}"
     now = f"model={cfg.model.name} data={cfg.data.name}"
     if was != now:
-        raise ZooError(
-            f"ckpt_path: '{path}' holds {was} but this run is {now}; resume with {was}, or drop ckpt_path"
-        )
+        raise ZooError(f"ckpt_path: '{path}' holds {was} but this run is {now}; resume with {was}, or drop ckpt_path")
     net_was = stored["model"].get("net", {})
     net_now = OmegaConf.to_container(cfg.model.net, resolve=True)
     changed = sorted(k for k in set(net_was) | set(net_now) if net_was.get(k) != net_now.get(k))
