@@ -203,13 +203,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def unsafe_or_corrupt(path: Path, err: Exception) -> str:
     """Why ``torch.load(weights_only=True)`` refused a file, in one line."""
-    lines = str(err).splitlines()
-    refused = next(
-        (line.strip() for line in lines if "Unsupported global" in line or "Unsupported operand" in line), ""
-    )
-    if refused:
-        return f"'{path}' would run code when loaded ({refused.rstrip('.')}); refused, nothing was run"
-    return f"cannot load '{path}' ({lines[0] if lines else type(err).__name__}); give a .ckpt file from a zoo run"
+    import re
+
+    text = str(err)
+    if "Weights only load failed" in text:
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        what = f"it calls {found.group(1)}" if found else "it holds objects other than tensors and plain values"
+        return f"'{path}' would run code when loaded ({what}); refused, nothing was run"
+    first = text.splitlines()[0] if text else type(err).__name__
+    return f"cannot load '{path}' ({first}); give a .ckpt file from a zoo run"
 
 
 # -- run folder and process set-up -------------------------------------------------------------------------
