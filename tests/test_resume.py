@@ -109,8 +109,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(tmp_path, 
     assert code == 2 and "Traceback" not in err, err[-3000:]
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert errors == [
-        f"error: ckpt_path: '{evil}' would run code when loaded (it calls posix.system); "
-        "refused, nothing was run"
+        f"error: ckpt_path: '{evil}' would run code when loaded (it calls posix.system); refused, nothing was run"
     ]
     assert not marker.exists()
 
