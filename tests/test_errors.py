@@ -28,7 +28,8 @@ def fails(tmp_path):
     def run(*overrides: str, script: str = "train", env: dict | None = None) -> str:
         new = tmp_path / "logs" / "new"
         proc = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / f"{script}.py"), *overrides, "logger=none"]
+            [sys.executable, str(ROOT / "scripts" / f"{script}.py"), *overrides]
+            + (["logger=none"] if script in ("train", "eval") else [])
             + [f"paths.log_dir={tmp_path / 'logs'}", f"hydra.run.dir={new}"],
             cwd=tmp_path,
             env={**ENV, **(env or {})},
@@ -93,6 +94,12 @@ def test_eval_checks_its_overrides_too(fails):
     assert fails("ckpt_path=x.ckpt", "trainer.max_epoch=3", script="eval").startswith(
         "error: trainer.max_epoch is not a setting of trainer; did you mean trainer.max_epochs?"
     )
+
+
+@pytest.mark.parametrize("script, key", [("eval", "ckpt_path"), ("export", "ckpt_path"), ("predict", "input")])
+def test_a_required_setting_left_out(fails, script, key):
+    given = [] if key == "ckpt_path" else ["ckpt_path=x.ckpt"]
+    assert fails(*given, script=script) == f"error: {key} must be given: python scripts/{script}.py {key}=..."
 
 
 def test_negative_epochs(fails):

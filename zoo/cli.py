@@ -97,6 +97,8 @@ def check_overrides(config_name: str, args: list[str]) -> None:
                 raise ZooError(_unknown_key(compose(config_name, overrides=rest), key, combo)) from None
             defaults = compose(config_name, overrides=[o for o in combo if _is_group(_key_of(o))])
             _check_numbers(cfg, defaults, combo)
+            if not {"-c", "--cfg"} & set(args):
+                _check_required(cfg, config_name)
 
 
 def _combinations(overrides: list[str], multirun: bool) -> list[list[str]]:
@@ -180,6 +182,18 @@ def _check_numbers(cfg: Any, defaults: Any, overrides: list[str]) -> None:
             continue
         kind = "an integer" if isinstance(default, int) else "a number"
         raise ZooError(f"{key}={value} is not valid; {key} takes {kind} (default {default})")
+
+
+def _check_required(cfg: Any, config_name: str) -> None:
+    """Top-level settings the script cannot run without (``ckpt_path: ???``)."""
+    from omegaconf import OmegaConf
+
+    from zoo.errors import ZooError
+
+    missing = [str(k) for k in cfg if OmegaConf.is_missing(cfg, k)]
+    if missing:
+        needed = " ".join(f"{k}=..." for k in missing)
+        raise ZooError(f"{', '.join(missing)} must be given: python scripts/{config_name}.py {needed}")
 
 
 def _raw(cfg: Any, key: str) -> Any:
