@@ -95,8 +95,9 @@ def check_overrides(config_name: str, args: list[str]) -> None:
                     raise ZooError(" ".join(str(err).split())) from None
                 rest = [o for o in combo if _key_of(o) != key]
                 raise ZooError(_unknown_key(compose(config_name, overrides=rest), key, combo)) from None
-            defaults = compose(config_name, overrides=[o for o in combo if _is_group(_key_of(o))])
-            _check_numbers(cfg, defaults, combo)
+            words = [o for o in combo if _plain_key(o) and isinstance(_raw(cfg, _key_of(o)), str)]
+            if words:  # the second composition only when a word may stand where a number belongs
+                _check_numbers(cfg, compose(config_name, overrides=[o for o in combo if _is_group(_key_of(o))]), words)
             if not {"-c", "--cfg"} & set(args):
                 _check_required(cfg, config_name)
 
@@ -167,14 +168,18 @@ def _unknown_key(cfg: Any, key: str, overrides: list[str]) -> str:
     return f"cannot override {key}"
 
 
+def _plain_key(override: str) -> bool:
+    """A ``key=value`` that sets an existing setting (not a group, an addition, a deletion or Hydra's own)."""
+    key = _key_of(override)
+    return not override.startswith(("~", "+")) and not _is_group(key) and not key.startswith("hydra.")
+
+
 def _check_numbers(cfg: Any, defaults: Any, overrides: list[str]) -> None:
     """A word where the config holds a number (``optimizer.lr=abc``); ``auto`` and ``full`` stand for counts."""
     from zoo.errors import ZooError
 
     for override in overrides:
         key = _key_of(override)
-        if override.startswith(("~", "+")) or _is_group(key) or key.startswith("hydra."):
-            continue
         default, value = _raw(defaults, key), _raw(cfg, key)
         if isinstance(default, bool) or not isinstance(default, int | float) or not isinstance(value, str):
             continue
