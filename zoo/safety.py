@@ -59,7 +59,12 @@ class StopOnNonFinite(L.Callback):
         self.check(trainer)
 
     def check(self, trainer: L.Trainer) -> None:
-        if self.first_bad is None or (step := int(self.first_bad)) < 0:
+        if self.first_bad is None:
+            return
+        first_bad = self.first_bad
+        if trainer.world_size > 1:  # every rank checks at the same steps: all stop together, none waits forever
+            first_bad = trainer.strategy.reduce(first_bad.float(), reduce_op="max")
+        if (step := int(first_bad)) < 0:
             return
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
         rate = f"optimizer.lr={lr:g} is too high here: try optimizer.lr={lr / 10:g}" if lr else "lower optimizer.lr"
@@ -103,7 +108,11 @@ class Resumable(L.Callback):
         return 128 + (signal.SIGINT if self.signal == "SIGINT" else signal.SIGTERM)
 
     def interrupted(self) -> ZooError:
-        saved = f"checkpoint saved to {self.saved}; resume with ckpt_path={self.saved}" if self.saved else "no save"
+        saved = (
+            f"checkpoint saved to {self.saved}; resume with ckpt_path={self.saved}"
+            if self.saved
+            else "no checkpoint saved"
+        )
         return ZooError(f"interrupted by {self.signal}: {saved}", exit_code=self.exit_code)
 
 
