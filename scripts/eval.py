@@ -1,8 +1,8 @@
 """Evaluate a checkpoint on its test split: ``python scripts/eval.py ckpt_path=PATH``."""
 
-from zoo.cli import exit_with_help_if_asked
+from zoo.cli import start
 
-exit_with_help_if_asked("eval")  # before importing Hydra, so --help returns at once
+start("eval")  # --help at once; a bad override is one line and exit 2, before Hydra runs
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402

@@ -3,9 +3,9 @@
 The run module (torch, Lightning) is imported inside ``main``: ``--cfg job`` pays only for Hydra.
 """
 
-from zoo.cli import exit_with_help_if_asked
+from zoo.cli import start
 
-exit_with_help_if_asked("train")  # before importing Hydra, so --help returns at once
+start("train")  # --help at once; a bad override is one line and exit 2, before Hydra runs
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402

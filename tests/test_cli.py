@@ -41,6 +41,7 @@ def test_help_lists_every_group_and_option_without_importing_torch():
         "optimizer": "*adam, adamw, momentum, rmsprop, sgd",
         "debug": "fdr, limit, overfit, profiler",
         "logger": "csv, none, tensorboard, *wandb",
+        "trainer": "cpu, ddp, *default, gpu",
     }.items():
         assert f"{group:<11} {options}" in out
 

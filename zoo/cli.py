@@ -1,9 +1,12 @@
-"""``--help`` for the scripts, answered before Hydra is even imported (Hydra's own help composes every group)."""
+"""What every script does before Hydra runs: ``--help`` at once (before Hydra is even imported: its own help composes
+every group), and the command line's overrides checked, so a mistake is one ``error:`` line and exit 2."""
 
 from __future__ import annotations
 
+import difflib
 import sys
 from pathlib import Path
+from typing import Any
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 HIDDEN_GROUPS = {"hydra", "base"}
@@ -60,3 +63,152 @@ def help_text(config_name: str) -> str:
         marked = [f"*{o}" if o == defaults.get(group.name) else o for o in options]
         lines.append(f"  {group.name:<11} {', '.join(marked)}")
     return "\n".join(lines) + "\n\n" + EXAMPLES
+
+
+def start(config_name: str) -> None:
+    """A script's first line: answer ``--help``, then refuse bad overrides in one line (exit 2) before Hydra starts."""
+    exit_with_help_if_asked(config_name)
+    from zoo.errors import report_user_errors
+
+    report_user_errors(check_overrides, config_name, sys.argv[1:])
+
+
+def check_overrides(config_name: str, args: list[str]) -> None:
+    """Compose ``conf/<config_name>.yaml`` with the command line's overrides (each combination of a ``--multirun``
+    sweep) and raise a ZooError naming an unknown option or key (with the closest match) or a word for a number."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import ConfigCompositionException, OverrideParseException
+
+    from zoo.errors import ZooError
+
+    overrides = [a for a in args if "=" in a and not a.startswith("-")]  # flags (--multirun, --cfg job) are Hydra's
+    try:
+        combos = _combinations(overrides, multirun=bool({"-m", "--multirun"} & set(args)))
+    except OverrideParseException as err:
+        raise ZooError(f"cannot read the command line: {' '.join(str(err).split())}") from None
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        for combo in combos:
+            _check_group_options(combo)
+            try:
+                cfg = compose(config_name, overrides=combo)
+            except ConfigCompositionException as err:
+                key = _override_key(str(err))
+                if key is None:
+                    raise ZooError(" ".join(str(err).split())) from None
+                rest = [o for o in combo if _key_of(o) != key]
+                raise ZooError(_unknown_key(compose(config_name, overrides=rest), key, combo)) from None
+            words = [o for o in combo if _plain_key(o) and isinstance(_raw(cfg, _key_of(o)), str)]
+            if words:  # the second composition only when a word may stand where a number belongs
+                _check_numbers(cfg, compose(config_name, overrides=[o for o in combo if _is_group(_key_of(o))]), words)
+            if not {"-c", "--cfg"} & set(args):
+                _check_required(cfg, config_name)
+
+
+def _combinations(overrides: list[str], multirun: bool) -> list[list[str]]:
+    """The override lists a run (or each job of a sweep) composes; sweeps Hydra's basic sweeper cannot expand
+    (an optimisation sweeper's ranges) are checked through their other overrides."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    if not multirun or not any(o.is_sweep_override() for o in parsed):
+        return [overrides]
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    try:
+        return [combo for batch in BasicSweeper.split_arguments(parsed, None) for combo in batch][:16]
+    except Exception:  # noqa: BLE001 - e.g. interval() for Optuna: leave those values to the sweeper
+        return [[o.input_line for o in parsed if not o.is_sweep_override()]]
+
+
+def _key_of(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _is_group(key: str) -> bool:
+    return "." not in key and (CONF_DIR / key).is_dir()
+
+
+def _check_group_options(overrides: list[str]) -> None:
+    from zoo.errors import ZooError
+
+    for override in overrides:
+        key, value = _key_of(override), override.split("=", 1)[1]
+        if not _is_group(key) or override.startswith("~") or value in ("null", ""):
+            continue
+        options = sorted(f.stem for f in (CONF_DIR / key).glob("*.yaml"))
+        if "," in value and all(v in options for v in value.split(",")):
+            raise ZooError(f"{key}={value}: one run takes one {key}; add --multirun to run one job for each")
+        if value not in options:
+            close = difflib.get_close_matches(value, options, n=1)
+            hint = f"did you mean {key}={close[0]}? " if close else ""
+            raise ZooError(f"{key}={value} is not a zoo {key}; {hint}choose one of {', '.join(options)}")
+
+
+def _override_key(message: str) -> str | None:
+    """The key of Hydra's "Could not override 'KEY'" (a key that is not in the config)."""
+    prefix = "Could not override '"
+    if not message.startswith(prefix):
+        return None
+    return message[len(prefix) :].split("'", 1)[0]
+
+
+def _unknown_key(cfg: Any, key: str, overrides: list[str]) -> str:
+    """One line naming the unknown key and the closest existing one."""
+    from omegaconf import DictConfig, OmegaConf
+
+    parts = key.split(".")
+    parent, known = cfg, []
+    for depth, part in enumerate(parts):
+        known = list(parent.keys()) if isinstance(parent, DictConfig) else []
+        if part not in known:
+            where = ".".join(parts[:depth])
+            close = difflib.get_close_matches(part, [str(k) for k in known], n=1)
+            value = next(o.split("=", 1)[1] for o in overrides if _key_of(o) == key)
+            hint = f"did you mean {'.'.join([*parts[:depth], close[0]])}? " if close else ""
+            return f"{key} is not a setting{f' of {where}' if where else ''}; {hint}to add a new key: +{key}={value}"
+        parent = OmegaConf.select(parent, part, throw_on_resolution_failure=False) if depth < len(parts) - 1 else None
+    return f"cannot override {key}"
+
+
+def _plain_key(override: str) -> bool:
+    """A ``key=value`` that sets an existing setting (not a group, an addition, a deletion or Hydra's own)."""
+    key = _key_of(override)
+    return not override.startswith(("~", "+")) and not _is_group(key) and not key.startswith("hydra.")
+
+
+def _check_numbers(cfg: Any, defaults: Any, overrides: list[str]) -> None:
+    """A word where the config holds a number (``optimizer.lr=abc``); ``auto`` and ``full`` stand for counts."""
+    from zoo.errors import ZooError
+
+    for override in overrides:
+        key = _key_of(override)
+        default, value = _raw(defaults, key), _raw(cfg, key)
+        if isinstance(default, bool) or not isinstance(default, int | float) or not isinstance(value, str):
+            continue
+        if value.startswith("${") or (isinstance(default, int) and value in ("auto", "full")):
+            continue
+        kind = "an integer" if isinstance(default, int) else "a number"
+        raise ZooError(f"{key}={value} is not valid; {key} takes {kind} (default {default})")
+
+
+def _check_required(cfg: Any, config_name: str) -> None:
+    """Top-level settings the script cannot run without (``ckpt_path: ???``)."""
+    from omegaconf import OmegaConf
+
+    from zoo.errors import ZooError
+
+    missing = [str(k) for k in cfg if OmegaConf.is_missing(cfg, k)]
+    if missing:
+        needed = " ".join(f"{k}=..." for k in missing)
+        raise ZooError(f"{', '.join(missing)} must be given: python scripts/{config_name}.py {needed}")
+
+
+def _raw(cfg: Any, key: str) -> Any:
+    """The value at ``key`` as written (interpolations unresolved), or None."""
+    from omegaconf import DictConfig, OmegaConf
+
+    parent_key, _, last = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key, throw_on_resolution_failure=False) if parent_key else cfg
+    if not isinstance(parent, DictConfig) or last not in parent:
+        return None
+    return OmegaConf.to_container(parent, resolve=False).get(last)

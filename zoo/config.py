@@ -30,7 +30,8 @@ def compose_config(
 
 def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate``, except that a ZooError the target raises (a data module or net refusing its
-    arguments) reaches the user as itself, one line, instead of inside Hydra's InstantiationException."""
+    arguments) or Lightning's refusal of a trainer setting reaches the user as one line, instead of inside Hydra's
+    InstantiationException."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate as hydra_instantiate
 
@@ -39,4 +40,6 @@ def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:
     except InstantiationException as err:
         if isinstance(err.__cause__, ZooError):
             raise err.__cause__ from None
+        if type(err.__cause__).__name__ == "MisconfigurationException":  # Lightning refusing a trainer.* value
+            raise ZooError(" ".join(str(err.__cause__).split())) from None
         raise

@@ -23,6 +23,15 @@ from zoo.config import instantiate
 from zoo.data.spec import CLASSIFICATION, DETECTION, REGRESSION, SEGMENTATION, DataSpec
 from zoo.errors import ZooError
 from zoo.fast import check_steps_per_execution
+from zoo.safety import (
+    ReseedEachEpoch,
+    Resumable,
+    StopOnNonFinite,
+    check_resumable,
+    check_trainer,
+    is_global_zero,
+    resume_wandb,
+)
 from zoo.tasks.base import SupervisedTask
 from zoo.tracking import finish_wandb
 
@@ -50,27 +59,41 @@ RUN_MARKERS = ("config.yaml", "metrics.json", "checkpoints")
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit ``cfg.model`` on ``cfg.data``, test the best checkpoint, write the run folder; returns test metrics."""
-    output_dir = check_run_folder_free(cfg)
+    check_trainer(cfg)
+    output_dir = check_run_folder_free(cfg) if is_global_zero() else Path(cfg.paths.output_dir)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg, output_dir)
+    if ckpt_path:  # refused before Lightning reads it: unsafe, or another model's
+        checkpoint = load_checkpoint(ckpt_path)
+        check_resumable(checkpoint, cfg, ckpt_path)
+        resume_wandb(cfg, checkpoint)
     prepare_process(cfg.seed)
     datamodule = build_datamodule(cfg.data, cfg.model)
     task = build_task(cfg, datamodule.spec)
     config = claim_run_folder(cfg)  # only once the data and model are known to fit: a failed start leaves nothing
-    if hasattr(datamodule, "write_run_files"):  # what the data fitted (a text tokenizer), beside the config
+    if hasattr(datamodule, "write_run_files") and is_global_zero():  # what the data fitted (a tokenizer)
         datamodule.write_run_files(output_dir)
-    extra = [RunOutputs(output_dir, config), TestReport(output_dir)]
+    resumable = Resumable(output_dir)
+    extra = [RunOutputs(output_dir, config), TestReport(output_dir), ReseedEachEpoch(cfg.seed), StopOnNonFinite()]
+    extra.append(resumable)
     if cfg.model.get("finetune"):
         extra.append(Finetune(**cfg.model.finetune))
     trainer = build_trainer(cfg, output_dir, config, extra_callbacks=extra)
+    exit_code = 1  # what W&B records unless the run completes
     try:
-        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         best = next((c.best_model_path for c in trainer.checkpoint_callbacks if getattr(c, "best_model_path", "")), "")
         results = trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         if hasattr(task.net, "save_pretrained") and trainer.is_global_zero:  # the tested weights, as the hub has them
             task.net.save_pretrained(output_dir / "pretrained", task.input.mean, task.input.std, task.spec.class_names)
+        exit_code = 0
         return finish_run(results, output_dir)
+    except SystemExit:  # Lightning's answer to Ctrl-C and SIGTERM, once Resumable saved a checkpoint
+        if resumable.signal is None:
+            raise
+        exit_code = resumable.exit_code
+        raise resumable.interrupted() from None
     finally:
-        finish_wandb()
+        finish_wandb(exit_code)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -195,10 +218,23 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling refused or a corrupt file
-        raise ZooError(f"ckpt_path: cannot load '{path}' safely ({str(err).splitlines()[0]})") from None
+        raise ZooError(f"ckpt_path: {unsafe_or_corrupt(path, err)}") from None
     if "zoo_config" not in checkpoint or "hyper_parameters" not in checkpoint:
         raise ZooError(f"ckpt_path: '{path}' is not a zoo checkpoint (no stored config); give one from a zoo run")
     return checkpoint
+
+
+def unsafe_or_corrupt(path: Path, err: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in one line."""
+    import re
+
+    text = str(err)
+    if "Weights only load failed" in text:
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        what = f"it calls {found.group(1)}" if found else "it holds objects other than tensors and plain values"
+        return f"'{path}' would run code when loaded ({what}); refused, nothing was run"
+    first = text.splitlines()[0] if text else type(err).__name__
+    return f"cannot load '{path}' ({first}); give a .ckpt file from a zoo run"
 
 
 # -- run folder and process set-up -------------------------------------------------------------------------
@@ -217,10 +253,13 @@ def check_run_folder_free(cfg: DictConfig) -> Path:
 
 
 def claim_run_folder(cfg: DictConfig) -> dict[str, Any]:
-    """Create the run folder and write the composed config there; returns that config as plain types."""
+    """Create the run folder and write the composed config there; returns that config as plain types. Under DDP
+    only rank 0 does: the other ranks share the folder it claimed."""
+    config = plain_config(cfg)
+    if not is_global_zero():
+        return config
     output_dir = check_run_folder_free(cfg)
     output_dir.mkdir(parents=True, exist_ok=True)
-    config = plain_config(cfg)
     OmegaConf.save(config, output_dir / "config.yaml")
     return config
 
@@ -270,6 +309,8 @@ def _skip_nvml_probe_without_gpu() -> None:
 
 def finish_run(results: list[dict[str, Any]], output_dir: Path) -> dict[str, float]:
     metrics = to_float_dict(results[0]) if results else {}
+    if not is_global_zero():
+        return metrics
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     line = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items())
     print(f"test metrics: {line}\nrun folder: {output_dir}")

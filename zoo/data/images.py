@@ -155,6 +155,23 @@ class ImageDataModule(InMemoryDataModule):
             chosen.append(members)
         return np.sort(np.concatenate(chosen))
 
+    def encode(self, inputs: list[Path]) -> torch.Tensor:
+        """Image files as uint8 ``[N, C, H, W]``, converted and resized to the training input (``spec.input_shape``);
+        the model's first layer normalises them."""
+        channels, height, width = self.spec.input_shape
+        mode = {1: "L", 3: "RGB"}.get(channels)
+        if mode is None:
+            raise ZooError(f"input: data={self.name} images have {channels} channels; only grey or RGB files are read")
+        from PIL import Image
+
+        arrays = []
+        for path in inputs:
+            pixels = read_pixels(Path(path), mode, None)
+            if pixels.shape[:2] != (height, width):
+                pixels = np.asarray(Image.fromarray(pixels).resize((width, height), Image.BILINEAR))
+            arrays.append(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
+        return torch.from_numpy(np.stack(arrays))
+
     def missing_files(self, where: Path, files: str) -> ZooError:
         """The one-line error for a data set whose files are absent and could not be downloaded."""
         how = "could not be downloaded (offline?)" if self.download else "data.download=false"

@@ -94,3 +94,11 @@ class InMemoryDataModule(L.LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         """Saved in checkpoints: what the data module fitted on the training split (subclasses add theirs)."""
         return {"spec": self.spec.to_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (a resumed run, or ``scripts/predict.py`` without the training files)."""
+        self._spec = DataSpec.from_dict(state["spec"])
+
+    def encode(self, inputs: Any) -> torch.Tensor:
+        """New inputs (a table's rows, image files...) as the tensor the model takes, preprocessed as in training."""
+        raise NotImplementedError(f"data={self.name} does not encode new inputs")

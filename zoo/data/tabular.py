@@ -95,6 +95,22 @@ class TabularDataModule(InMemoryDataModule):
         """Saved in checkpoints: the fitted preprocessing, so prediction applies the run's own scaling."""
         return {**super().state_dict(), "preprocessor": self.preprocessor.state_dict()}
 
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.preprocessor.load_state_dict(state["preprocessor"])
+
+    def encode(self, inputs: pd.DataFrame) -> torch.Tensor:
+        """Rows with the training table's feature columns (others, such as the target, are ignored)."""
+        state = self.preprocessor.state
+        needed = [*state["numeric"]["names"], *state["categorical"]]
+        missing = [c for c in needed if c not in inputs.columns]
+        if missing:
+            raise ZooError(f"input: columns {', '.join(missing)} missing; the model was trained on {', '.join(needed)}")
+        try:
+            return torch.from_numpy(self.preprocessor.transform(inputs))
+        except (TypeError, ValueError) as err:
+            raise ZooError(f"input: a numeric column holds text ({err}); give numbers as in training") from None
+
 
 def _check_table(table: Table, name: str) -> None:
     if len(table.target) == 0:

@@ -1,0 +1,136 @@
+"""Deployment: a checkpoint exported to ONNX gives PyTorch's outputs in onnxruntime (raw uint8 pixels in for image
+models), to safetensors and torch.export; predict.py reads images, a CSV or text with the run's preprocessing."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from zoo.config import compose_config
+from zoo.errors import ZooError
+from zoo.export import export
+from zoo.predict import predict
+from zoo.run import load_checkpoint, task_from_checkpoint
+
+QUICK = ["trainer.max_epochs=1", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1"]
+FAMILIES = {
+    "mlp": ["model=mlp", "data=digits"],
+    "logistic": ["model=logistic", "data=breast_cancer"],
+    "cnn": ["model=cnn", "data=digits"],
+    "lenet5": ["model=lenet5", "data=digits"],
+    "resnet": ["model=resnet", "data=digits"],
+    "unet": ["experiment=unet_shapes", "data.count=40"],
+    "detector": ["experiment=detector_boxes", "data.count=40"],
+}
+
+
+def checkpoint_of(train_run, overrides: list[str], quick: bool = True) -> Path:
+    _, out = train_run(*overrides, *(QUICK if quick else []))
+    return out / "checkpoints" / "last.ckpt"
+
+
+def run_export(ckpt: Path, fmt: str, tmp_path: Path, folder: str = "export") -> Path:
+    overrides = [f"ckpt_path={ckpt}", f"format={fmt}"]
+    return export(compose_config(overrides, tmp_path / "logs", config_name="export", folder=folder))
+
+
+@pytest.mark.parametrize("family", [pytest.param(f, marks=[] if f == "mlp" else pytest.mark.slow) for f in FAMILIES])
+def test_onnx_export_matches_pytorch_in_onnxruntime(train_run, tmp_path, family):
+    import onnxruntime as ort
+
+    ckpt = checkpoint_of(train_run, FAMILIES[family])
+    path = run_export(ckpt, "onnx", tmp_path)
+    task = task_from_checkpoint(load_checkpoint(ckpt)).eval()
+    spec = task.spec
+    gen = torch.Generator().manual_seed(1)
+    if spec.is_image:  # raw pixels: the exported graph normalises (and resizes) as the model's first layer does
+        x = torch.randint(0, 256, (5, *spec.input_shape), generator=gen, dtype=torch.uint8)
+    else:
+        x = torch.randn(5, *spec.input_shape, generator=gen)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"input": x.numpy()})
+    with torch.no_grad():
+        expected = task(x)
+    np.testing.assert_allclose(got, expected.numpy(), atol=1e-4, rtol=0)
+    info = json.loads((path.parent / "model.json").read_text())
+    assert info["input"]["dtype"] == ("uint8" if spec.is_image else "float32")
+
+
+def test_safetensors_and_torch_export_hold_the_same_model(train_run, tmp_path):
+    from safetensors.torch import load_file
+
+    ckpt = checkpoint_of(train_run, FAMILIES["cnn"])
+    task = task_from_checkpoint(load_checkpoint(ckpt)).eval()
+    weights = load_file(run_export(ckpt, "safetensors", tmp_path, folder="st"))
+    assert weights.keys() == task.state_dict().keys()
+    assert all(torch.equal(weights[k], v) for k, v in task.state_dict().items())
+    program = torch.export.load(run_export(ckpt, "pt2", tmp_path, folder="pt2"))
+    x = torch.randint(0, 256, (4, *task.spec.input_shape), dtype=torch.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(x), task(x))
+
+
+def test_export_never_overwrites_and_names_bad_formats(train_run, tmp_path):
+    ckpt = checkpoint_of(train_run, FAMILIES["mlp"])
+    with pytest.raises(ZooError, match="format=tflite is not valid; choose one of onnx, safetensors, pt2"):
+        run_export(ckpt, "tflite", tmp_path)
+    run_export(ckpt, "safetensors", tmp_path, folder="once")
+    with pytest.raises(ZooError, match="already holds a run|exists; nothing was overwritten"):
+        run_export(ckpt, "safetensors", tmp_path, folder="once")
+
+
+def predict_cfg(tmp_path: Path, ckpt: Path, source: Path, *extra: str):
+    return compose_config([f"ckpt_path={ckpt}", f"input={source}", *extra], tmp_path / "logs", "predict")
+
+
+def test_predict_a_csv_with_the_runs_scaling_without_the_training_files(train_run, tmp_path, capsys):
+    from sklearn.datasets import load_iris
+
+    ckpt = checkpoint_of(
+        train_run, ["model=logistic", "data=iris", "optimizer.lr=0.05", "trainer.max_epochs=30"], False
+    )
+    iris = load_iris(as_frame=True)
+    rows = iris.frame.iloc[[0, 60, 120]]  # one flower of each species, the target column left in
+    source = tmp_path / "flowers.csv"
+    rows.to_csv(source, index=False)
+    capsys.readouterr()
+    predicted = predict(predict_cfg(tmp_path, ckpt, source))
+    assert [r["predicted"] for r in predicted] == ["setosa", "versicolor", "virginica"]
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("0: setosa (0.") and "[setosa 0." in printed[0]
+    out = tmp_path / "pred.csv"
+    predict(predict_cfg(tmp_path, ckpt, source, f"output={out}"))
+    table = list(csv.DictReader(out.open()))
+    assert [r["predicted"] for r in table] == ["setosa", "versicolor", "virginica"]
+    assert {"probability", "p(setosa)", "p(versicolor)", "p(virginica)"} <= set(table[0])
+    assert abs(sum(float(table[0][f"p({c})"]) for c in iris.target_names) - 1) < 1e-5
+    with pytest.raises(ZooError, match="exists; nothing was overwritten"):
+        predict(predict_cfg(tmp_path, ckpt, source, f"output={out}"))
+    rows.drop(columns=["petal width (cm)"]).to_csv(tmp_path / "short.csv", index=False)
+    with pytest.raises(ZooError, match=r"columns petal width \(cm\) missing"):
+        predict(predict_cfg(tmp_path, ckpt, tmp_path / "short.csv"))
+
+
+def test_predict_image_files_resized_to_the_training_input(train_run, tmp_path):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    ckpt = checkpoint_of(train_run, ["model=cnn", "data=digits", "trainer.max_epochs=15"], False)
+    digits = load_digits()
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    picks = [int(np.flatnonzero(digits.target == d)[-1]) for d in range(10)]  # from the end: test-ish images
+    for i in picks:  # 32x32 RGB files: converted to the training's 8x8 grey
+        big = np.kron(np.rint(digits.images[i] * 255 / 16), np.ones((4, 4))).astype(np.uint8)
+        Image.fromarray(big).convert("RGB").save(folder / f"digit{digits.target[i]}.png")
+    predicted = predict(predict_cfg(tmp_path, ckpt, folder))
+    right = sum(Path(r["input"]).stem[-1] == r["predicted"] for r in predicted)
+    assert len(predicted) == 10 and right >= 8
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ZooError, match="holds no images"):
+        predict(predict_cfg(tmp_path, ckpt, tmp_path / "empty"))

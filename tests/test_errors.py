@@ -1,0 +1,170 @@
+"""The bad-input catalogue, as a user meets it on the command line: one `error:` line naming the problem and the fix,
+exit code 2, no traceback, and no earlier run touched."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": ""}
+MODELS = "cnn, detector, lenet5, linear, logistic, mlp, mlp_layers, resnet, timm, triplet, unet"
+
+
+@pytest.fixture
+def fails(tmp_path):
+    """Run scripts/train.py (or another script) with overrides next to an earlier run; return its one error line
+    after checking exit code 2, no traceback, the earlier run untouched and no new run left behind."""
+    earlier = tmp_path / "logs" / "earlier"
+    earlier.mkdir(parents=True)
+    (earlier / "config.yaml").write_text("seed: 1\n")
+    (earlier / "metrics.json").write_text('{"test/acc": 0.9}\n')
+
+    def run(*overrides: str, script: str = "train", env: dict | None = None) -> str:
+        new = tmp_path / "logs" / "new"
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / f"{script}.py"), *overrides]
+            + (["logger=none"] if script in ("train", "eval") else [])
+            + [f"paths.log_dir={tmp_path / 'logs'}", f"hydra.run.dir={new}"],
+            cwd=tmp_path,
+            env={**ENV, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        assert "Traceback" not in proc.stderr
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, proc.stderr[-3000:]
+        assert (earlier / "config.yaml").read_text() == "seed: 1\n"
+        assert (earlier / "metrics.json").read_text() == '{"test/acc": 0.9}\n'
+        assert not (new / "config.yaml").exists() or script != "train" or "NaN" in errors[0]
+        return errors[0]
+
+    return run
+
+
+def test_unknown_model_lists_the_models_and_the_closest(fails):
+    assert fails("model=mpl") == f"error: model=mpl is not a zoo model; did you mean model=mlp? choose one of {MODELS}"
+
+
+def test_unknown_data_set_lists_the_data_sets(fails):
+    line = fails("data=mnsit")
+    assert line.startswith("error: data=mnsit is not a zoo data; did you mean data=mnist? choose one of boston, ")
+
+
+def test_unknown_optimizer_lists_the_optimizers(fails):
+    assert fails("optimizer=adamm") == (
+        "error: optimizer=adamm is not a zoo optimizer; did you mean optimizer=adam? "
+        "choose one of adam, adamw, momentum, rmsprop, sgd"
+    )
+
+
+def test_a_sweep_without_multirun_says_to_add_it(fails):
+    assert fails("model=linear,mlp") == (
+        "error: model=linear,mlp: one run takes one model; add --multirun to run one job for each"
+    )
+
+
+def test_a_typo_in_a_key_suggests_the_right_one(fails):
+    assert fails("trainer.max_epoch=3") == (
+        "error: trainer.max_epoch is not a setting of trainer; did you mean trainer.max_epochs? "
+        "to add a new key: +trainer.max_epoch=3"
+    )
+
+
+def test_a_typo_in_a_nested_key_of_the_model(fails):
+    assert fails("model.net.dropuot=0.2").startswith(
+        "error: model.net.dropuot is not a setting of model.net; did you mean model.net.dropout?"
+    )
+
+
+def test_a_word_for_a_number(fails):
+    assert (
+        fails("optimizer.lr=abc") == "error: optimizer.lr=abc is not valid; optimizer.lr takes a number (default 0.001)"
+    )
+
+
+def test_eval_checks_its_overrides_too(fails):
+    assert fails("ckpt_path=x.ckpt", "trainer.max_epoch=3", script="eval").startswith(
+        "error: trainer.max_epoch is not a setting of trainer; did you mean trainer.max_epochs?"
+    )
+
+
+@pytest.mark.parametrize("script, key", [("eval", "ckpt_path"), ("export", "ckpt_path"), ("predict", "input")])
+def test_a_required_setting_left_out(fails, script, key):
+    given = [] if key == "ckpt_path" else ["ckpt_path=x.ckpt"]
+    assert fails(*given, script=script) == f"error: {key} must be given: python scripts/{script}.py {key}=..."
+
+
+def test_negative_epochs(fails):
+    assert fails("trainer.max_epochs=-3") == (
+        "error: trainer.max_epochs=-3 is not valid; use a positive number of epochs (-1: no limit)"
+    )
+
+
+def test_a_learning_rate_that_makes_the_loss_nan_stops_naming_the_step(fails):
+    line = fails("optimizer=sgd", "optimizer.lr=1e12", "trainer.max_epochs=3", "callbacks=none")
+    assert line.startswith("error: the training loss became NaN or infinite at step ")
+    assert "training stopped. optimizer.lr=1e+12 is too high here: try optimizer.lr=1e+11" in line
+
+
+def test_data_files_missing_offline(fails, tmp_path):
+    line = fails("data=mnist", f"paths.data_dir={tmp_path / 'nothing'}", "data.download=false")
+    assert line.startswith("error: data=mnist: the IDX files (or their .gz) not found in ")
+    assert line.endswith("use a data set that works offline: digits, mnist5k, images (your own folder)")
+
+
+def test_corrupted_data_files(fails, tmp_path):
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split in ("train", "t10k"):
+        for part in ("images-idx3", "labels-idx1"):
+            (raw / f"{split}-{part}-ubyte").write_bytes(os.urandom(100))
+    line = fails("data=mnist", f"paths.data_dir={tmp_path / 'data'}")
+    assert (
+        line
+        == f"error: data=mnist: cannot read the IDX files in '{raw}' (AssertionError); delete them to download again"
+    )
+
+
+def test_a_corrupted_csv(fails, tmp_path):
+    path = tmp_path / "table.csv"
+    path.write_bytes(b"\xbd\x00\xff" * 100)
+    assert fails("data=csv", f"data.path={path}", "data.target=y").startswith(
+        f"error: data.path: cannot parse '{path}' as CSV"
+    )
+
+
+def test_full_error_shows_the_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), "trainer.max_epochs=-3", "logger=none"]
+        + [f"hydra.run.dir={tmp_path / 'run'}"],
+        env={**ENV, "HYDRA_FULL_ERROR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_help_stays_fast_and_cfg_job_still_works(tmp_path):
+    import time
+
+    start = time.perf_counter()
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), "--help"], check=True, capture_output=True)
+    assert time.perf_counter() - start < 5  # no Hydra, no torch (about 0.1 s on a quiet machine)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), "optimizer.lr=0.01", "--cfg", "job"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=ENV,
+    ).stdout
+    assert "lr: 0.01" in out
+    assert not list(Path(tmp_path).iterdir())

@@ -1,0 +1,125 @@
+"""Crash safety and safe checkpoints: a killed run resumes to the same metrics, Ctrl-C/SIGTERM save a checkpoint and
+exit non-zero, a checkpoint that would run code or belongs to another model is refused in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT
+from zoo.errors import ZooError
+
+ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": ""}
+# iris in batches of 4 with dropout: ~26 steps an epoch, so every epoch draws many dropout masks and shuffles
+RUN = ["model=mlp", "data=iris", "model.net.dropout=0.3", "data.batch_size=4", "trainer.max_epochs=40", "logger=none"]
+
+
+def start(*args: str, run_dir: Path, script: str = "train") -> subprocess.Popen:
+    cmd = [sys.executable, str(ROOT / "scripts" / f"{script}.py"), *args, f"hydra.run.dir={run_dir}"]
+    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=600)
+    return proc.returncode, err
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_resumes_to_exactly_the_uninterrupted_metrics(tmp_path):
+    straight = start(*RUN, run_dir=tmp_path / "straight")
+    code, err = finish(straight)
+    assert code == 0, err[-3000:]
+    killed = start(*RUN, run_dir=tmp_path / "killed")
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    wait_for(last, killed)
+    killed.send_signal(signal.SIGKILL)
+    assert finish(killed)[0] == -signal.SIGKILL
+    epoch = torch.load(last, weights_only=True)["epoch"]
+    assert epoch < 39  # killed in the middle of training
+    resumed = start(*RUN, f"ckpt_path={last}", run_dir=tmp_path / "resumed")
+    code, err = finish(resumed)
+    assert code == 0, err[-3000:]
+    expected = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    assert json.loads((tmp_path / "resumed" / "metrics.json").read_text()) == expected
+    assert not (tmp_path / "killed" / "metrics.json").exists()  # the killed run's folder is left as it was
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_and_ctrl_c_save_a_checkpoint_and_exit_non_zero(tmp_path, sig, code):
+    run_dir = tmp_path / "run"
+    proc = start(*RUN, "logger=wandb", run_dir=run_dir)
+    wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
+    proc.send_signal(sig)
+    returncode, err = finish(proc)
+    saved = run_dir / "checkpoints" / "interrupted.ckpt"
+    assert returncode == code, err[-3000:]
+    name = "SIGTERM" if sig == signal.SIGTERM else "SIGINT"
+    assert f"error: interrupted by {name}: checkpoint saved to {saved}; resume with ckpt_path={saved}" in err
+    checkpoint = torch.load(saved, weights_only=True)
+    assert checkpoint["zoo_config"]["data"]["name"] == "iris" and checkpoint["wandb_run_id"]
+    (record,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")  # the W&B run was closed: its file is whole
+    assert record.stat().st_size > 0
+
+
+def test_a_resumed_run_continues_the_same_wandb_run(train_run):
+    _, first = train_run("data=iris", "trainer.max_epochs=1", "logger=wandb", folder="first")
+    _, second = train_run("data=iris", "trainer.max_epochs=2", "logger=wandb", "ckpt_path=last", folder="second")
+    (run_a,) = (first / "wandb").glob("offline-run-*")
+    (run_b,) = (second / "wandb").glob("offline-run-*")
+    assert run_a.name.rsplit("-", 1)[1] == run_b.name.rsplit("-", 1)[1]  # offline-run-<time>-<run id>
+    assert torch.load(second / "checkpoints" / "last.ckpt", weights_only=True)["wandb_run_id"] == run_b.name[-8:]
+
+
+class Payload:
+    """Unpickling this runs ``touch MARKER``: what a malicious checkpoint does."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("script", ["eval", "train"])
+def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(tmp_path, script):
+    marker, evil = tmp_path / "pwned", tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "zoo_config": Payload(marker), "hyper_parameters": {}}, evil)
+    pickle.loads(pickle.dumps(Payload(tmp_path / "real")))  # the payload is real: plain unpickling runs it
+    assert (tmp_path / "real").exists()
+    proc = start(f"ckpt_path={evil}", "logger=none", run_dir=tmp_path / "run", script=script)
+    code, err = finish(proc)
+    assert code == 2 and "Traceback" not in err, err[-3000:]
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: ckpt_path: '{evil}' would run code when loaded (it calls posix.system); refused, nothing was run"
+    ]
+    assert not marker.exists()
+
+
+def test_a_checkpoint_of_another_model_or_data_set_names_both(train_run):
+    _, out = train_run("model=mlp", "data=digits", "trainer.max_epochs=1", folder="mlp")
+    last = out / "checkpoints" / "last.ckpt"
+    with pytest.raises(ZooError, match="holds model=mlp data=digits but this run is model=cnn data=digits"):
+        train_run("model=cnn", "data=digits", f"ckpt_path={last}", folder="cnn")
+    with pytest.raises(ZooError, match="holds model=mlp data=digits but this run is model=mlp data=iris"):
+        train_run("model=mlp", "data=iris", f"ckpt_path={last}", folder="iris")
+    with pytest.raises(ZooError, match=r"different model=mlp data=digits net \(model.net.hidden=\[128\] there"):
+        train_run("model.net.hidden=[32]", f"ckpt_path={last}", folder="narrow")

@@ -1,0 +1,122 @@
+"""Export a checkpoint's model for serving: ONNX (checked against PyTorch with onnxruntime), safetensors weights,
+or a ``torch.export`` program (``.pt2``). What is exported is the task's ``forward``: for image models raw uint8
+pixels in (the normalisation layer included), outputs as in training (logits for classifiers)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from zoo.errors import ZooError
+from zoo.run import check_run_folder_free, load_checkpoint, task_from_checkpoint
+
+log = logging.getLogger(__name__)
+
+FORMATS = {"onnx": "model.onnx", "safetensors": "model.safetensors", "pt2": "model.pt2"}
+ATOL = 1e-4
+
+
+def export(cfg: DictConfig) -> Path:
+    """Write ``cfg.ckpt_path``'s model in ``cfg.format`` into a new folder, with ``model.json`` describing its
+    input and outputs; returns the model file."""
+    if cfg.format not in FORMATS:
+        raise ZooError(f"format={cfg.format} is not valid; choose one of {', '.join(FORMATS)}")
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    task = task_from_checkpoint(checkpoint).eval()
+    example = example_input(task)
+    folder = check_run_folder_free(cfg)
+    path = folder / FORMATS[cfg.format]
+    if path.exists():
+        raise ZooError(f"'{path}' exists; nothing was overwritten. Pick another hydra.run.dir")
+    folder.mkdir(parents=True, exist_ok=True)
+    if cfg.format == "onnx":
+        export_onnx(task, example, path)
+        if cfg.get("check", True):
+            error = onnx_max_error(task, path, example)
+            log.info("onnxruntime vs PyTorch: max abs difference %.2e (tolerance %.0e)", error, ATOL)
+    elif cfg.format == "safetensors":
+        from safetensors.torch import save_file
+
+        state = {k: v.contiguous() for k, v in task.state_dict().items()}
+        save_file(state, str(path), metadata={"zoo_config": json.dumps(checkpoint["zoo_config"])})
+    else:
+        program = torch.export.export(task, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+        torch.export.save(program, str(path))
+    (folder / "model.json").write_text(json.dumps(describe(task, example, checkpoint), indent=2) + "\n")
+    print(f"exported {cfg.format}: {path}")
+    return path
+
+
+def example_input(task: torch.nn.Module) -> torch.Tensor:
+    """A batch the task's forward accepts (its ``example_input_array``), with varied values."""
+    example = getattr(task, "example_input_array", None)
+    if not isinstance(example, torch.Tensor):
+        raise ZooError(f"{type(task).__name__} declares no example_input_array; it cannot be exported")
+    gen = torch.Generator().manual_seed(0)
+    if example.dtype == torch.uint8:
+        return torch.randint(0, 256, (3, *example.shape[1:]), generator=gen, dtype=torch.uint8)
+    if example.dtype.is_floating_point:
+        return torch.randn((3, *example.shape[1:]), generator=gen, dtype=example.dtype)
+    return example.repeat(2, *[1] * (example.ndim - 1))[:3]  # token ids and the like: keep valid values
+
+
+def export_onnx(task: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+    """``torch.onnx.export`` (the dynamo exporter) with a dynamic batch dimension."""
+    import contextlib
+    import io
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its passes
+            program = torch.onnx.export(
+                task,
+                (example,),
+                dynamo=True,
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                verbose=False,
+            )
+    except Exception as err:  # an operator ONNX lacks
+        raise ZooError(
+            f"format=onnx: this model does not export ({str(err).splitlines()[0]}); try format=pt2"
+        ) from None
+    program.save(str(path))
+
+
+def onnx_max_error(task: torch.nn.Module, path: Path, example: torch.Tensor) -> float:
+    """Run the ONNX file with onnxruntime on ``example`` (and a batch of another size); the largest absolute
+    difference from PyTorch, refused above ``ATOL``."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    error = 0.0
+    for batch in (example, example[:1]):
+        with torch.no_grad():
+            expected = task(batch)
+        (got,) = session.run(None, {session.get_inputs()[0].name: batch.numpy()})
+        error = max(error, float((torch.from_numpy(got) - expected).abs().max()))
+    if error > ATOL:
+        raise ZooError(f"format=onnx: onnxruntime differs from PyTorch by {error:.2e} (> {ATOL}); use format=pt2")
+    return error
+
+
+def describe(task: Any, example: torch.Tensor, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """What a serving program needs to know: input shape and type, what the outputs mean."""
+    spec = task.spec
+    return {
+        "model": checkpoint["zoo_config"]["model"]["name"],
+        "data": spec.name,
+        "task": spec.task,
+        "input": {"shape": ["batch", *example.shape[1:]], "dtype": str(example.dtype).replace("torch.", "")},
+        "output": "logits" if spec.task == "classification" else "outputs",
+        "class_names": spec.class_names,
+        "target_names": spec.target_names,
+        "target_mean": spec.target_mean,
+        "target_std": spec.target_std,
+        "feature_names": spec.feature_names,
+    }

@@ -1,0 +1,107 @@
+"""Predict with a checkpoint on new inputs (image files or a folder of them, a CSV table, lines of text), applying
+the preprocessing saved with the run: no training data needed."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from zoo.config import instantiate
+from zoo.data.images import IMAGE_SUFFIXES
+from zoo.data.spec import CLASSIFICATION, REGRESSION
+from zoo.errors import ZooError
+from zoo.run import load_checkpoint, task_from_checkpoint
+
+SHOWN_CLASSES = 3  # printed per row: the most probable classes
+
+
+def predict(cfg: DictConfig) -> list[dict[str, Any]]:
+    """Predict ``cfg.input`` with ``cfg.ckpt_path``; print the rows, or write them to ``cfg.output`` (a new CSV)."""
+    output = Path(cfg.output) if cfg.get("output") else None
+    if output is not None and output.exists():
+        raise ZooError(f"output: '{output}' exists; nothing was overwritten. Give a new file name")
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    task = task_from_checkpoint(checkpoint).eval()
+    if task.spec.task not in (CLASSIFICATION, REGRESSION):
+        raise ZooError(f"predict.py handles classification and regression; this is a {task.spec.task} model")
+    datamodule = restore_datamodule(checkpoint)
+    names, inputs = read_inputs(Path(str(cfg.input)), task.spec.is_image)
+    x = datamodule.encode(inputs)
+    with torch.no_grad():
+        outputs = torch.cat([task.predict(task(b)) for b in x.split(int(cfg.batch_size))])
+    rows = to_rows(names, outputs, task.spec)
+    if output is None:
+        for row in rows:
+            print(format_row(row))
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with output.open("x", newline="") as fh:  # "x": never overwrite
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"{len(rows)} predictions written to {output}")
+    return rows
+
+
+def restore_datamodule(checkpoint: dict[str, Any]) -> Any:
+    """The run's data module, built from its stored config without reading any data, with its fitted state
+    (scalers, vocabulary, image spec) from the checkpoint."""
+    data_cfg = OmegaConf.create(checkpoint["zoo_config"]["data"])
+    datamodule = instantiate(data_cfg, _convert_="all")
+    state = checkpoint.get(type(datamodule).__qualname__)
+    if state is None:
+        raise ZooError(f"ckpt_path: holds no {type(datamodule).__qualname__} state; train again with this zoo version")
+    datamodule.load_state_dict(state)
+    return datamodule
+
+
+def read_inputs(path: Path, images: bool) -> tuple[list[str], Any]:
+    """``(names, inputs)``: image files (a file or a folder of them), a CSV table's rows, or a text file's lines."""
+    if not path.exists():
+        raise ZooError(f"input: '{path}' not found; give image files or a folder, a CSV file, or a text file")
+    if images:
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
+        if not files or files[0].suffix.lower() not in IMAGE_SUFFIXES:
+            raise ZooError(f"input: '{path}' holds no images ({', '.join(IMAGE_SUFFIXES)}); this model takes images")
+        return [str(p) for p in files], files
+    if path.suffix.lower() == ".csv":
+        import pandas as pd
+
+        try:
+            frame = pd.read_csv(path)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ZooError(f"input: cannot parse '{path}' as CSV ({str(err).splitlines()[0]})") from None
+        return [str(i) for i in range(len(frame))], frame
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    if not lines:
+        raise ZooError(f"input: '{path}' holds no lines of text")
+    return lines, lines
+
+
+def to_rows(names: list[str], outputs: torch.Tensor, spec: Any) -> list[dict[str, Any]]:
+    """One row per input: the predicted class and its probability, then every class's; or the predicted targets."""
+    rows = []
+    for name, out in zip(names, outputs.tolist(), strict=True):
+        row: dict[str, Any] = {"input": name}
+        if spec.task == CLASSIFICATION:
+            best = max(range(len(out)), key=out.__getitem__)
+            row["predicted"] = spec.class_names[best]
+            row["probability"] = round(out[best], 6)
+            row.update({f"p({c})": round(p, 6) for c, p in zip(spec.class_names, out, strict=True)})
+        else:
+            row.update({t: round(v, 6) for t, v in zip(spec.target_names, out, strict=True)})
+        rows.append(row)
+    return rows
+
+
+def format_row(row: dict[str, Any]) -> str:
+    name = row["input"] if len(row["input"]) <= 40 else "..." + row["input"][-37:]
+    if "predicted" not in row:
+        return f"{name}: " + "  ".join(f"{k}={v:g}" for k, v in row.items() if k != "input")
+    probs = sorted(((v, k[2:-1]) for k, v in row.items() if k.startswith("p(")), reverse=True)[:SHOWN_CLASSES]
+    others = ", ".join(f"{c} {p:.3f}" for p, c in probs)
+    return f"{name}: {row['predicted']} ({row['probability']:.3f})  [{others}]"

@@ -1,0 +1,155 @@
+"""What keeps a run safe to stop and resume: each epoch's random draws fixed by (seed, epoch), a checkpoint and a
+closed W&B run on Ctrl-C or SIGTERM, a stop with a clear message when the loss becomes NaN, and checks that a
+checkpoint being resumed belongs to this model and data."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from zoo.errors import ZooError
+
+
+class ReseedEachEpoch(L.Callback):
+    """Seeds torch, numpy and random from (seed, epoch, rank) when each training epoch starts, so that dropout and
+    every other draw of an epoch are the same whether the run went straight through or resumed from a checkpoint."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch_seed = (self.seed * 1_000_003 + trainer.current_epoch * 1009 + trainer.global_rank) % 2**63
+        random.seed(epoch_seed)
+        np.random.seed(epoch_seed % 2**32)
+        torch.manual_seed(epoch_seed)  # every device's generator too
+
+
+class StopOnNonFinite(L.Callback):
+    """Stops training when the loss becomes NaN or infinite, naming the step and suggesting a lower learning rate.
+
+    The first bad step is tracked on the device (no host sync per step) and read every ``log_every_n_steps`` steps
+    and at each epoch's end.
+    """
+
+    def __init__(self) -> None:
+        self.first_bad: torch.Tensor | None = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, *args: Any) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if not isinstance(loss, torch.Tensor):
+            return
+        step = trainer.global_step  # already counts this step
+        bad = ~torch.isfinite(loss.detach())
+        if self.first_bad is None or self.first_bad.device != loss.device:
+            self.first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
+        self.first_bad = torch.where(bad & (self.first_bad < 0), step, self.first_bad)
+        if step % max(1, trainer.log_every_n_steps) == 0:
+            self.check(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check(trainer)
+
+    def check(self, trainer: L.Trainer) -> None:
+        if self.first_bad is None:
+            return
+        first_bad = self.first_bad
+        if trainer.world_size > 1:  # every rank checks at the same steps: all stop together, none waits forever
+            first_bad = trainer.strategy.reduce(first_bad.float(), reduce_op="max")
+        if (step := int(first_bad)) < 0:
+            return
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+        rate = f"optimizer.lr={lr:g} is too high here: try optimizer.lr={lr / 10:g}" if lr else "lower optimizer.lr"
+        raise ZooError(
+            f"the training loss became NaN or infinite at step {step} (epoch {trainer.current_epoch}); training "
+            f"stopped. {rate}, or add trainer.gradient_clip_val=1"
+        )
+
+
+class Resumable(L.Callback):
+    """What a later run needs to continue this one: the W&B run id inside every checkpoint, and
+    ``checkpoints/interrupted.ckpt`` when Ctrl-C or SIGTERM stops training."""
+
+    def __init__(self, output_dir: str | Path) -> None:
+        self.output_dir = Path(output_dir)
+        self.signal: str | None = None
+        self.saved: Path | None = None
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        from lightning.pytorch.loggers import WandbLogger
+
+        ids = [logger.version for logger in trainer.loggers if isinstance(logger, WandbLogger)]
+        if ids and ids[0]:
+            checkpoint["wandb_run_id"] = str(ids[0])
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            self.signal = "SIGINT"
+        elif isinstance(exception, SIGTERMException):
+            self.signal = "SIGTERM"
+        else:
+            return
+        path = self.output_dir / "checkpoints" / "interrupted.ckpt"
+        if not path.exists():
+            trainer.save_checkpoint(path, weights_only=False)
+            self.saved = path
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)."""
+        return 128 + (signal.SIGINT if self.signal == "SIGINT" else signal.SIGTERM)
+
+    def interrupted(self) -> ZooError:
+        saved = (
+            f"checkpoint saved to {self.saved}; resume with ckpt_path={self.saved}"
+            if self.saved
+            else "no checkpoint saved"
+        )
+        return ZooError(f"interrupted by {self.signal}: {saved}", exit_code=self.exit_code)
+
+
+def check_trainer(cfg: DictConfig) -> None:
+    """Refuse trainer settings Lightning would only refuse after the run folder exists."""
+    epochs = cfg.trainer.get("max_epochs")
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < -1 or epochs == 0):
+        raise ZooError(f"trainer.max_epochs={epochs} is not valid; use a positive number of epochs (-1: no limit)")
+
+
+def check_resumable(checkpoint: dict[str, Any], cfg: DictConfig, path: str | Path) -> None:
+    """A checkpoint resumes only the model and data it was trained on (its net's shape included)."""
+    stored = checkpoint["zoo_config"]
+    was = f"model={stored['model']['name']} data={stored['data']['name']}"
+    now = f"model={cfg.model.name} data={cfg.data.name}"
+    if was != now:
+        raise ZooError(f"ckpt_path: '{path}' holds {was} but this run is {now}; resume with {was}, or drop ckpt_path")
+    net_was = stored["model"].get("net", {})
+    net_now = OmegaConf.to_container(cfg.model.net, resolve=True)
+    changed = sorted(k for k in set(net_was) | set(net_now) if net_was.get(k) != net_now.get(k))
+    if changed:
+        diffs = ", ".join(f"model.net.{k}={net_was.get(k)} there, {net_now.get(k)} here" for k in changed)
+        raise ZooError(f"ckpt_path: '{path}' holds a different {was} net ({diffs}); resume with its settings")
+
+
+def resume_wandb(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
+    """Point the W&B logger at the checkpoint's W&B run, so a resumed run continues the same run."""
+    run_id = checkpoint.get("wandb_run_id")
+    wandb_cfg = (cfg.get("logger") or {}).get("wandb")
+    if run_id and wandb_cfg is not None:
+        with open_dict(cfg):
+            wandb_cfg.id = run_id
+            wandb_cfg.resume = "allow"
+
+
+def is_global_zero() -> bool:
+    """Rank 0 of a distributed job, read before Lightning starts: a torchrun/SLURM rank, or a child process that
+    Lightning's DDP launcher started (it sets LOCAL_RANK, NODE_RANK)."""
+    ranks = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+    return all(int(os.environ.get(name, "0") or 0) == 0 for name in ranks)
