@@ -39,7 +39,8 @@ class RunOutputs(Checkpoint):
         for key, value in sorted(trainer.callback_metrics.items()):
             if key.startswith(("train/", "val/")) and not key.endswith("_step"):
                 row[key] = float(value)
-        row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else math.nan
+        groups = trainer.optimizers[0].param_groups if trainer.optimizers else []  # none for a closed-form ELM
+        row["lr"] = float(groups[0]["lr"]) if groups else math.nan
         self.history = [r for r in self.history if r["epoch"] < row["epoch"]] + [row]
         if trainer.is_global_zero:
             write_history(self.history, self.output_dir / "history.csv")

@@ -67,6 +67,9 @@ class SupervisedTask(L.LightningModule):
         dtype = torch.uint8 if self.spec.is_image else torch.float32
         self.example_input_array = torch.zeros(2, *self.spec.input_shape, dtype=dtype)  # the summary shows shapes
         self._train_sums: dict[str, torch.Tensor] = {}
+        # A net solved in closed form (ELM) gathers the training set in one pass, with no optimiser.
+        self.closed_form = getattr(self.net, "closed_form", False)
+        self.automatic_optimization = not self.closed_form
 
     # -- what subclasses define ---------------------------------------------------------------------------
     def default_loss(self) -> str:
@@ -128,6 +131,8 @@ class SupervisedTask(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
+        if self.closed_form:
+            return self.net.accumulate(self.input(x), self.solve_targets(y))
         out = self(x)
         loss = self.data_loss(out, y)  # averaged once over the batch
         sums = {"loss": loss.detach() * len(x), "n": len(x), **self.batch_stats(out.detach(), y)}
@@ -142,6 +147,9 @@ class SupervisedTask(L.LightningModule):
         self._train_sums = {}
 
     def on_train_epoch_end(self) -> None:
+        if self.closed_form:  # solved once from the whole pass: later epochs would repeat it
+            self.net.solve()
+            self.trainer.should_stop = True
         if not self._train_sums:
             return
         n = self._train_sums.pop("n")
@@ -169,7 +177,19 @@ class SupervisedTask(L.LightningModule):
         x = batch[0] if isinstance(batch, list | tuple) else batch
         return self.predict(self(x))
 
+    def on_test_epoch_end(self) -> None:
+        """``test/sparsity``: the share of weights (tensors with 2+ dims) below 1e-3, what L1 drives up."""
+        weights = [p.detach().flatten() for p in self.net.parameters() if p.ndim > 1]
+        if weights:
+            self.log("test/sparsity", (torch.cat(weights).abs() < 1e-3).float().mean())
+
+    def solve_targets(self, y: torch.Tensor) -> torch.Tensor:
+        """What a closed-form net fits for labels ``y`` (one-hot classes, standardised targets...)."""
+        raise NotImplementedError
+
     def configure_optimizers(self) -> Any:
+        if self.closed_form:
+            return None
         cfg = dict(self.hparams.optimizer or {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3})
         decay = cfg.get("weight_decay", 0.0)
         trainable = [p for p in self.parameters() if p.requires_grad]  # a frozen backbone stays out (Finetune)
