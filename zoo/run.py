@@ -49,10 +49,19 @@ RUN_MARKERS = ("config.yaml", "metrics.json", "checkpoints")
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit ``cfg.model`` on ``cfg.data``, test the best checkpoint, write the run folder; returns test metrics."""
+    cv = cfg.get("cv") or {}
+    if cv.get("folds") is not None and cv.get("fold") is None:
+        from zoo.cv import cross_validate
+
+        return cross_validate(cfg)
     output_dir = check_run_folder_free(cfg)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg, output_dir)
     prepare_process(cfg.seed)
     datamodule = build_datamodule(cfg.data, cfg.model)
+    if cv.get("folds") is not None:  # one fold of a cross-validation: that fold is the validation split
+        from zoo.cv import check_folds, hold_out_fold
+
+        hold_out_fold(datamodule, cv.fold, check_folds(cv.folds), cfg.data.get("split_seed", 0))
     task = build_task(cfg, datamodule.spec)
     config = claim_run_folder(cfg)  # only once the data and model are known to fit: a failed start leaves nothing
     extra = [RunOutputs(output_dir, config), TestReport(output_dir)]
