@@ -72,6 +72,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
         best = next((c.best_model_path for c in trainer.checkpoint_callbacks if getattr(c, "best_model_path", "")), "")
         results = trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        if results and str(cfg.get("optimized_metric") or "").startswith("val/"):  # a search's objective
+            scores = trainer.validate(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+            results[0].update(scores[0] if scores else {})
         if hasattr(task.net, "save_pretrained") and trainer.is_global_zero:  # the tested weights, as the hub has them
             task.net.save_pretrained(output_dir / "pretrained", task.input.mean, task.input.std, task.spec.class_names)
         return finish_run(results, output_dir)
