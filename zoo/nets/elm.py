@@ -13,6 +13,7 @@ from torch import nn
 from zoo.errors import ZooError
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "rbf")
+CHUNK_ROWS = 2048  # batches are summed in chunks of at least this many rows: one large product beats many thin ones
 
 
 class ELM(nn.Module):
@@ -46,6 +47,8 @@ class ELM(nn.Module):
         self.activation, self.ridge = activation, float(ridge)
         self._hth: torch.Tensor | None = None  # sums of the pass in progress (float64 for a stable solve)
         self._htt: torch.Tensor | None = None
+        self._rows: list[tuple[torch.Tensor, torch.Tensor]] = []  # batches not yet summed (see accumulate)
+        self._chunk = max(CHUNK_ROWS, units)
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         """The random features ``[g(W1 x + b), 1]`` (the constant column is the output bias)."""
@@ -64,15 +67,25 @@ class ELM(nn.Module):
 
     @torch.no_grad()
     def accumulate(self, x: torch.Tensor, targets: torch.Tensor) -> None:
-        """Add one batch's ``HᵀH`` and ``HᵀT``."""
-        h = self.hidden(x).double()
-        hth, htt = h.T @ h, h.T @ targets.double().reshape(len(h), -1)
+        """Add one batch's ``HᵀH`` and ``HᵀT`` (batches are kept until a chunk is full, then summed at once)."""
+        self._rows.append((x.flatten(1), targets.reshape(len(x), -1)))
+        if sum(len(r[0]) for r in self._rows) >= self._chunk:
+            self._sum_rows()
+
+    def _sum_rows(self) -> None:
+        if not self._rows:
+            return
+        x, t = (torch.cat(parts) for parts in zip(*self._rows, strict=True))
+        self._rows = []
+        h = self.hidden(x).double()  # float64: HᵀH squares the condition number
+        hth, htt = h.T @ h, h.T @ t.double()
         self._hth = hth if self._hth is None else self._hth + hth
         self._htt = htt if self._htt is None else self._htt + htt
 
     @torch.no_grad()
     def solve(self) -> None:
         """Solve for the output weights from the accumulated sums (summed over processes under DDP), if any."""
+        self._sum_rows()
         if self._hth is None:
             return
         hth, htt = self._hth, self._htt
