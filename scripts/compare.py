@@ -1,0 +1,19 @@
+"""Compare zoo's MLP, ELM and logistic regression with scikit-learn's SVM, random forest and k-NN on one split:
+``python scripts/compare.py data=digits`` (any tabular or flattenable data set)."""
+
+import hydra
+from omegaconf import DictConfig
+
+import zoo.search  # noqa: F401  (registers the resolvers zoo's configs use)
+from zoo.errors import report_user_errors
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="compare")
+def main(cfg: DictConfig) -> None:
+    from zoo.compare import compare
+
+    report_user_errors(compare, cfg)
+
+
+if __name__ == "__main__":
+    main()
