@@ -39,15 +39,16 @@ def compare(cfg: DictConfig) -> list[dict[str, Any]]:
     rows = []
     for name in cfg.models:
         print(f"compare: fitting {name} on {spec.name}")
-        fit = _fit_zoo if name in ZOO_MODELS else _fit_sklearn
+        fit = fit_zoo if name in ZOO_MODELS else fit_sklearn
         score, fit_s, predict_s = fit(name, cfg, data, out)
         rows.append({"model": name, f"test/{metric}": score, "fit_s": fit_s, "predict_s": predict_s})
     write_table(rows, out, f"test/{metric}", spec.name)
     return rows
 
 
-def _fit_zoo(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float, float, float]:
-    """Train a zoo model through the Lightning Trainer, as ``scripts/train.py`` would (no checkpoints or loggers)."""
+def fit_zoo(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float, float, float]:
+    """Train a zoo model through the Lightning Trainer, as ``scripts/train.py`` would (no checkpoints or loggers);
+    returns (test score, fit seconds, predict seconds)."""
     import lightning as L
 
     from zoo.run import build_task, prepare_process
@@ -73,7 +74,8 @@ def _fit_zoo(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float, f
     return float(result[key]), fit_s, predict_s
 
 
-def _fit_sklearn(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float, float, float]:
+def fit_sklearn(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float, float, float]:
+    """Fit a scikit-learn baseline on train+val; returns (test score, fit seconds, predict seconds)."""
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
     from sklearn.model_selection import GridSearchCV
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
