@@ -10,14 +10,14 @@ start("train")  # --help at once; a bad override is one line and exit 2, before 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from zoo.errors import report_user_errors  # noqa: E402
+from zoo.search import run_job  # noqa: E402  (also registers the ${repeat:...} resolver searches use)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> dict[str, float]:
+def main(cfg: DictConfig) -> float | dict[str, float] | None:
     from zoo.run import train
 
-    return report_user_errors(train, cfg)
+    return run_job(train, cfg)  # optimized_metric's value for a search; a failing multirun job is recorded
 
 
 if __name__ == "__main__":

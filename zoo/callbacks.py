@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import BaseFinetuning, Checkpoint
+from lightning.pytorch.callbacks import EarlyStopping as _LightningEarlyStopping
 from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 
@@ -39,7 +40,8 @@ class RunOutputs(Checkpoint):
         for key, value in sorted(trainer.callback_metrics.items()):
             if key.startswith(("train/", "val/")) and not key.endswith("_step"):
                 row[key] = float(value)
-        row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else math.nan
+        groups = trainer.optimizers[0].param_groups if trainer.optimizers else []  # none for a closed-form ELM
+        row["lr"] = float(groups[0]["lr"]) if groups else math.nan
         self.history = [r for r in self.history if r["epoch"] < row["epoch"]] + [row]
         if trainer.is_global_zero:
             write_history(self.history, self.output_dir / "history.csv")
@@ -137,3 +139,63 @@ class Finetune(BaseFinetuning):
         for module in self.flatten_modules(self.backbone(pl_module)):
             if isinstance(module, nn.modules.batchnorm._BatchNorm) and not module.track_running_stats:
                 module.eval()  # frozen: use (and keep) the pretrained running statistics
+
+
+class EarlyStopping(_LightningEarlyStopping):
+    """Lightning's early stopping, plus Keras' ``restore_best_weights`` and ``overfitting.png`` (train vs validation
+    curves with the best and the stopping epochs marked). ``patience: null`` leaves it off."""
+
+    def __init__(
+        self,
+        monitor: str = "val/loss",
+        patience: int | None = None,
+        mode: str = "min",
+        min_delta: float = 0.0,
+        restore_best_weights: bool = True,
+    ) -> None:
+        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 0):
+            raise ZooError(f"callbacks.early_stopping.patience={patience!r} must be an integer >= 0 (or null: off)")
+        if mode not in ("min", "max"):
+            raise ZooError(f"callbacks.early_stopping.mode={mode!r} must be min or max")
+        super().__init__(monitor=monitor, patience=patience or 0, mode=mode, min_delta=min_delta)
+        self.enabled = patience is not None
+        self.restore_best_weights = restore_best_weights
+        self.best_epoch = -1
+        self._best_state: dict[str, torch.Tensor] | None = None
+
+    def _run_early_stopping_check(self, trainer: L.Trainer) -> None:
+        if not self.enabled or trainer.sanity_checking:
+            return
+        if self.monitor not in trainer.callback_metrics:
+            logged = ", ".join(sorted(k for k in trainer.callback_metrics if k.startswith(("train/", "val/"))))
+            raise ZooError(
+                f"callbacks.early_stopping.monitor={self.monitor!r} is not a logged metric; choose one of {logged}"
+            )
+        before = self.best_score.clone()
+        super()._run_early_stopping_check(trainer)
+        if not torch.equal(before, self.best_score):  # improved
+            self.best_epoch = trainer.current_epoch
+            if self.restore_best_weights:
+                module = trainer.lightning_module
+                self._best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.enabled or self.best_epoch < 0:
+            return
+        if self.restore_best_weights and self._best_state is not None:
+            pl_module.load_state_dict(self._best_state)  # what test and predict use when no checkpoint is loaded
+        history = next((c.history for c in trainer.callbacks if isinstance(c, RunOutputs)), [])
+        if trainer.is_global_zero and history:
+            from zoo.plots import plot_learning_curves
+
+            last = int(history[-1]["epoch"])
+            marks = {f"best {self.monitor}": self.best_epoch, "stopped" if self.stopped_epoch else "last": last}
+            path = Path(trainer.default_root_dir) / "overfitting.png"
+            plot_learning_curves(history, path, marks=marks, title=f"overfitting: early stopping on {self.monitor}")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.best_epoch = state_dict.get("best_epoch", -1)

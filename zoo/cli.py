@@ -28,6 +28,11 @@ examples:
   python scripts/train.py experiment=detector_boxes                 # detection; data=yolo data.path=DIR
   python scripts/train.py experiment=triplet_digits                 # triplet-loss embeddings
   python scripts/train.py experiment=rnn_vs_avgpool                 # text: an LSTM; data=sarcasm data.path=FILE
+  python scripts/train.py model=elm model.net.hidden=[1000]         # Extreme Learning Machine, solved in one pass
+  python scripts/train.py cv.folds=5                                # 5-fold cross-validation: mean ± std
+  python scripts/train.py callbacks.early_stopping.patience=5       # early stopping, best weights restored
+  python scripts/train.py --multirun hparams_search=optuna          # or grid, genetic: results.csv, best.yaml
+  python scripts/compare.py data=digits                             # MLP, ELM, logistic vs SVM, forest, k-NN
   python scripts/train.py ckpt_path=last                            # resume the newest run of this experiment
   python scripts/train.py debug=fdr                                 # fdr | overfit | limit | profiler
   python scripts/train.py steps_per_execution=1 compile=true       # fast-path switches (README: Speed)

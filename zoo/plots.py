@@ -20,8 +20,11 @@ def _pyplot():
     return plt
 
 
-def plot_learning_curves(rows: list[dict[str, float]], path: Path) -> None:
-    """Train vs validation loss per epoch, and the first validation metric beside it when there is one."""
+def plot_learning_curves(
+    rows: list[dict[str, float]], path: Path, marks: dict[str, int] | None = None, title: str = "learning curves"
+) -> None:
+    """Train vs validation loss per epoch, and the first validation metric beside it when there is one;
+    ``marks`` draws labelled vertical lines at epochs (0-based), e.g. where early stopping stopped."""
     plt = _pyplot()
     epochs = [r["epoch"] + 1 for r in rows]
     metric = next((k for k in CURVE_METRICS if any(f"val/{k}" in r for r in rows)), None)
@@ -31,11 +34,13 @@ def plot_learning_curves(rows: list[dict[str, float]], path: Path) -> None:
             values = [r.get(f"{split}/{key}", math.nan) for r in rows]
             if not all(math.isnan(v) for v in values):
                 ax.plot(epochs, values, style, markersize=3, label=f"{split}/{key}")
+        for (label, epoch), color in zip((marks or {}).items(), ("tab:green", "tab:red", "tab:gray"), strict=False):
+            ax.axvline(epoch + 1, color=color, linestyle="--", label=f"{label} ({epoch + 1})")
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle("learning curves")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -59,6 +59,11 @@ RUN_MARKERS = ("config.yaml", "metrics.json", "checkpoints")
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit ``cfg.model`` on ``cfg.data``, test the best checkpoint, write the run folder; returns test metrics."""
+    cv = cfg.get("cv") or {}
+    if cv.get("folds") is not None and cv.get("fold") is None:
+        from zoo.cv import cross_validate
+
+        return cross_validate(cfg)
     check_trainer(cfg)
     output_dir = check_run_folder_free(cfg) if is_global_zero() else Path(cfg.paths.output_dir)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg, output_dir)
@@ -68,6 +73,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         resume_wandb(cfg, checkpoint)
     prepare_process(cfg.seed)
     datamodule = build_datamodule(cfg.data, cfg.model)
+    if cv.get("folds") is not None:  # one fold of a cross-validation: that fold is the validation split
+        from zoo.cv import check_folds, hold_out_fold
+
+        hold_out_fold(datamodule, cv.fold, check_folds(cv.folds), cfg.data.get("split_seed", 0))
     task = build_task(cfg, datamodule.spec)
     config = claim_run_folder(cfg)  # only once the data and model are known to fit: a failed start leaves nothing
     if hasattr(datamodule, "write_run_files") and is_global_zero():  # what the data fitted (a tokenizer)
@@ -83,6 +92,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         best = next((c.best_model_path for c in trainer.checkpoint_callbacks if getattr(c, "best_model_path", "")), "")
         results = trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        if results and str(cfg.get("optimized_metric") or "").startswith("val/"):  # a search's objective
+            scores = trainer.validate(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+            results[0].update(scores[0] if scores else {})
         if hasattr(task.net, "save_pretrained") and trainer.is_global_zero:  # the tested weights, as the hub has them
             task.net.save_pretrained(output_dir / "pretrained", task.input.mean, task.input.std, task.spec.class_names)
         exit_code = 0

@@ -68,6 +68,9 @@ class SupervisedTask(L.LightningModule):
         dtype = torch.uint8 if self.spec.is_image else torch.long if self.spec.is_text else torch.float32
         self.example_input_array = torch.zeros(2, *self.spec.input_shape, dtype=dtype)  # the summary shows shapes
         self._train_sums: dict[str, torch.Tensor] = {}
+        # A net solved in closed form (ELM) gathers the training set in one pass, with no optimiser.
+        self.closed_form = getattr(self.net, "closed_form", False)
+        self.automatic_optimization = not self.closed_form
 
     # -- what subclasses define ---------------------------------------------------------------------------
     def default_loss(self) -> str:
@@ -135,6 +138,8 @@ class SupervisedTask(L.LightningModule):
         if isinstance(batch, list) and self.steps_per_execution > 1:  # a group of mini-batches (zoo.fast)
             return self.training_steps(batch, batch_idx)
         x, y = batch
+        if self.closed_form:
+            return self.net.accumulate(self.input(x), self.solve_targets(y))
         out = self(x)
         loss = self.data_loss(out, y)  # averaged once over the batch
         sums = {"loss": loss.detach() * len(x), "n": len(x), **self.batch_stats(out.detach(), y)}
@@ -188,6 +193,9 @@ class SupervisedTask(L.LightningModule):
                 self.lr_scheduler_step(config.scheduler, self.trainer.callback_metrics["val/loss"])
 
     def on_train_epoch_end(self) -> None:
+        if self.closed_form:  # solved once from the whole pass: later epochs would repeat it
+            self.net.solve()
+            self.trainer.should_stop = True
         if not self._train_sums:
             return
         n = self._train_sums.pop("n")
@@ -215,7 +223,20 @@ class SupervisedTask(L.LightningModule):
         x = batch[0] if isinstance(batch, list | tuple) else batch
         return self.predict(self(x))
 
+    def on_test_epoch_end(self) -> None:
+        """``test/sparsity``: the share of weights (tensors with 2+ dims) below 1e-3, what L1 drives up."""
+        weights = [p.detach() for p in self.net.parameters() if p.ndim > 1]
+        if weights:  # counted tensor by tensor: no copy of a large net's weights
+            small = sum(int((w.abs() < 1e-3).sum()) for w in weights)
+            self.log("test/sparsity", small / sum(w.numel() for w in weights))
+
+    def solve_targets(self, y: torch.Tensor) -> torch.Tensor:
+        """What a closed-form net fits for labels ``y`` (one-hot classes, standardised targets...)."""
+        raise NotImplementedError
+
     def configure_optimizers(self) -> Any:
+        if self.closed_form:
+            return None
         cfg = dict(self.hparams.optimizer or {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3})
         decay = cfg.get("weight_decay", 0.0)
         trainable = [p for p in self.parameters() if p.requires_grad]  # a frozen backbone stays out (Finetune)

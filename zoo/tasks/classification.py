@@ -52,6 +52,12 @@ class ClassificationTask(SupervisedTask):
     def num_outputs(self) -> int:
         return 1 if self.loss_name == "bce" else self.spec.num_classes
 
+    def solve_targets(self, y: torch.Tensor) -> torch.Tensor:
+        """One-hot rows; one ±1 column for a single logit, so that 0 is the decision threshold as with BCE."""
+        if self.loss_name == "bce":
+            return y.float().unsqueeze(1) * 2 - 1
+        return nn.functional.one_hot(y, self.spec.num_classes).float()
+
     def data_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.loss_name == "bce":
             return self.loss_fn(out.squeeze(1), y.float())

@@ -34,6 +34,9 @@ class RegressionTask(SupervisedTask):
     def data_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(out, (y - self.target_mean) / self.target_std)
 
+    def solve_targets(self, y: torch.Tensor) -> torch.Tensor:
+        return (y - self.target_mean) / self.target_std
+
     def predict(self, out: torch.Tensor) -> torch.Tensor:
         return out * self.target_std + self.target_mean
 

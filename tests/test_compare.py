@@ -1,0 +1,33 @@
+"""scripts/compare.py: zoo models and scikit-learn baselines on one split; a table and a bar plot."""
+
+from __future__ import annotations
+
+import csv
+
+from tests.test_cli import script
+
+
+def test_compare_writes_a_table_and_a_plot_for_every_model(tmp_path):
+    proc = script("compare", "data=iris", "epochs=3", "cpu=true", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = list(csv.DictReader((tmp_path / "comparison.csv").open()))
+    assert [r["model"] for r in rows] == ["mlp", "elm", "logistic", "svm", "random_forest", "knn"]
+    assert all(0 <= float(r["test/acc"]) <= 1 and float(r["fit_s"]) >= 0 for r in rows)
+    assert min(float(r["test/acc"]) for r in rows if r["model"] in ("svm", "knn", "elm")) > 0.85
+    assert "| svm |" in proc.stdout and (tmp_path / "comparison.md").is_file()
+    assert (tmp_path / "comparison.png").stat().st_size > 10_000
+
+
+def test_compare_on_regression_data_scores_r2(tmp_path):
+    proc = script(
+        "compare", "data=boston", "epochs=2", "cpu=true", "models=[elm,logistic,knn]", f"hydra.run.dir={tmp_path}"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = list(csv.DictReader((tmp_path / "comparison.csv").open()))
+    assert [r["model"] for r in rows] == ["elm", "logistic", "knn"] and "test/r2" in rows[0]
+
+
+def test_an_unknown_model_is_one_line(tmp_path):
+    proc = script("compare", "models=[mlp,xgboost]", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2
+    assert "error: models: ['xgboost'] unknown; choose from mlp, elm, logistic, svm, random_forest, knn" in proc.stderr

@@ -1,0 +1,58 @@
+"""Cross-validation: K folds, each its own run folder, metrics as mean and std, folds checked against the classes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+
+import pytest
+import yaml
+
+from zoo.errors import ZooError
+
+
+def test_three_folds_report_mean_and_std_and_keep_each_fold(train_run, capsys):
+    metrics, out = train_run("data=iris", "model=logistic", "optimizer.lr=0.05", "trainer.max_epochs=15", "cv.folds=3")
+    rows = list(csv.DictReader((out / "cv_folds.csv").open()))
+    accs = [float(r["test/acc"]) for r in rows]
+    assert [r["fold"] for r in rows] == ["0", "1", "2"]
+    assert metrics["test/acc"] == pytest.approx(statistics.fmean(accs)) and metrics["test/acc"] > 0.8
+    assert metrics["test/acc_std"] == pytest.approx(statistics.stdev(accs))
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert f"test/acc = {metrics['test/acc']:.4f} ± {metrics['test/acc_std']:.4f}" in capsys.readouterr().out
+    vals = []
+    for fold in range(3):
+        assert (out / f"fold{fold}" / "checkpoints" / "last.ckpt").is_file()
+        config = yaml.safe_load((out / f"fold{fold}" / "config.yaml").read_text())
+        assert config["cv"]["fold"] == fold
+        vals.append(json.loads((out / f"fold{fold}" / "metrics.json").read_text())["test/acc"])
+    assert vals == accs  # the same test split, three different validation folds
+
+
+def test_folds_are_held_out_in_turn_stratified(tmp_path):
+    from tests.conftest import compose
+    from zoo.cv import hold_out_fold
+    from zoo.run import build_datamodule
+
+    seen = []
+    for fold in range(4):
+        cfg = compose(["data=iris"], tmp_path)
+        data = build_datamodule(cfg.data, cfg.model)
+        test_before = data.splits["test"][0].clone()
+        hold_out_fold(data, fold, 4, 0)
+        val = data.splits["val"][1]
+        assert data.splits["test"][0].equal(test_before)
+        assert max(val.bincount()) - min(val.bincount()) <= 1  # stratified: classes in equal shares
+        seen.append({tuple(r.tolist()) for r in data.splits["val"][0]})
+    assert all(not (a & b) for i, a in enumerate(seen) for b in seen[i + 1 :])  # disjoint folds
+
+
+def test_more_folds_than_a_class_has_samples_is_a_clear_error(train_run):
+    with pytest.raises(ZooError, match=r"cv.folds=50 is more than the \d+ training\+validation samples of class"):
+        train_run("data=iris", "cv.folds=50")
+
+
+def test_one_fold_is_not_cross_validation(train_run):
+    with pytest.raises(ZooError, match=r"cv.folds=1 is not valid; use an integer >= 2"):
+        train_run("data=iris", "cv.folds=1")

@@ -1,0 +1,102 @@
+"""Every conf/experiment/*.yaml runs, shortened (one epoch of a few batches): a recipe that no longer composes or
+trains fails here. Experiments that need the user's files get small files the test writes in the real format
+(EXTRA below); one that needs a file and has no entry fails, so none is skipped silently."""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CONF
+
+SHORT = ("debug=limit", "trainer.max_epochs=1", "cv.folds=null")
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows([header, *rows])
+    return path
+
+
+def mushrooms(tmp: Path) -> list[str]:
+    """Kaggle's mushrooms.csv: a letter per attribute, class e(dible) or p(oisonous)."""
+    rng = random.Random(0)
+    header = ["class", "cap-shape", "cap-surface", "cap-color", "bruises", "odor", "gill-size", "habitat"]
+    rows = [[c, rng.choice("bxfks"), rng.choice("fygs"), rng.choice("nbcgw"), rng.choice("tf"),
+             "a" if c == "e" else "f", rng.choice("bn"), rng.choice("glmpud")] for c in "ep" * 40]  # fmt: skip
+    return [f"data.path={write_csv(tmp / 'mushrooms.csv', header, rows)}"]
+
+
+def titanic(tmp: Path) -> list[str]:
+    """Kaggle's titanic train.csv, with its missing ages and cabins."""
+    rng = random.Random(0)
+    header = ["PassengerId", "Survived", "Pclass", "Name", "Sex", "Age", "SibSp", "Parch", "Ticket", "Fare", "Cabin",
+              "Embarked"]  # fmt: skip
+    rows = [[i, i % 2, rng.choice([1, 2, 3]), f"Doe, Mr. John {i}", rng.choice(["male", "female"]),
+             rng.choice(["", 22, 38.5]), rng.randint(0, 3), rng.randint(0, 2), f"A/5 {i}", round(rng.uniform(5, 90), 2),
+             rng.choice(["", "C85"]), rng.choice(["S", "C", "Q"])] for i in range(80)]  # fmt: skip
+    return [f"data.path={write_csv(tmp / 'train.csv', header, rows)}"]
+
+
+def spotify(tmp: Path) -> list[str]:
+    """Kaggle's Spotify Song Attributes data.csv (an unnamed index column, 13 features, target, title, artist)."""
+    rng = random.Random(0)
+    features = ["acousticness", "danceability", "duration_ms", "energy", "instrumentalness", "key", "liveness",
+                "loudness", "mode", "speechiness", "tempo", "time_signature", "valence"]  # fmt: skip
+    rows = [[i, *(round(rng.random(), 3) for _ in features), i % 2, f"Song {i}", f"Artist {i % 7}"] for i in range(80)]
+    return [f"data.path={write_csv(tmp / 'data.csv', ['', *features, 'target', 'song_title', 'artist'], rows)}"]
+
+
+def multiclass(tmp: Path) -> list[str]:
+    rng = random.Random(0)
+    rows = [
+        [round(rng.gauss(i % 3, 1), 3), round(rng.gauss(0, 1), 3), rng.choice("xyz"), f"c{i % 3}"] for i in range(90)
+    ]
+    return [f"data.path={write_csv(tmp / 'classes.csv', ['a', 'b', 'kind', 'label'], rows)}", "data.target=label"]
+
+
+def pretrained(tmp: Path) -> list[str]:
+    """transfer_frozen needs a backbone pretrained by transfer_pretrain: run that, shortened, first."""
+    from tests.conftest import compose
+    from zoo.run import train
+
+    cfg = compose(["experiment=transfer_pretrain", *SHORT], tmp, folder="pretrain")
+    train(cfg)
+    return [f"model.weights={Path(cfg.paths.output_dir) / 'pretrained'}"]
+
+
+EXTRA: dict[str, Callable[[Path], list[str]]] = {
+    "demo_titanic_elm": titanic,
+    "ex4_mushroom_elm": mushrooms,
+    "ex5_spotify_mlp": spotify,
+    "ex5_1_multiclass_mlp": multiclass,
+    "transfer_frozen": pretrained,
+    "exemplo08_tfhub": pretrained,
+    "ex07_cifar_conv": lambda tmp: [f"paths.data_dir={_cifar(tmp)}", "data.download=false"],
+}
+
+
+def _cifar(tmp: Path) -> Path:
+    from tests.formats import write_cifar
+
+    return write_cifar(tmp / "cifar")
+
+
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_runs_shortened(train_run, tmp_path, name):
+    extra = EXTRA[name](tmp_path) if name in EXTRA else []
+    metrics, out = train_run(f"experiment={name}", *SHORT, *extra, folder=name)
+    assert metrics and (out / "metrics.json").is_file()
+
+
+def test_every_experiment_says_what_it_teaches_and_what_to_expect():
+    for name in EXPERIMENTS:
+        header = (CONF / "experiment" / f"{name}.yaml").read_text().split("defaults:")[0].lower()
+        assert "expect" in header or "measured" in header, f"{name}.yaml: state the result to expect"

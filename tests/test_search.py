@@ -1,0 +1,59 @@
+"""Multiruns and hyperparameter searches: a failing job is recorded and the rest run; results.csv and best.yaml."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import yaml
+
+from tests.test_cli import script
+
+FAST = ("logger=none", "data=iris", "trainer.max_epochs=2", "callbacks=none")
+
+
+def results(sweep_dir):
+    return list(csv.DictReader((sweep_dir / "results.csv").open()))
+
+
+def test_a_failing_multirun_job_is_reported_and_the_others_finish(tmp_path):
+    proc = script("train", "--multirun", *FAST, "data.batch_size=8,0,16", f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 1  # the sweep ran to its end, then says something failed
+    assert "error: job 1: data.batch_size=0 is not valid; use a positive integer" in proc.stderr
+    rows = results(tmp_path)
+    assert [(r["job"], r["status"]) for r in rows] == [("0", "ok"), ("1", "failed"), ("2", "ok")]
+    assert rows[1]["error"].startswith("data.batch_size=0 is not valid") and float(rows[2]["test/acc"]) > 0
+    for job in (0, 2):
+        assert (tmp_path / str(job) / "metrics.json").is_file()
+
+
+def test_grid_search_sorts_by_the_objective_and_saves_the_best_config(tmp_path):
+    proc = script(
+        "train", "--multirun", "hparams_search=grid", *FAST, f"hydra.sweep.dir={tmp_path}",
+        "hydra.sweeper.params={search.units:'8,32',optimizer.lr:'0.03'}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = results(tmp_path)
+    assert len(rows) == 2 * 2 * 2  # units x layers x dropout (the learning rate fixed here)
+    objectives = [float(r["objective"]) for r in rows]
+    assert objectives == sorted(objectives, reverse=True)
+    assert objectives == [float(r["val/acc"]) for r in rows]  # val/acc of the best checkpoint, not test
+    best = yaml.safe_load((tmp_path / "best.yaml").read_text())
+    assert best == yaml.safe_load((tmp_path / rows[0]["job"] / "config.yaml").read_text())
+    assert best["model"]["net"]["hidden"] == [best["search"]["units"]] * best["search"]["layers"]
+
+
+@pytest.mark.parametrize("search", ["optuna", "genetic"])
+def test_optuna_searches_record_a_failed_trial_and_go_on(tmp_path, search):
+    proc = script(
+        "train", "--multirun", f"hparams_search={search}", *FAST, f"hydra.sweep.dir={tmp_path}",
+        "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.population_size=2" if search == "genetic" else "seed=42",
+        "+hydra.sweeper.params={optimizer.lr:'choice(0.03,-1)'}", "hydra.sweeper.sampler.seed=3",
+    )  # fmt: skip
+    rows = results(tmp_path)
+    assert len(rows) == 3, proc.stderr[-2000:]
+    statuses = {r["status"] for r in rows}
+    assert statuses <= {"ok", "failed"} and "ok" in statuses
+    assert all("Invalid learning rate" in r["error"] for r in rows if r["status"] == "failed")
+    assert proc.returncode == (1 if "failed" in statuses else 0)
+    assert (tmp_path / "best.yaml").is_file() and rows[0]["status"] == "ok"  # best first, failed last

@@ -1,0 +1,148 @@
+"""Side by side on one data set and one split (seed 004's "comparativo MLP, ELM e outros classificadores"): zoo's
+MLP, ELM and logistic/linear regression against scikit-learn's RBF-SVM (grid-searched C and gamma), random forest
+and k-NN, all fitted on the data module's own training tensors and scored on its test split."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from zoo.cli import CONF_DIR
+from zoo.errors import ZooError
+
+ZOO_MODELS = ("mlp", "elm", "logistic")
+SKLEARN_MODELS = ("svm", "random_forest", "knn")
+
+
+def compare(cfg: DictConfig) -> list[dict[str, Any]]:
+    """Fit every model in ``cfg.models``; write ``comparison.csv``, ``comparison.md`` and ``comparison.png``."""
+    from zoo.data.spec import CLASSIFICATION, REGRESSION
+    from zoo.run import build_datamodule, prepare_process
+
+    unknown = [m for m in cfg.models if m not in ZOO_MODELS + SKLEARN_MODELS]
+    if unknown:
+        raise ZooError(f"models: {unknown} unknown; choose from {', '.join(ZOO_MODELS + SKLEARN_MODELS)}")
+    out = Path(cfg.paths.output_dir)
+    if (out / "comparison.csv").exists():
+        raise ZooError(f"'{out}' already holds a comparison; nothing was overwritten. Pick another hydra.run.dir")
+    out.mkdir(parents=True, exist_ok=True)
+    prepare_process(cfg.seed)
+    data = build_datamodule(cfg.data, OmegaConf.create({"input": "flat"}))
+    spec = data.spec
+    if spec.task not in (CLASSIFICATION, REGRESSION):
+        raise ZooError(f"data={spec.name} is a {spec.task} data set; compare takes classification or regression data")
+    metric = "acc" if spec.task == CLASSIFICATION else "r2"
+    rows = []
+    for name in cfg.models:
+        print(f"compare: fitting {name} on {spec.name}")
+        fit = fit_zoo if name in ZOO_MODELS else fit_sklearn
+        score, fit_s, predict_s = fit(name, cfg, data, out)
+        rows.append({"model": name, f"test/{metric}": score, "fit_s": fit_s, "predict_s": predict_s})
+    write_table(rows, out, f"test/{metric}", spec.name)
+    return rows
+
+
+def fit_zoo(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float, float, float]:
+    """Train a zoo model through the Lightning Trainer, as ``scripts/train.py`` would (no checkpoints or loggers);
+    returns (test score, fit seconds, predict seconds)."""
+    import lightning as L
+
+    from zoo.run import build_task, prepare_process
+
+    model_name = "linear" if name == "logistic" and data.spec.task == "regression" else name
+    model = OmegaConf.load(CONF_DIR / "model" / f"{model_name}.yaml")
+    run = OmegaConf.create({"model": model, "seed": cfg.seed, "optimizer": cfg.optimizer, "scheduler": None})
+    model.merge_with(cfg.get("zoo_models", {}).get(name) or {})
+    prepare_process(cfg.seed)
+    task = build_task(run, data.spec)
+    trainer = L.Trainer(
+        max_epochs=1 if name == "elm" else cfg.epochs, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(out / name), num_sanity_val_steps=0,
+        accelerator="cpu" if cfg.cpu else "auto", devices=1,
+    )  # fmt: skip
+    start = time.perf_counter()
+    trainer.fit(task, datamodule=data)
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    result = trainer.test(task, datamodule=data, verbose=False)[0]
+    predict_s = time.perf_counter() - start
+    key = "test/acc" if data.spec.task == "classification" else "test/r2"
+    return float(result[key]), fit_s, predict_s
+
+
+def fit_sklearn(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float, float, float]:
+    """Fit a scikit-learn baseline on train+val; returns (test score, fit seconds, predict seconds)."""
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+    from sklearn.svm import SVC, SVR
+
+    (xt, yt), (xv, yv), (xs, ys) = (_table(data, s) for s in ("train", "val", "test"))
+    import numpy as np
+
+    x, y = np.concatenate([xt, xv]), np.concatenate([yt, yv])  # the zoo models use val only to pick checkpoints
+    classify = data.spec.task == "classification"
+    if name == "svm":
+        grid = OmegaConf.to_container(cfg.svm_grid)
+        model = GridSearchCV(SVC() if classify else SVR(), grid, cv=3, n_jobs=1)
+    elif name == "random_forest":
+        kind = RandomForestClassifier if classify else RandomForestRegressor
+        model = kind(n_estimators=cfg.forest_trees, random_state=cfg.seed, n_jobs=1)
+    else:
+        model = (KNeighborsClassifier if classify else KNeighborsRegressor)(n_neighbors=cfg.knn_neighbors)
+    start = time.perf_counter()
+    model.fit(x, y)
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    score = model.score(xs, ys)  # accuracy for classifiers, R^2 for regressors
+    predict_s = time.perf_counter() - start
+    return float(score), fit_s, predict_s
+
+
+def _table(data: Any, split: str) -> tuple[Any, Any]:
+    """A split as scikit-learn sees it: images flattened and standardised per pixel as the zoo task sees them."""
+    import torch
+
+    x, y = data.splits[split]
+    if data.spec.is_image:
+        mean = torch.tensor(data.spec.pixel_mean).reshape(1, -1)
+        std = torch.tensor(data.spec.pixel_std).reshape(1, -1)
+        x = x.float().flatten(1) / 255
+        x = (x - mean) / std if mean.shape[1] == x.shape[1] else x
+    return x.float().numpy(), y.numpy()
+
+
+def write_table(rows: list[dict[str, Any]], out: Path, metric: str, data_name: str) -> None:
+    """``comparison.csv``, ``comparison.md`` (printed too) and ``comparison.png`` (metric and fit time bars)."""
+    from zoo.plots import _pyplot
+
+    with (out / "comparison.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [f"| model | {metric} | fit s | predict s |", "|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r[metric]:.4f} | {r['fit_s']:.3f} | {r['predict_s']:.4f} |" for r in rows]
+    table = "\n".join(lines) + "\n"
+    (out / "comparison.md").write_text(f"{data_name}, one split, test split scores\n\n" + table)
+    print(table + f"run folder: {out}")
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    names = [r["model"] for r in rows]
+    left.bar(names, [r[metric] for r in rows], color="tab:blue")
+    low = min(r[metric] for r in rows)
+    left.set_ylim(max(0.0, low - 0.05), 1.0 if metric.endswith("acc") else None)
+    left.set_ylabel(metric)
+    right.bar(names, [r["fit_s"] for r in rows], color="tab:orange")
+    right.set_yscale("log")
+    right.set_ylabel("fit seconds (log)")
+    for ax in (left, right):
+        ax.tick_params(axis="x", rotation=30)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"{data_name}: test {metric} and fit time")
+    fig.tight_layout()
+    fig.savefig(out / "comparison.png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,164 @@
+"""Multiruns and hyperparameter searches (``--multirun``, ``hparams_search=grid|optuna|genetic``).
+
+A failing job is reported (``error: job N: ...``), recorded with its status and error, and the other jobs run on;
+at the end :class:`SweepResults` writes ``results.csv`` (sorted by ``optimized_metric`` when there is one) and
+``best.yaml`` (the best job's config) at the sweep folder's root. Kept free of torch: Hydra loads it at start.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from zoo.errors import ZooError, report_user_errors
+
+log = logging.getLogger(__name__)
+MINIMISED = ("loss", "rmse", "mae", "mse")  # metric names where lower is better
+JOBS_FILE = "jobs.jsonl"
+_last_error: str | None = None  # the failing job's error, for SweepResults.on_job_end (same process)
+
+
+def run_job(fn: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> float | dict[str, float] | None:
+    """Run ``fn(cfg)``; returns ``optimized_metric``'s value when set (what a sweeper optimises), else the metrics.
+
+    Alone, a user error exits with one line (status 2); in a multirun the job is recorded as failed and returns
+    None, so the sweep goes on (an Optuna sweeper marks the trial failed).
+    """
+    global _last_error
+    _last_error = None
+    if not _in_multirun():
+        return objective(cfg, report_user_errors(fn, cfg))
+    try:
+        return objective(cfg, fn(cfg))
+    except Exception as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        _last_error = f"{type(err).__name__ + ': ' if not isinstance(err, ZooError) else ''}{err}".splitlines()[0]
+        if not isinstance(err, ZooError):
+            log.exception("job failed")  # a bug, not a config mistake: the traceback goes to the job's log
+        print(f"error: job {_job_num()}: {_last_error}", file=sys.stderr)
+        return None
+
+
+def objective(cfg: DictConfig, metrics: dict[str, float]) -> float | dict[str, float]:
+    key = cfg.get("optimized_metric")
+    if not key:
+        return metrics
+    if key not in metrics:
+        raise ZooError(f"optimized_metric={key!r} is not a metric of this run; choose one of {', '.join(metrics)}")
+    return float(metrics[key])
+
+
+def minimised(metric: str) -> bool:
+    return metric.rsplit("/", 1)[-1].endswith(MINIMISED)
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _job_num() -> int:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().job.num
+
+
+try:  # a Hydra callback when Hydra is there (it always is for the scripts)
+    from hydra.experimental.callback import Callback
+except ImportError:  # pragma: no cover
+    Callback = object
+
+
+class SweepResults(Callback):
+    """Hydra callback: one row per multirun job (``jobs.jsonl``), then ``results.csv`` and ``best.yaml``."""
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        from hydra.core.utils import JobStatus
+        from hydra.types import RunMode
+
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        value = job_return._return_value
+        failed = job_return.status != JobStatus.COMPLETED or _last_error is not None
+        error = _last_error or (str(value).splitlines()[0] if isinstance(value, BaseException) else "")
+        run_dir = Path(config.paths.output_dir)
+        metrics_file = run_dir / "metrics.json"
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() and not failed else {}
+        row = {
+            "job": config.hydra.job.num,
+            "status": "failed" if failed else "ok",
+            "objective": float(value) if isinstance(value, int | float) and not failed else None,
+            "overrides": " ".join(job_return.overrides or []),
+            **metrics,
+            "error": error,
+            "run_dir": str(run_dir),
+        }
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with (sweep_dir / JOBS_FILE).open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        jobs = sweep_dir / JOBS_FILE
+        if not jobs.is_file():
+            return
+        rows = [json.loads(line) for line in jobs.read_text().splitlines() if line.strip()]
+        metric = config.get("optimized_metric")
+        best = write_results(rows, sweep_dir, metric)
+        failed = [r for r in rows if r["status"] == "failed"]
+        print(f"multirun: {len(rows) - len(failed)} of {len(rows)} jobs finished; results: {sweep_dir / 'results.csv'}")
+        if best is not None:
+            print(
+                f"best {metric} = {best['objective']:.4f} (job {best['job']}: {best['overrides']}); "
+                f"its config: {sweep_dir / 'best.yaml'}"
+            )
+        if failed:
+            for row in failed:
+                print(f"error: job {row['job']} ({row['overrides']}) failed: {row['error']}", file=sys.stderr)
+            sys.exit(1)
+
+
+def write_results(rows: list[dict[str, Any]], sweep_dir: Path, metric: str | None) -> dict[str, Any] | None:
+    """``results.csv``: every job, best first when ``metric`` is set (failed jobs last); ``best.yaml``: the best
+    job's composed config, headed by its overrides. Returns the best row."""
+    sign = 1 if metric and minimised(metric) else -1
+    done = [r for r in rows if r["objective"] is not None and not math.isnan(r["objective"])]
+    if metric:
+        done.sort(key=lambda r: sign * r["objective"])
+    ordered = done + [r for r in rows if r not in done]
+    columns = list(dict.fromkeys(k for r in ordered for k in r))
+    columns = [c for c in columns if c not in ("error", "run_dir")] + ["error", "run_dir"]
+    with (sweep_dir / "results.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(ordered)
+    if not metric or not done:
+        return None
+    best = done[0]
+    config_file = Path(best["run_dir"]) / "config.yaml"
+    config = OmegaConf.load(config_file) if config_file.is_file() else OmegaConf.create()
+    header = f"# best {metric} = {best['objective']:.6g}: job {best['job']}, overrides: {best['overrides']}\n"
+    (sweep_dir / "best.yaml").write_text(header + OmegaConf.to_yaml(config))
+    return best
+
+
+def register_resolvers() -> None:
+    """``${repeat:UNITS,LAYERS}`` -> ``[UNITS] * LAYERS``: searches set an MLP's width and depth as two numbers."""
+    if not OmegaConf.has_resolver("repeat"):
+        OmegaConf.register_new_resolver("repeat", lambda value, times: [value] * int(times))
+
+
+register_resolvers()
