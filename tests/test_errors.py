@@ -13,7 +13,10 @@ import pytest
 from tests.conftest import ROOT
 
 ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": ""}
-MODELS = "cnn, detector, lenet5, linear, logistic, mlp, mlp_layers, resnet, timm, triplet, unet"
+MODELS = (
+    "cnn, detector, elm, lenet5, linear, logistic, mlp, mlp_layers, resnet, rnn, text_avgpool, timm, transformer, "
+    "triplet, unet"
+)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CONF
+from tests.test_text import write_sarcasm
 
 SHORT = ("debug=limit", "trainer.max_epochs=1", "cv.folds=null")
 
@@ -76,6 +77,7 @@ EXTRA: dict[str, Callable[[Path], list[str]]] = {
     "ex5_1_multiclass_mlp": multiclass,
     "transfer_frozen": pretrained,
     "exemplo08_tfhub": pretrained,
+    "ex10_sarcasm": lambda tmp: [f"data.path={write_sarcasm(tmp / 'Sarcasm_Headlines_Dataset.json')}"],
     "ex07_cifar_conv": lambda tmp: [f"paths.data_dir={_cifar(tmp)}", "data.download=false"],
 }
 
@@ -94,6 +96,8 @@ def test_every_experiment_runs_shortened(train_run, tmp_path, name):
     extra = EXTRA[name](tmp_path) if name in EXTRA else []
     metrics, out = train_run(f"experiment={name}", *SHORT, *extra, folder=name)
     assert metrics and (out / "metrics.json").is_file()
+    if (out / "tokenizer.json").is_file():  # the text experiments draw their word embeddings too
+        assert (out / "word_embeddings.png").is_file()
 
 
 def test_every_experiment_says_what_it_teaches_and_what_to_expect():

