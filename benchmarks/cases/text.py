@@ -7,7 +7,6 @@ lr 1e-3, cross-entropy over the two classes) and batch size.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 # 20,000 generated reviews: 14,000 training texts of at most 16 tokens, batch 64
@@ -15,30 +14,9 @@ DATA = ["data=text_synth", "data.count=20000", "data.batch_size=64", "optimizer=
 MODELS = {"text_avgpool": ["model=text_avgpool"], "lstm": ["model=rnn", "model.cell=lstm"]}
 
 
-def hand_epochs(net, x, y, epochs: int, batch_size: int, lr: float = 1e-3) -> list[float]:
-    """The loop one writes by hand: shuffle, slice the in-memory ids, forward, cross-entropy, backward, step."""
-    import torch
-    from torch import nn
-
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
-    net.train()
-    seconds = []
-    for epoch in range(epochs):
-        start = time.perf_counter()
-        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch))
-        for i in range(0, len(x), batch_size):
-            idx = order[i : i + batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            loss_fn(net(x[idx]), y[idx]).backward()
-            optimizer.step()
-        seconds.append(time.perf_counter() - start)
-    return seconds
-
-
 def measure(epochs: int, workdir: Path) -> dict[str, list[float]]:
     """Seconds per training epoch, ``{"zoo:<model>": [...], "hand-written:<model>": [...]}``."""
-    from benchmarks.run import zoo_epochs
+    from benchmarks.common import hand_epochs, zoo_epochs
     from zoo.config import compose_config
     from zoo.run import build_datamodule, build_task
 
@@ -51,5 +29,5 @@ def measure(epochs: int, workdir: Path) -> dict[str, list[float]]:
         net.load_state_dict(initial)  # ...and the same initial weights as zoo's
         x, y = dm.splits["train"]
         results[f"zoo:{name}"] = zoo_s
-        results[f"hand-written:{name}"] = hand_epochs(net, x, y, epochs, dm.batch_size)
+        results[f"hand-written:{name}"] = hand_epochs(net.train(), None, x, y, epochs, dm.batch_size)
     return results
