@@ -47,6 +47,9 @@ def summarise(case: str, sides: dict[str, list[float]]) -> list[tuple[str, str, 
     (``zoo/hand-written``), each peer against zoo (how many times zoo's time it takes)."""
     rows = []
     for side, seconds in sides.items():
+        if side.startswith("acc:"):  # a case's test accuracy beside its timings (elm), not seconds
+            rows.append((case, f"{side[4:]} accuracy", None, f"test/acc {seconds[0]:.3f}"))
+            continue
         t = per_epoch(seconds) if seconds else None
         name = side.split(":", 1)[1] if ":" in side else ""
         if t is None:
