@@ -44,6 +44,15 @@ def zoo_epochs(overrides: list[str], epochs: int, tmp: Path):
     return timer.seconds, dm, initial
 
 
+def zoo_sides(config: list[str], epochs: int, workdir: Path):
+    """zoo as users run it and with the fast path off (``steps_per_execution=1``); returns those two sides, the
+    data module, the net's initial state and the training tensors on the CPU for the other sides."""
+    zoo, dm, initial = zoo_epochs(config, epochs, workdir / "zoo")
+    one_step, _, _ = zoo_epochs([*config, "steps_per_execution=1"], epochs, workdir / "zoo1")
+    x, y = dm.splits["train"]
+    return {"zoo": zoo, "zoo:steps_per_execution=1": one_step}, dm, initial, x.cpu(), y.cpu()
+
+
 def hand_epochs(net, prepare: Callable | None, x, y, epochs: int, batch_size: int, lr: float = 1e-3) -> list[float]:
     """The floor: the loop one writes by hand, slicing in-memory tensors, Adam and cross-entropy."""
     import torch

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.common import hand_epochs, keras_epochs, lightning_dataloader_epochs, peer, zoo_epochs
+from benchmarks.common import hand_epochs, keras_epochs, lightning_dataloader_epochs, peer, zoo_sides
 
 OVERRIDES = [
     "model=lenet5",
@@ -66,17 +66,13 @@ def keras_net(classes: int):
 def measure(epochs: int, workdir: Path, overrides: tuple[str, ...] = ()) -> dict[str, list[float]]:
     """Seconds per epoch of each side; ``overrides`` shrink the case (tests)."""
     config = [*OVERRIDES, *overrides]
-    zoo, dm, initial = zoo_epochs(config, epochs, workdir / "zoo")
-    one_step, _, _ = zoo_epochs([*config, "steps_per_execution=1"], epochs, workdir / "zoo1")
-    x, y = dm.splits["train"]
-    x, y = x.cpu(), y.cpu()
+    zoo, dm, initial, x, y = zoo_sides(config, epochs, workdir)
     net, prepare = hand_net(dm, initial)
     classes = len(dm.spec.class_names)
     prepared = prepare(x).permute(0, 2, 3, 1).numpy()  # NHWC, as Keras takes images
 
     return {
-        "zoo": zoo,
-        "zoo:steps_per_execution=1": one_step,
+        **zoo,
         "hand-written": hand_epochs(net, prepare, x, y, epochs, dm.batch_size),
         "keras": peer("keras", lambda: keras_epochs(keras_net(classes), prepared, y.numpy(), epochs, dm.batch_size)),
         "lightning-dataloader": lightning_dataloader_epochs(
