@@ -11,8 +11,9 @@ each side: ``zoo`` (composed config, Lightning Trainer, progress bar, checkpoint
 lightning-hydra-template does it) and, for ``elm``, ``hpelm``; ``zoo:NAME`` / ``hand-written:NAME`` for a case
 with several models. Peers come from ``pip install .[bench]``; a missing one reads "not installed". The timed span
 is the training part of each epoch (first to last batch). Epoch 1 is a warm-up; the figure is the fastest of the
-epochs after it (other work on the machine only adds time). Writes the table to benchmarks/results.md; the last
-line reads ``zoo/hand-written: R``.
+epochs after it (other work on the machine only adds time); ``--rounds R`` measures every side R times in turn
+and keeps the fastest epoch of all, as the machine's speed drifts over minutes. Writes the table to
+benchmarks/results.md; the last line reads ``zoo/hand-written: R``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,17 @@ def per_epoch(seconds: list[float]) -> float:
     """The fastest epoch after the warm-up one (the only one if there is one): other work on the machine only ever
     adds time, so the fastest epoch is the steadiest estimate of a side's own cost."""
     return min(seconds[1:] or seconds)
+
+
+def merge_rounds(rounds: list[dict[str, list[float]]]) -> dict[str, list[float]]:
+    """One list of epochs per side from several rounds of a case: the first round whole, the later ones without
+    their warm-up epoch (so :func:`per_epoch` still leaves out only a warm-up); accuracies from the first round."""
+    sides = {side: list(seconds) for side, seconds in rounds[0].items()}
+    for later in rounds[1:]:
+        for side, seconds in later.items():
+            if not side.startswith("acc:"):
+                sides.setdefault(side, []).extend(seconds[1:])
+    return sides
 
 
 def summarise(case: str, sides: dict[str, list[float]]) -> list[tuple[str, str, float | None, str]]:
@@ -71,6 +83,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4, help="epochs per side (the first is a warm-up)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.md")
     parser.add_argument("--threads", type=int, help="torch threads (1 steadies figures on a shared machine)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="measure every side R times, in turn (steadier on a shared machine)"
+    )
     args = parser.parse_args()
     if args.threads:
         import torch
@@ -81,14 +96,16 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases:
-            sides = importlib.import_module(f"benchmarks.cases.{case}").measure(args.epochs, Path(tmp) / case)
+            measure = importlib.import_module(f"benchmarks.cases.{case}").measure
+            sides = merge_rounds([measure(args.epochs, Path(tmp) / case / str(r)) for r in range(args.rounds)])
             rows += summarise(case, sides)
             for side, seconds in sides.items():  # the raw figures, to judge the noise
                 print(f"{case} {side}: " + " ".join(f"{t:.3f}" for t in seconds))
     import torch
 
     lines = [
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; fastest of epochs 2..{args.epochs}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; fastest of epochs 2..{args.epochs}"
+        f"{f' of {args.rounds} rounds' if args.rounds > 1 else ''}; "
         f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at the end",
         "",
         "| case | side | s/epoch | comparison |",

@@ -20,7 +20,7 @@ from zoo.errors import ZooError
 
 log = logging.getLogger(__name__)
 
-AUTO_STEPS = 16  # Lightning's per-step cost over 16 steps: below the noise of a small net's step
+AUTO_STEPS = 64  # Lightning's ~2 ms per Lightning step over 64 optimiser steps: a few % of a 0.3 ms step
 DEVICE_SHARE = 0.5  # data kept on the GPU only while it takes at most this share of the free memory
 
 
@@ -92,3 +92,46 @@ def _to(value: Any, device: torch.device) -> Any:
     if isinstance(value, torch.Tensor):
         return value.to(device, non_blocking=True)
     return value
+
+
+# Where Lightning calls user code around a manual backward and optimiser step (Precision.pre_backward, backward,
+# post_backward, _after_closure); when nothing overrides them, skipping the wrapper changes nothing but the time.
+STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+
+
+class StepCounter:
+    """Optimiser steps taken outside Lightning's ``LightningOptimizer`` wrapper, still counted where Lightning counts
+    them (the manual-optimisation step progress, hence ``global_step``, checkpoints and resume).
+
+    The wrapper costs ~0.5 ms a step (a profiler span, the precision plugin's closure and the calls of every hook
+    above on every callback), as much as a small net's whole step; ``for_run`` says when it may be skipped."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+
+    @classmethod
+    def for_run(cls, trainer: Any, task: Any) -> StepCounter | None:
+        """A counter when the wrapper would add nothing to this run: plain fp32 precision, one device, no profiler,
+        and neither the task nor any callback overriding a hook the wrapper calls; else None (the wrapper runs)."""
+        import lightning as L
+        from lightning.pytorch.plugins.precision import Precision
+        from lightning.pytorch.profilers import PassThroughProfiler
+        from lightning.pytorch.strategies import SingleDeviceStrategy
+
+        if type(trainer.precision_plugin) is not Precision or type(trainer.strategy) is not SingleDeviceStrategy:
+            return None
+        if not isinstance(trainer.profiler, PassThroughProfiler):
+            return None
+        if type(task).backward is not L.LightningModule.backward:
+            return None
+        for hook in STEP_HOOKS:
+            if getattr(type(task), hook) is not getattr(L.LightningModule, hook):
+                return None
+            if any(getattr(type(cb), hook) is not getattr(L.Callback, hook) for cb in trainer.callbacks):
+                return None
+        return cls(trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress)
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.progress.increment_ready()
+        optimizer.step()
+        self.progress.increment_completed()

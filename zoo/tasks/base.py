@@ -35,6 +35,7 @@ class SupervisedTask(L.LightningModule):
     kind = ""
     losses: tuple[str, ...] = ()
     steps_per_execution: int | str = 1  # optimiser steps per Lightning step; run.build_task sets it (zoo.fast)
+    _direct = None  # a zoo.fast.StepCounter when the fast path may step the optimiser itself
 
     def __init__(
         self,
@@ -135,20 +136,39 @@ class SupervisedTask(L.LightningModule):
         return total
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        if isinstance(batch, list) and self.steps_per_execution > 1:  # a group of mini-batches (zoo.fast)
+        if self.is_group(batch):
             return self.training_steps(batch, batch_idx)
-        x, y = batch
         if self.closed_form:
+            x, y = batch
             return self.net.accumulate(self.input(x), self.solve_targets(y))
+        loss, data_loss = self.step_loss(batch)
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self.log("train/loss_step", data_loss, on_step=True, on_epoch=False)
+        return loss
+
+    def step_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss to minimise on one mini-batch (the penalty included) and the data loss alone; the epoch's sums
+        stay on the device."""
+        x, y = batch
         out = self(x)
         loss = self.data_loss(out, y)  # averaged once over the batch
         sums = {"loss": loss.detach() * len(x), "n": len(x), **self.batch_stats(out.detach(), y)}
         for key, value in sums.items():  # summed on the device: no host sync per step
             self._train_sums[key] = self._train_sums.get(key, 0) + value
         penalty = self.penalty()
-        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
-            self.log("train/loss_step", loss, on_step=True, on_epoch=False)
-        return loss if penalty is None else loss + penalty
+        return (loss if penalty is None else loss + penalty), loss
+
+    def is_group(self, batch: Any) -> bool:
+        """Whether ``batch`` is a group of mini-batches (a list of ``(x, y)`` tensor pairs) for the fast path."""
+        k = self.steps_per_execution  # "auto" until setup("fit") resolves it
+        return isinstance(batch, list) and isinstance(k, int) and k > 1
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        # A group of K mini-batches already on the device (in-memory data, zoo.fast): Lightning's walk over the
+        # list costs ~1 ms a group for nothing.
+        if self.is_group(batch) and all(t.device == device for pair in batch for t in pair):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def on_train_epoch_start(self) -> None:
         self._train_sums = {}
@@ -158,21 +178,35 @@ class SupervisedTask(L.LightningModule):
     # -- the fast path: several optimiser steps per Lightning step (zoo.fast) --------------------------------
     def setup(self, stage: str) -> None:
         if stage == "fit":
-            from zoo.fast import resolve_steps_per_execution
+            from zoo.fast import StepCounter, resolve_steps_per_execution
 
             self.steps_per_execution = resolve_steps_per_execution(self.steps_per_execution, self.trainer, self)
             if self.steps_per_execution > 1:
                 self.automatic_optimization = False
+                self._direct = StepCounter.for_run(self.trainer, self)
 
     def training_steps(self, batches: list[tuple[torch.Tensor, torch.Tensor]], batch_idx: int) -> torch.Tensor:
         """One optimiser step per mini-batch, as automatic optimisation runs them (forward, zero_grad, backward,
-        step), through Lightning's optimiser wrapper so precision plugins and AMP still apply."""
-        optimizer = self.optimizers()
-        for i, batch in enumerate(batches):
-            loss = self.training_step(batch, i)
+        step). With plain fp32 on one device and no hook around backward or the step (``StepCounter.for_run``) the
+        steps go straight to the optimiser, counted in Lightning's progress; otherwise through Lightning's optimiser
+        wrapper so precision plugins and AMP apply."""
+        direct = self._direct
+        optimizer = self.optimizers(use_pl_optimizer=direct is None)
+        every, step, logged = self.trainer.log_every_n_steps, self.global_step, None
+        for batch in batches:
+            loss, data_loss = self.step_loss(batch)
             optimizer.zero_grad()
-            self.manual_backward(loss)
-            optimizer.step()
+            if direct is None:
+                self.manual_backward(loss)
+                optimizer.step()
+            else:
+                loss.backward()
+                direct.step(optimizer)
+            step += 1
+            if step % every == 0:
+                logged = data_loss
+        if logged is not None:  # one call a group (self.log costs ~1 ms): the group's last multiple of every
+            self.log("train/loss_step", logged, on_step=True, on_epoch=False)
         if batch_idx + 1 == self.trainer.num_training_batches:
             self.step_epoch_schedulers(plateau=False)
         return loss.detach()
