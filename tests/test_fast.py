@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import logging
 
+import lightning as L
 import pytest
 import torch
 
@@ -110,3 +111,32 @@ def test_the_benchmark_measures_every_side_on_a_tiny_case(tmp_path):
     assert all(len(seconds) == 2 for side, seconds in sides.items() if side != "keras")
     rows = summarise("mlp", sides)
     assert rows[0][:2] == ("mlp", "zoo") and rows[0][3].startswith("zoo/hand-written ")
+
+
+class CountHooks(L.Callback):
+    """A user's callback on the gradients: the fast path must still call it once per optimiser step."""
+
+    calls: dict[str, int] = {}
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        CountHooks.calls["on_after_backward"] = CountHooks.calls.get("on_after_backward", 0) + 1
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        CountHooks.calls["on_before_optimizer_step"] = CountHooks.calls.get("on_before_optimizer_step", 0) + 1
+
+
+def test_gradient_hooks_run_on_every_step_of_a_group(train_run):
+    CountHooks.calls = {}
+    target = f"+callbacks.count._target_={__name__}.CountHooks"
+    train_run(*RUN, "trainer.max_epochs=1", "steps_per_execution=6", target)
+    assert CountHooks.calls == {"on_after_backward": 20, "on_before_optimizer_step": 20}  # 20 optimiser steps
+
+
+def test_without_hooks_a_group_steps_the_optimiser_directly_and_counts_every_step(train_run, monkeypatch):
+    from zoo.fast import StepCounter
+
+    calls = []
+    original = StepCounter.step
+    monkeypatch.setattr(StepCounter, "step", lambda self, optimizer: (calls.append(1), original(self, optimizer)))
+    _, folder = train_run(*RUN, "trainer.max_epochs=2", "steps_per_execution=6")
+    assert len(calls) == 40 and [r["step"] for r in history(folder)] == ["20", "40"]  # global_step counts them
