@@ -55,13 +55,16 @@ def fit_zoo(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float, fl
 
     model_name = "linear" if name == "logistic" and data.spec.task == "regression" else name
     model = OmegaConf.load(CONF_DIR / "model" / f"{model_name}.yaml")
-    run = OmegaConf.create({"model": model, "seed": cfg.seed, "optimizer": cfg.optimizer, "scheduler": None})
+    run = OmegaConf.create(
+        {"model": model, "seed": cfg.seed, "optimizer": cfg.optimizer, "scheduler": None, "steps_per_execution": "auto"}
+    )  # the fast path, as train.py runs by default
     model.merge_with(cfg.get("zoo_models", {}).get(name) or {})
     prepare_process(cfg.seed)
     task = build_task(run, data.spec)
     trainer = L.Trainer(
         max_epochs=1 if name == "elm" else cfg.epochs, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(out / name), num_sanity_val_steps=0,
+        limit_val_batches=0,  # no checkpoint or early stopping to choose here: the fit is training alone, as sklearn's
         accelerator="cpu" if cfg.cpu else "auto", devices=1,
     )  # fmt: skip
     start = time.perf_counter()

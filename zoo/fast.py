@@ -3,9 +3,11 @@
 On a small net, Lightning's per-step machinery (hooks, closures, progress and logging bookkeeping, ~0.5-2 ms) costs
 as much as the step itself. ``steps_per_execution=K`` (Keras' ``model.compile`` option of that name) has the
 in-memory batch iterator hand the task K mini-batches at once; the task then runs K ordinary optimiser steps with
-manual optimisation (``manual_backward``, so precision plugins and AMP still apply). Results are those of K=1 for the
-same seed: the same mini-batches in the same order, one optimiser step each, ``global_step`` counting optimiser
-steps. Where that cannot hold, the run falls back to K=1 and says why.
+manual optimisation. With plain fp32 on one device and nothing hooked around backward or the step, those steps call
+the optimiser directly (:class:`StepCounter` keeps Lightning's step count); otherwise they go through
+``manual_backward`` and Lightning's optimiser wrapper, so precision plugins, AMP and the hooks still apply. Results
+are those of K=1 for the same seed: the same mini-batches in the same order, one optimiser step each,
+``global_step`` counting optimiser steps. Where that cannot hold, the run falls back to K=1 and says why.
 """
 
 from __future__ import annotations

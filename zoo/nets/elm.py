@@ -93,9 +93,10 @@ class ELM(nn.Module):
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(hth)
             torch.distributed.all_reduce(htt)
-        if self.ridge > 0:
-            eye = torch.eye(len(hth), dtype=hth.dtype, device=hth.device)
-            solution = torch.linalg.solve(hth + self.ridge * eye, htt)
+        if self.ridge > 0:  # HᵀH + ridge·I is symmetric positive definite: Cholesky, half LU's work
+            system = hth + self.ridge * torch.eye(len(hth), dtype=hth.dtype, device=hth.device)
+            factor, info = torch.linalg.cholesky_ex(system)
+            solution = torch.cholesky_solve(htt, factor) if int(info) == 0 else torch.linalg.solve(system, htt)
         else:  # pinv(HᵀH) HᵀT = H⁺T, the minimum-norm least-squares solution
             solution = torch.linalg.pinv(hth, hermitian=True) @ htt
         self.output.copy_(solution.to(self.output.dtype))

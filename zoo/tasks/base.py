@@ -163,13 +163,6 @@ class SupervisedTask(L.LightningModule):
         k = self.steps_per_execution  # "auto" until setup("fit") resolves it
         return isinstance(batch, list) and isinstance(k, int) and k > 1
 
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        # A group of K mini-batches already on the device (in-memory data, zoo.fast): Lightning's walk over the
-        # list costs ~1 ms a group for nothing.
-        if self.is_group(batch) and all(t.device == device for pair in batch for t in pair):
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
     def on_train_epoch_start(self) -> None:
         self._train_sums = {}
         if self.steps_per_execution > 1:
