@@ -31,3 +31,8 @@ def test_an_unknown_model_is_one_line(tmp_path):
     proc = script("compare", "models=[mlp,xgboost]", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2
     assert "error: models: ['xgboost'] unknown; choose from mlp, elm, logistic, svm, random_forest, knn" in proc.stderr
+
+
+def test_per_model_overrides_reach_the_zoo_model(tmp_path):
+    proc = script("compare", "data=iris", "models=[elm]", "+zoo_models.elm.ridge=-1", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2 and "error: model.ridge=-1 must be >= 0" in proc.stderr  # not silently dropped

@@ -55,10 +55,10 @@ def fit_zoo(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float, fl
 
     model_name = "linear" if name == "logistic" and data.spec.task == "regression" else name
     model = OmegaConf.load(CONF_DIR / "model" / f"{model_name}.yaml")
+    model.merge_with(cfg.get("zoo_models", {}).get(name) or {})  # before create(), which copies it
     run = OmegaConf.create(
         {"model": model, "seed": cfg.seed, "optimizer": cfg.optimizer, "scheduler": None, "steps_per_execution": "auto"}
     )  # the fast path, as train.py runs by default
-    model.merge_with(cfg.get("zoo_models", {}).get(name) or {})
     prepare_process(cfg.seed)
     task = build_task(run, data.spec)
     trainer = L.Trainer(
