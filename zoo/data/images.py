@@ -5,7 +5,8 @@ Every set is held in memory as ``uint8`` tensors ``[N, C, H, W]`` (CIFAR-10's 50
 and served by slicing. The net's first layer turns pixels into normalised floats with the training split's mean and
 standard deviation (per channel, or per pixel for flat models), which the spec carries; so a checkpoint or an
 exported model takes raw pixels. Sets with an official test split (MNIST, Fashion-MNIST, CIFAR-10) keep it; the
-others are split by ``test_fraction``. The validation split always comes out of the training data.
+others are split by ``test_fraction``. The validation split always comes out of the training data. A folder of
+pictures too large for memory can stay on disk instead (``data.in_memory=false``, ``zoo.data.files``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import numpy as np
 import torch
 
 from zoo.data.augment import Augment
-from zoo.data.memory import InMemoryDataModule
+from zoo.data.files import STATS_SAMPLE, ImageFiles, check_in_memory, check_workers, file_loader
+from zoo.data.memory import FULL_BATCH, InMemoryDataModule
 from zoo.data.spec import CLASSIFICATION, DataSpec
 from zoo.data.splits import split_indices
 from zoo.errors import ZooError
@@ -37,7 +39,7 @@ class ImageSet:
     """A loaded image data set: ``x`` uint8 ``[N, C, H, W]``; ``y`` int64 labels ``0..K-1`` (or, for segmentation,
     uint8 masks ``[N, H, W]`` of class indices); the class names; an optional official test split."""
 
-    x: torch.Tensor
+    x: torch.Tensor | ImageFiles  # ImageFiles: pictures left on disk (data.in_memory=false)
     y: torch.Tensor
     class_names: list[str]
     test: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -104,7 +106,10 @@ class ImageDataModule(InMemoryDataModule):
         train_idx = self._few_per_class(train_idx, labels, len(data.class_names))
         self.splits = {"train": (data.x[train_idx], data.y[train_idx]), "val": (data.x[val_idx], data.y[val_idx])}
         self.splits["test"] = test
-        mean, std = pixel_stats(self.splits["train"][0], per_pixel=self.normalize == "pixel")
+        train = self.splits["train"][0]
+        if isinstance(train, ImageFiles):  # pictures left on disk: the statistics of a seeded sample
+            train = train.sample(STATS_SAMPLE, self.split_seed)
+        mean, std = pixel_stats(train, per_pixel=self.normalize == "pixel")
         return DataSpec(
             name=self.name,
             task=self.kind,
@@ -114,6 +119,32 @@ class ImageDataModule(InMemoryDataModule):
             pixel_mean=mean,
             pixel_std=std,
         )
+
+    def _batches(
+        self, split: str, batch_size: int | str, shuffle: bool, augment: Augment | None = None, group: int = 1
+    ) -> Any:
+        x, y = self.splits[split]
+        if not isinstance(x, ImageFiles):
+            return super()._batches(split, batch_size, shuffle, augment, group)
+        # pictures on disk: a DataLoader decodes them in workers; augmentation follows the transfer (below)
+        device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
+        size = len(x) if batch_size == FULL_BATCH else batch_size
+        return file_loader(x, y, max(1, size), shuffle, torch.initial_seed(), self.num_workers, device)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment streamed training batches on their device, drawn from a generator seeded per epoch and rank as
+        the in-memory batches are."""
+        if not (self.trainer is not None and self.trainer.training and self.augment.active):
+            return batch
+        if not isinstance(batch, list | tuple):  # the summary's example input, not a batch
+            return batch
+        if not isinstance(self.splits["train"][0], ImageFiles):
+            return batch  # in memory: TensorBatches augmented it already
+        epoch = self.trainer.current_epoch
+        if getattr(self, "_augment_epoch", None) != epoch:
+            seed = (torch.initial_seed() + epoch) * 1_000_003 + self.trainer.global_rank
+            self._augment_epoch, self._augment_gen = epoch, torch.Generator().manual_seed(seed)
+        return self.augment.batch(*batch, self._augment_gen)
 
     def _keep_classes(self, data: ImageSet) -> ImageSet:
         if not self.classes:
@@ -360,12 +391,23 @@ COLOR_MODES = {"rgb": "RGB", "grey": "L"}
 
 class ImageFolderDataModule(ImageDataModule):
     """A folder with one subfolder per class (``path/cat/*.jpg``, ``path/dog/*.jpg``), like Keras'
-    ``image_dataset_from_directory``. Pictures are decoded once, resized to ``image_size`` and kept in memory.
+    ``image_dataset_from_directory``. Pictures are decoded once, resized to ``image_size`` and kept in memory; with
+    ``in_memory=false`` they stay on disk and ``num_workers`` DataLoader processes decode each batch
+    (``zoo.data.files``).
     """
 
-    def __init__(self, path: str, image_size: int = 64, color: str = "rgb", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        path: str,
+        image_size: int = 64,
+        color: str = "rgb",
+        in_memory: bool = True,
+        num_workers: int | str = "auto",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.path, self.image_size, self.color = Path(path), check_image_size(image_size), check_color(color)
+        self.in_memory, self.num_workers = check_in_memory(in_memory), check_workers(num_workers)
 
     def load(self) -> ImageSet:
         if not self.path.is_dir():
@@ -383,7 +425,10 @@ class ImageFolderDataModule(ImageDataModule):
                 f"data.path: '{self.path}' has {len(class_dirs)} class subfolder(s); put each class's pictures in "
                 "its own subfolder (at least two)"
             )
-        x = torch.from_numpy(np.stack(read_images(files, self.color, self.image_size)))
+        if self.in_memory:
+            x = torch.from_numpy(np.stack(read_images(files, self.color, self.image_size)))
+        else:
+            x = ImageFiles(files, self.color, self.image_size)
         return ImageSet(x, torch.tensor(labels, dtype=torch.long), [d.name for d in class_dirs])
 
 
@@ -391,12 +436,14 @@ def read_images(paths: list[Path], color: str, size: int | None) -> list[np.ndar
     """Pictures as uint8 ``[C, H, W]`` arrays in ``color`` (rgb or grey), resized to ``size`` x ``size`` unless
     ``size`` is None; decoded in threads (PIL releases the GIL)."""
 
-    def read(path: Path) -> np.ndarray:
-        array = read_pixels(path, COLOR_MODES[color], size)
-        return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-
     with ThreadPoolExecutor() as pool:
-        return list(pool.map(read, paths))
+        return list(pool.map(lambda path: read_image(path, color, size), paths))
+
+
+def read_image(path: Path, color: str, size: int | None) -> np.ndarray:
+    """One picture as a uint8 ``[C, H, W]`` array (see :func:`read_images`)."""
+    array = read_pixels(path, COLOR_MODES[color], size)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
 def read_pixels(path: Path, mode: str | None, size: int | None, nearest: bool = False) -> np.ndarray:
