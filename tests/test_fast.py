@@ -140,3 +140,9 @@ def test_without_hooks_a_group_steps_the_optimiser_directly_and_counts_every_ste
     monkeypatch.setattr(StepCounter, "step", lambda self, optimizer: (calls.append(1), original(self, optimizer)))
     _, folder = train_run(*RUN, "trainer.max_epochs=2", "steps_per_execution=6")
     assert len(calls) == 40 and [r["step"] for r in history(folder)] == ["20", "40"]  # global_step counts them
+
+
+@pytest.mark.parametrize("k", [1, 6])
+def test_step_logging_can_be_turned_off(train_run, k):
+    metrics, _ = train_run(*RUN, "trainer.max_epochs=1", "trainer.log_every_n_steps=0", f"steps_per_execution={k}")
+    assert "test/acc" in metrics  # Lightning's "never log steps" is no division by zero

@@ -142,7 +142,8 @@ class SupervisedTask(L.LightningModule):
             x, y = batch
             return self.net.accumulate(self.input(x), self.solve_targets(y))
         loss, data_loss = self.step_loss(batch)
-        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+        every = self.trainer.log_every_n_steps  # 0: no step-level logging
+        if every and (self.global_step + 1) % every == 0:
             self.log("train/loss_step", data_loss, on_step=True, on_epoch=False)
         return loss
 
@@ -196,7 +197,7 @@ class SupervisedTask(L.LightningModule):
                 loss.backward()
                 direct.step(optimizer)
             step += 1
-            if step % every == 0:
+            if every and step % every == 0:
                 logged = data_loss
         if logged is not None:  # one call a group (self.log costs ~1 ms): the group's last multiple of every
             self.log("train/loss_step", logged, on_step=True, on_epoch=False)
