@@ -146,3 +146,13 @@ def test_without_hooks_a_group_steps_the_optimiser_directly_and_counts_every_ste
 def test_step_logging_can_be_turned_off(train_run, k):
     metrics, _ = train_run(*RUN, "trainer.max_epochs=1", "trainer.log_every_n_steps=0", f"steps_per_execution={k}")
     assert "test/acc" in metrics  # Lightning's "never log steps" is no division by zero
+
+
+def test_the_loggers_step_axis_counts_optimiser_steps_as_one_step_at_a_time_does(train_run):
+    def logged(folder):
+        rows = list(csv.DictReader((folder / "csv" / "metrics.csv").open()))
+        return [(r["step"], r["epoch"]) for r in rows if r.get("val/loss")]
+
+    _, one = train_run(*RUN, "trainer.max_epochs=3", "steps_per_execution=1", "logger=csv", folder="one")
+    _, six = train_run(*RUN, "trainer.max_epochs=3", "steps_per_execution=6", "logger=csv", folder="six")
+    assert logged(six) == logged(one) == [("19", "0"), ("39", "1"), ("59", "2")]  # W&B plots them alike

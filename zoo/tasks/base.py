@@ -201,6 +201,9 @@ class SupervisedTask(L.LightningModule):
                 logged = data_loss
         if logged is not None:  # one call a group (self.log costs ~1 ms): the group's last multiple of every
             self.log("train/loss_step", logged, on_step=True, on_epoch=False)
+        # The loggers' step axis (W&B's trainer/global_step) counts optimiser steps, as one step at a time does:
+        # Lightning adds one per Lightning step after this, the group's others are added here.
+        self.trainer.fit_loop.epoch_loop._batches_that_stepped += len(batches) - 1
         if batch_idx + 1 == self.trainer.num_training_batches:
             self.step_epoch_schedulers(plateau=False)
         return loss.detach()
