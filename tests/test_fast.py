@@ -149,10 +149,16 @@ def test_step_logging_can_be_turned_off(train_run, k):
 
 
 def test_the_loggers_step_axis_counts_optimiser_steps_as_one_step_at_a_time_does(train_run):
-    def logged(folder):
+    def logged(folder, key):
         rows = list(csv.DictReader((folder / "csv" / "metrics.csv").open()))
-        return [(r["step"], r["epoch"]) for r in rows if r.get("val/loss")]
+        return [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
 
-    _, one = train_run(*RUN, "trainer.max_epochs=3", "steps_per_execution=1", "logger=csv", folder="one")
-    _, six = train_run(*RUN, "trainer.max_epochs=3", "steps_per_execution=6", "logger=csv", folder="six")
-    assert logged(six) == logged(one) == [("19", "0"), ("39", "1"), ("59", "2")]  # W&B plots them alike
+    run = (*RUN, "trainer.max_epochs=3", "trainer.log_every_n_steps=5", "logger=csv")
+    _, one = train_run(*run, "steps_per_execution=1", folder="one")
+    _, six = train_run(*run, "steps_per_execution=16", folder="six")  # a group spans several multiples of 5
+    assert [s for s, _ in logged(six, "val/loss")] == [s for s, _ in logged(one, "val/loss")] == [19, 39, 59]
+    steps = logged(one, "train/loss_step")  # every 5 optimiser steps
+    assert [s for s, _ in steps] == list(range(4, 60, 5))
+    grouped = logged(six, "train/loss_step")  # W&B plots both runs alike
+    assert [s for s, _ in grouped] == [s for s, _ in steps]
+    assert [v for _, v in grouped] == pytest.approx([v for _, v in steps], abs=1e-5)

@@ -186,7 +186,7 @@ class SupervisedTask(L.LightningModule):
         wrapper so precision plugins and AMP apply."""
         direct = self._direct
         optimizer = self.optimizers(use_pl_optimizer=direct is None)
-        every, step, logged = self.trainer.log_every_n_steps, self.global_step, None
+        every, step, logged = self.trainer.log_every_n_steps, self.global_step, {}
         for batch in batches:
             loss, data_loss = self.step_loss(batch)
             optimizer.zero_grad()
@@ -198,9 +198,13 @@ class SupervisedTask(L.LightningModule):
                 direct.step(optimizer)
             step += 1
             if every and step % every == 0:
-                logged = data_loss
-        if logged is not None:  # one call a group (self.log costs ~1 ms): the group's last multiple of every
-            self.log("train/loss_step", logged, on_step=True, on_epoch=False)
+                logged[step - 1] = data_loss.detach()  # at the step index one step at a time logs it
+        if logged:
+            # Lightning writes a logged value when a Lightning step ends on a multiple of log_every_n_steps, which a
+            # group seldom does: the group writes its own (one host sync per group).
+            for at, value in zip(logged, torch.stack(list(logged.values())).tolist(), strict=True):
+                for logger in self.loggers:
+                    logger.log_metrics({"train/loss_step": value}, step=at)
         # The loggers' step axis (W&B's trainer/global_step) counts optimiser steps, as one step at a time does:
         # Lightning adds one per Lightning step after this, the group's others are added here.
         self.trainer.fit_loop.epoch_loop._batches_that_stepped += len(batches) - 1
