@@ -111,10 +111,7 @@ def _table(data: Any, split: str) -> tuple[Any, Any]:
     import torch
 
     x, y = data.splits[split]
-    if not isinstance(x, torch.Tensor):
-        raise ZooError(
-            f"compare needs the data in memory; data={data.spec.name} streams from disk; set data.in_memory=true"
-        )
+    data.require_memory("compare")
     if data.spec.is_image:
         mean = torch.tensor(data.spec.pixel_mean).reshape(1, -1)
         std = torch.tensor(data.spec.pixel_std).reshape(1, -1)

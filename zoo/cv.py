@@ -33,10 +33,7 @@ def hold_out_fold(datamodule: object, fold: int, folds: int, seed: int) -> None:
     splits, spec = getattr(datamodule, "splits", None), datamodule.spec
     if not splits or "val" not in splits:
         raise ZooError(f"cv.folds needs a data set held in memory; data={spec.name} is not one")
-    if not isinstance(splits["train"][0], torch.Tensor):
-        raise ZooError(
-            f"cv.folds needs a data set held in memory; data={spec.name} streams from disk; set data.in_memory=true"
-        )
+    datamodule.require_memory("cv.folds")
     if not 0 <= fold < folds:
         raise ZooError(f"cv.fold={fold} is not valid; use 0 to {folds - 1} (or leave it out: all folds run)")
     (xt, yt), (xv, yv) = splits["train"], splits["val"]

@@ -52,8 +52,7 @@ def why_one_step(trainer: Any, task: Any) -> str | None:
         return "a net solved in closed form"
     if type(task).training_step is not SupervisedTask.training_step:
         return f"{type(task).__name__} has its own training step"
-    dm = trainer.datamodule
-    if not isinstance(dm, InMemoryDataModule) or not all(isinstance(x, torch.Tensor) for x, _ in dm.splits.values()):
+    if not isinstance(trainer.datamodule, InMemoryDataModule) or trainer.datamodule.streams:
         return "the data is not batched in memory"
     return None
 

@@ -138,7 +138,7 @@ class ImageDataModule(InMemoryDataModule):
             return batch
         if not isinstance(batch, list | tuple):  # the summary's example input, not a batch
             return batch
-        if not isinstance(self.splits["train"][0], ImageFiles):
+        if not self.streams:
             return batch  # in memory: TensorBatches augmented it already
         epoch = self.trainer.current_epoch
         if getattr(self, "_augment_epoch", None) != epoch:

@@ -11,6 +11,7 @@ from zoo.data.augment import Augment
 from zoo.data.batches import TensorBatches
 from zoo.data.spec import DETECTION, SEGMENTATION, DataSpec
 from zoo.data.splits import check_batch_size, check_fractions
+from zoo.errors import ZooError
 
 FULL_BATCH = "full"
 
@@ -82,6 +83,18 @@ class InMemoryDataModule(L.LightningDataModule):
         if getattr(task, "closed_form", False):  # one pass summing HᵀH (ELM): no steps, so evaluation's batch sizes
             return self._batches("train", self.eval_batch_size, shuffle=False, augment=augment)
         return self._batches("train", self.batch_size, shuffle=not overfit, augment=augment, group=group)
+
+    @property
+    def streams(self) -> bool:
+        """Whether the pictures stay on disk (``data.in_memory=false``, ``zoo.data.files``) instead of in tensors."""
+        return any(not isinstance(x, torch.Tensor) for x, _ in self.splits.values())
+
+    def require_memory(self, what: str) -> None:
+        """Stop ``what`` (cv.folds, compare...) on streamed data, which it cannot slice, with the fix."""
+        if self.streams:
+            raise ZooError(
+                f"{what} needs a data set held in memory; data={self.name} streams from disk; set data.in_memory=true"
+            )
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         # A group of mini-batches (zoo.fast) already on the device: Lightning's walk over the list costs ~1 ms a
