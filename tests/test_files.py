@@ -4,6 +4,8 @@ same splits and statistics as in memory, clear errors."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -68,3 +70,23 @@ def test_a_streamed_folder_trains_with_workers_and_augmentation(train_run, pictu
 def test_streaming_mistakes_are_one_line_errors(train_run, pictures, override, message):
     with pytest.raises(ZooError, match=re.escape(message)):
         train_run(*folder(pictures, "data.in_memory=false"), "model=cnn", override)
+
+
+def test_compare_refuses_streamed_data_before_fitting_anything(tmp_path, pictures):
+    from tests.test_cli import script
+
+    overrides = folder(pictures, "data.in_memory=false")
+    proc = script("compare", *overrides, f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2 and "fitting" not in proc.stdout  # nothing trained, then thrown away
+    assert proc.stderr.strip().endswith(
+        "error: compare (with svm, random_forest, knn) needs a data set held in memory; "
+        "data=images streams from disk; set data.in_memory=true"
+    )
+
+
+def test_decoding_a_picture_raises_no_warning_in_a_fresh_process(pictures):
+    # PIL's pixels are read-only; wrapped as they are, torch warns once in every DataLoader worker
+    picture = str(next(pictures.rglob("*.png")))
+    code = f"from zoo.data.files import ImageFiles; print(ImageFiles([{picture!r}], 'grey', 16)[0].shape)"
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and "torch.Size([1, 16, 16])" in proc.stdout, proc.stderr[-500:]

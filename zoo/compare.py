@@ -35,6 +35,8 @@ def compare(cfg: DictConfig) -> list[dict[str, Any]]:
     spec = data.spec
     if spec.task not in (CLASSIFICATION, REGRESSION):
         raise ZooError(f"data={spec.name} is a {spec.task} data set; compare takes classification or regression data")
+    if any(name in SKLEARN_MODELS for name in cfg.models):  # before any fit: they take the splits as arrays
+        data.require_memory(f"compare (with {', '.join(SKLEARN_MODELS)})")
     metric = "acc" if spec.task == CLASSIFICATION else "r2"
     rows = []
     for name in cfg.models:
@@ -111,7 +113,6 @@ def _table(data: Any, split: str) -> tuple[Any, Any]:
     import torch
 
     x, y = data.splits[split]
-    data.require_memory("compare")
     if data.spec.is_image:
         mean = torch.tensor(data.spec.pixel_mean).reshape(1, -1)
         std = torch.tensor(data.spec.pixel_std).reshape(1, -1)

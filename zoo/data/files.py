@@ -42,7 +42,8 @@ class ImageFiles:
         if isinstance(index, int | np.integer):
             from zoo.data.images import read_image
 
-            return torch.from_numpy(read_image(self.files[index], self.color, self.size))
+            # a copy: PIL's pixels are read-only, and torch wants tensors it may write
+            return torch.from_numpy(read_image(self.files[index], self.color, self.size).copy())
         index = index.numpy() if isinstance(index, torch.Tensor) else np.asarray(index)
         picked = np.arange(len(self.files))[index]
         return ImageFiles([self.files[i] for i in picked], self.color, self.size)
