@@ -51,7 +51,7 @@ def test_a_run_killed_with_sigkill_resumes_to_exactly_the_uninterrupted_metrics(
     wait_for(last, killed)
     killed.send_signal(signal.SIGKILL)
     assert finish(killed)[0] == -signal.SIGKILL
-    epoch = torch.load(last, weights_only=True)["epoch"]
+    epoch = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
     assert epoch < 39  # killed in the middle of training
     resumed = start(*RUN, f"ckpt_path={last}", run_dir=tmp_path / "resumed")
     code, err = finish(resumed)
@@ -73,7 +73,7 @@ def test_sigterm_and_ctrl_c_save_a_checkpoint_and_exit_non_zero(tmp_path, sig, c
     assert returncode == code, err[-3000:]
     name = "SIGTERM" if sig == signal.SIGTERM else "SIGINT"
     assert f"error: interrupted by {name}: checkpoint saved to {saved}; resume with ckpt_path={saved}" in err
-    checkpoint = torch.load(saved, weights_only=True)
+    checkpoint = torch.load(saved, map_location="cpu", weights_only=True)
     assert checkpoint["zoo_config"]["data"]["name"] == "iris" and checkpoint["wandb_run_id"]
     (record,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")  # the W&B run was closed: its file is whole
     assert record.stat().st_size > 0

@@ -292,7 +292,7 @@ def test_timm_encoder_frozen_keeps_its_weights_and_trains_the_decoder(train_run,
     cfg = compose(overrides, tmp_path)
     prepare_process(cfg.seed)  # as train() does: the same initial weights
     initial = build_task(cfg, build_datamodule(cfg.data, cfg.model).spec).state_dict()
-    trained = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    trained = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     encoder = [k for k in trained if k.startswith("net.encoder.model.")]
     assert encoder and all(torch.equal(trained[k], initial[k]) for k in encoder)  # batch-norm statistics too
     assert not torch.equal(trained["net.output.weight"], initial["net.output.weight"])

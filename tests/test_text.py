@@ -64,7 +64,7 @@ def test_sarcasm_file_trains_and_the_run_keeps_its_tokenizer(train_run, tmp_path
     assert rows[0] == ["text", "true", "predicted", "confidence"]
 
     # prediction from the checkpoint alone: the data file is gone, the tokenizer comes from the checkpoint
-    ckpt = torch.load(next((out / "checkpoints").glob("best-*.ckpt")), weights_only=True)
+    ckpt = torch.load(next((out / "checkpoints").glob("best-*.ckpt")), map_location="cpu", weights_only=True)
     original = SarcasmDataModule(path=str(path), name="sarcasm", max_length=40)
     original.setup()
     path.unlink()
@@ -281,7 +281,7 @@ def test_frozen_transformer_trains_only_its_head(train_run):
     )
     from safetensors.torch import load_file
 
-    state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    state = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     original = load_file(str(Path(get_model_path()) / "model.safetensors"))
     key = "embeddings.word_embeddings.weight"
     torch.testing.assert_close(state[f"net.features.{key}"], original[key])

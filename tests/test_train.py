@@ -61,7 +61,7 @@ def test_run_folder_holds_config_checkpoints_metrics_history_and_curves(train_ru
 
 def test_checkpoints_load_with_weights_only(train_run):
     _, out = train_run("trainer.max_epochs=1")
-    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["zoo_config"]["model"]["name"] == "mlp"
     assert ckpt["hyper_parameters"]["spec"]["name"] == "digits"
 

@@ -195,7 +195,7 @@ def test_run_writes_metrics_and_the_embedding_figure_and_eval_reproduces_it(trai
     assert all(0 <= float(r["train/active_triplets"]) <= 1 and "val/knn_acc" in r for r in rows)
 
     ckpt = next((out / "checkpoints").glob("best-*.ckpt"))
-    checkpoint = torch.load(ckpt, weights_only=True)
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert all(k.startswith(("net.", "input.")) for k in checkpoint["state_dict"])  # no embeddings stored
     task = task_from_checkpoint(checkpoint)
     assert (task.margin, task.mining, task.embedding_dim) == (0.2, "semihard", 64)

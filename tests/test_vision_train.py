@@ -76,7 +76,7 @@ def test_frozen_backbone_never_changes_and_only_the_head_learns(train_run):
         _, out = train_run(*TIMM, "model.finetune.mode=frozen", *SMALL, "trainer.max_epochs=2")
     finally:
         TimmNet.__init__ = original
-    after = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    after = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     changed = {k for k, v in seen["before"].items() if not torch.equal(v, after[f"net.model.{k}"])}
     assert changed == {"fc.weight", "fc.bias"}  # running BN statistics included: frozen means frozen
 

@@ -171,9 +171,9 @@ class EarlyStopping(_LightningEarlyStopping):
             raise ZooError(
                 f"callbacks.early_stopping.monitor={self.monitor!r} is not a logged metric; choose one of {logged}"
             )
-        before = self.best_score.clone()
+        before = float(self.best_score)  # Lightning moves best_score to the metric's device (a GPU) on first use
         super()._run_early_stopping_check(trainer)
-        if not torch.equal(before, self.best_score):  # improved
+        if float(self.best_score) != before:  # improved
             self.best_epoch = trainer.current_epoch
             if self.restore_best_weights:
                 module = trainer.lightning_module
