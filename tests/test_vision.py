@@ -165,6 +165,16 @@ def test_augmented_batches_depend_on_seed_and_epoch_only():
         Augment(crop_padding=-1)
 
 
+def test_an_epoch_drawn_up_front_augments_as_batch_by_batch():
+    x, y = torch.randint(0, 256, (50, 1, 8, 8), dtype=torch.uint8), torch.arange(50)
+    aug = Augment(crop_padding=2, hflip=True)
+    gen = torch.Generator().manual_seed(0)  # the generator of TensorBatches at seed 0, epoch 0, rank 0
+    one_by_one = [aug.batch(x[i : i + 16], y[i : i + 16], gen) for i in range(0, 50, 16)]
+    up_front = list(TensorBatches(x, y, 16, seed=0, augment=aug))  # the epoch's draws made first, sent in one copy
+    assert [len(b[0]) for b in up_front] == [16, 16, 16, 2]
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(up_front, one_by_one, strict=True))
+
+
 # -- the input layer ---------------------------------------------------------------------------------------
 
 

@@ -52,7 +52,12 @@ class Augment:
         self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, targets: str = "labels"
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Images and their ``targets`` (see TARGETS) under the same draw."""
-        draw = self.draw(len(x), generator)
+        return self.apply(x, y, self.draw(len(x), generator), targets)
+
+    def apply(
+        self, x: torch.Tensor, y: torch.Tensor, draw: Draw, targets: str = "labels"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images and their ``targets`` under a given draw (see :meth:`draws`)."""
         if targets == "masks":  # the mask as one more channel: cropped and mirrored exactly as its image
             both = self.images(torch.cat([x, y.unsqueeze(1).to(x.dtype)], dim=1), draw)
             return both[:, :-1], both[:, -1].to(y.dtype)
@@ -67,6 +72,19 @@ class Augment:
         if self.hflip:
             flip = torch.rand(n, generator=generator) < 0.5
         return Draw(dy, dx, flip)
+
+    def draws(self, sizes: list[int], generator: torch.Generator, device: torch.device | str) -> list[Draw]:
+        """The draws of batches of ``sizes`` in a row, the same numbers as :meth:`draw` gives batch by batch, sent to
+        ``device`` in one copy per parameter: a CPU tensor copied to a GPU at every batch waits for the GPU to finish
+        all queued work first (one stall per step)."""
+        draws = [self.draw(n, generator) for n in sizes]
+        if not draws:
+            return []
+        fields = []
+        for name in ("dy", "dx", "flip"):
+            parts = [getattr(d, name) for d in draws]
+            fields.append([None] * len(draws) if parts[0] is None else torch.cat(parts).to(device).split(sizes))
+        return [Draw(*chosen) for chosen in zip(*fields, strict=True)]
 
     def images(self, x: torch.Tensor, draw: Draw) -> torch.Tensor:
         n, _, h, w = x.shape

@@ -52,11 +52,13 @@ class TensorBatches:
             return None
         n = len(self.x)
         if self.shuffle:
-            gen = torch.Generator().manual_seed(self.seed + self.epoch)
+            gen = torch.Generator().manual_seed(self.seed + self.epoch)  # on the CPU: the same order on any device
             order = torch.randperm(n, generator=gen)
         else:
             order = torch.arange(n)
-        return order[rank::world]
+        # Sent once an epoch to where the data is: a CPU index into GPU tensors is copied at every batch, and a copy
+        # from pageable memory waits for the GPU to finish all queued work (one stall per step).
+        return order[rank::world].to(getattr(self.x, "device", "cpu"))
 
     def __len__(self) -> int:
         _, world = _rank_and_world()
@@ -81,10 +83,13 @@ class TensorBatches:
         if self.augment is None:
             yield from batches
             return
-        rank, _ = _rank_and_world()
+        rank, world = _rank_and_world()
         gen = torch.Generator().manual_seed((self.seed + self.epoch) * 1_000_003 + rank)
-        for x, y in batches:
-            yield self.augment.batch(x, y, gen, self.targets)
+        n = len(range(rank, len(self.x), world))  # this rank's samples
+        sizes = [min(self.batch_size, n - start) for start in range(0, n, self.batch_size)]
+        draws = self.augment.draws(sizes, gen, getattr(self.x, "device", "cpu"))  # the epoch's, drawn up front
+        for (x, y), draw in zip(batches, draws, strict=True):
+            yield self.augment.apply(x, y, draw, self.targets)
 
     def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         idx = self._indices()
