@@ -162,3 +162,20 @@ def test_the_loggers_step_axis_counts_optimiser_steps_as_one_step_at_a_time_does
     grouped = logged(six, "train/loss_step")  # W&B plots both runs alike
     assert [s for s, _ in grouped] == [s for s, _ in steps]
     assert [v for _, v in grouped] == pytest.approx([v for _, v in steps], abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "overrides, fused",
+    [((), True), (("+optimizer.fused=false",), False), (("optimizer=momentum",), None), (("optimizer=rmsprop",), None)],
+    ids=["adam", "turned-off", "sgd-on-a-cpu", "rmsprop-has-none"],
+)
+def test_optimizers_take_torchs_fused_kernel_unless_told_not_to(tmp_path, overrides, fused):
+    from tests.conftest import compose
+    from zoo.run import build_datamodule, build_task
+
+    cfg = compose(list(overrides), tmp_path)
+    optimizer = build_task(cfg, build_datamodule(cfg.data, cfg.model).spec).configure_optimizers()
+    if fused is None:  # SGD's fused kernel is left to GPUs; RMSprop has none
+        assert not optimizer.defaults.get("fused")
+    else:
+        assert optimizer.defaults["fused"] is fused

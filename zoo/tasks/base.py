@@ -17,6 +17,7 @@ from torch import nn
 from zoo.config import instantiate
 from zoo.data.spec import DataSpec
 from zoo.errors import ZooError
+from zoo.fast import fused_kernel_available
 from zoo.nets.adapt import ImageInput
 from zoo.nets.width_rules import resolve_widths
 
@@ -279,6 +280,8 @@ class SupervisedTask(L.LightningModule):
             {"params": [p for p in trainable if p.ndim > 1], "weight_decay": decay},
             {"params": [p for p in trainable if p.ndim <= 1], "weight_decay": 0.0},  # biases, norms
         ]
+        if "fused" not in cfg and fused_kernel_available(get_class(cfg["_target_"]), trainable):
+            cfg["fused"] = True  # torch's fused kernel, the same update; +optimizer.fused=false turns it off
         optimizer = instantiate(cfg)(params)
         if not self.hparams.scheduler:
             return optimizer
