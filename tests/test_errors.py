@@ -111,6 +111,12 @@ def test_negative_epochs(fails):
     )
 
 
+def test_an_unknown_matmul_precision(fails):
+    assert fails("matmul_precision=fast") == (
+        "error: matmul_precision='fast' must be highest (exact fp32), high (TF32 on tensor-core GPUs) or medium (bf16)"
+    )
+
+
 def test_a_learning_rate_that_makes_the_loss_nan_stops_naming_the_step(fails):
     line = fails("optimizer=sgd", "optimizer.lr=1e12", "trainer.max_epochs=3", "callbacks=none")
     assert line.startswith("error: the training loss became NaN or infinite at step ")

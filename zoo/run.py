@@ -27,6 +27,7 @@ from zoo.safety import (
     ReseedEachEpoch,
     Resumable,
     StopOnNonFinite,
+    check_matmul_precision,
     check_resumable,
     check_trainer,
     is_global_zero,
@@ -189,6 +190,8 @@ def build_task(cfg: DictConfig, spec: DataSpec) -> SupervisedTask:
 def build_trainer(
     cfg: DictConfig, output_dir: Path, config: dict[str, Any], extra_callbacks: list[L.Callback] = ()
 ) -> L.Trainer:
+    # fp32 matrix products: the knob Lightning's "Tensor Cores" advice names (TF32 at high); CPUs ignore it
+    torch.set_float32_matmul_precision(check_matmul_precision(cfg.get("matmul_precision", "highest")))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c and "_target_" in c]
     for logger in loggers:

@@ -121,6 +121,17 @@ def check_trainer(cfg: DictConfig) -> None:
     epochs = cfg.trainer.get("max_epochs")
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < -1 or epochs == 0):
         raise ZooError(f"trainer.max_epochs={epochs} is not valid; use a positive number of epochs (-1: no limit)")
+    check_matmul_precision(cfg.get("matmul_precision", "highest"))
+
+
+def check_matmul_precision(value: Any) -> str:
+    """``matmul_precision``, torch's float32 matrix-product precision: ``highest`` (exact fp32, torch's default),
+    ``high`` (TF32 on tensor-core GPUs: several times faster, ~1e-3 relative error) or ``medium`` (bf16)."""
+    if value not in ("highest", "high", "medium"):
+        raise ZooError(
+            f"matmul_precision={value!r} must be highest (exact fp32), high (TF32 on tensor-core GPUs) or medium (bf16)"
+        )
+    return value
 
 
 def check_resumable(checkpoint: dict[str, Any], cfg: DictConfig, path: str | Path) -> None:
