@@ -14,6 +14,20 @@ import lightning as L
 os.environ.setdefault("KERAS_BACKEND", "torch")  # read when keras is first imported
 
 
+def accelerator(device: str) -> str:
+    """Lightning's name (``trainer.accelerator``) for a benchmark ``--device``: cpu or cuda -> gpu."""
+    return "gpu" if device == "cuda" else "cpu"
+
+
+def wait_for(device: Any) -> None:
+    """Wait until ``device`` has done the work queued on it: GPU kernels run asynchronously, so a clock read
+    without this times the queueing, not the work."""
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class EpochTimer(L.Callback):
     """Seconds of each training epoch, first batch to last; validation and checkpoint writing are left out."""
 
@@ -21,15 +35,18 @@ class EpochTimer(L.Callback):
         self.seconds: list[float] = []
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
+        wait_for(pl_module.device)
         self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if batch_idx + 1 == trainer.num_training_batches:
+            wait_for(pl_module.device)
             self.seconds.append(time.perf_counter() - self.start)
 
 
-def zoo_epochs(overrides: list[str], epochs: int, tmp: Path):
-    """Train through zoo's run module; returns (seconds per epoch, datamodule, initial state of the net)."""
+def zoo_epochs(overrides: list[str], epochs: int, tmp: Path, test: bool = False):
+    """Train through zoo's run module; returns (seconds per epoch, datamodule, initial state of the net), and with
+    ``test`` the test metrics of the trained net fourth."""
     from zoo.config import compose_config
     from zoo.run import build_datamodule, build_task, build_trainer, prepare_process
 
@@ -41,29 +58,37 @@ def zoo_epochs(overrides: list[str], epochs: int, tmp: Path):
     timer = EpochTimer()
     trainer = build_trainer(cfg, Path(cfg.paths.output_dir), {}, extra_callbacks=[timer])
     trainer.fit(task, datamodule=dm)
-    return timer.seconds, dm, initial
+    if not test:
+        return timer.seconds, dm, initial
+    return timer.seconds, dm, initial, trainer.test(task, datamodule=dm, verbose=False)[0]
 
 
 def zoo_sides(config: list[str], epochs: int, workdir: Path):
     """zoo as users run it and with the fast path off (``steps_per_execution=1``); returns those two sides, the
-    data module, the net's initial state and the training tensors on the CPU for the other sides."""
+    data module, the net's initial state and the training tensors on the CPU for the other sides (each moves them
+    where its users would: the hand-written loop to the device once, the peers batch by batch)."""
     zoo, dm, initial = zoo_epochs(config, epochs, workdir / "zoo")
     one_step, _, _ = zoo_epochs([*config, "steps_per_execution=1"], epochs, workdir / "zoo1")
     x, y = dm.splits["train"]
     return {"zoo": zoo, "zoo:steps_per_execution=1": one_step}, dm, initial, x.cpu(), y.cpu()
 
 
-def hand_epochs(net, prepare: Callable | None, x, y, epochs: int, batch_size: int, lr: float = 1e-3) -> list[float]:
-    """The floor: the loop one writes by hand, slicing in-memory tensors, Adam and cross-entropy."""
+def hand_epochs(
+    net, prepare: Callable | None, x, y, epochs: int, batch_size: int, lr: float = 1e-3, device: str = "cpu"
+) -> list[float]:
+    """The floor: the loop one writes by hand, slicing in-memory tensors (moved to ``device`` once, as the CIFAR-10
+    speed records keep them on the GPU), Adam and cross-entropy."""
     import torch
     from torch import nn
 
+    net, x, y = net.to(device), x.to(device), y.to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     seconds = []
     for epoch in range(epochs):
+        wait_for(device)
         start = time.perf_counter()
-        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch))
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch)).to(device)
         for i in range(0, len(x), batch_size):
             idx = order[i : i + batch_size]
             xb = x[idx] if prepare is None else prepare(x[idx])
@@ -71,15 +96,25 @@ def hand_epochs(net, prepare: Callable | None, x, y, epochs: int, batch_size: in
             loss = loss_fn(net(xb), y[idx])
             loss.backward()
             optimizer.step()
+        wait_for(device)
         seconds.append(time.perf_counter() - start)
     return seconds
 
 
 def lightning_dataloader_epochs(
-    net, prepare: Callable | None, x, y, epochs: int, batch_size: int, workdir: Path, lr: float = 1e-3
+    net,
+    prepare: Callable | None,
+    x,
+    y,
+    epochs: int,
+    batch_size: int,
+    workdir: Path,
+    lr: float = 1e-3,
+    device: str = "cpu",
 ) -> list[float]:
-    """Lightning as lightning-hydra-template sets it up: a per-sample DataLoader over a TensorDataset, Trainer
-    defaults (progress bar, logger, checkpoints, summary), loss and accuracy logged through torchmetrics."""
+    """Lightning as lightning-hydra-template sets it up: a per-sample DataLoader over a TensorDataset (each batch
+    copied to the device), Trainer defaults (progress bar, logger, checkpoints, summary), loss and accuracy logged
+    through torchmetrics."""
     import torch
     from torch import nn
     from torch.utils.data import DataLoader, TensorDataset
@@ -108,14 +143,16 @@ def lightning_dataloader_epochs(
 
     loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True)
     timer = EpochTimer()
-    trainer = L.Trainer(max_epochs=epochs, default_root_dir=str(workdir), callbacks=[timer], accelerator="cpu")
+    trainer = L.Trainer(
+        max_epochs=epochs, default_root_dir=str(workdir), callbacks=[timer], accelerator=accelerator(device), devices=1
+    )
     trainer.fit(Module(), train_dataloaders=loader)
     return timer.seconds
 
 
 def keras_epochs(model, x, y, epochs: int, batch_size: int) -> list[float]:
-    """``model.fit`` (Keras 3, torch backend) with Adam and sparse cross-entropy on numpy arrays, as a Keras user
-    writes it; seconds of each epoch from a callback."""
+    """``model.fit`` (Keras 3, torch backend, on the device that ``KERAS_TORCH_DEVICE`` names) with Adam and sparse
+    cross-entropy on numpy arrays, as a Keras user writes it; seconds of each epoch from a callback."""
     import keras
 
     class Timer(keras.callbacks.Callback):
@@ -124,9 +161,11 @@ def keras_epochs(model, x, y, epochs: int, batch_size: int) -> list[float]:
             self.seconds: list[float] = []
 
         def on_epoch_begin(self, epoch, logs=None) -> None:
+            wait_for(os.environ.get("KERAS_TORCH_DEVICE", "cpu"))
             self.start = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None) -> None:
+            wait_for(os.environ.get("KERAS_TORCH_DEVICE", "cpu"))
             self.seconds.append(time.perf_counter() - self.start)
 
     model.compile(

@@ -3,17 +3,18 @@
     python benchmarks/run.py mlp              # MLP 784-128-10, 60,000 generated samples, batch 128, Adam, CPU
     python benchmarks/run.py lenet5           # LeNet-5 (classic), 3,500 real 28x28 MNIST images, batch 128
     python benchmarks/run.py mlp lenet5 text elm   # several; the last line is the first case's ratio
+    python benchmarks/run.py mlp lenet5 text --device cuda   # every side on the GPU (hpelm stays on the CPU)
 
-A case is a module ``benchmarks/cases/<name>.py`` whose ``measure(epochs, workdir)`` returns seconds per epoch for
-each side: ``zoo`` (composed config, Lightning Trainer, progress bar, checkpoints, as a user runs it), the floor
-``hand-written`` (a plain loop with the same net, initial weights, tensors, optimizer and batch size), ``keras``
+A case is a module ``benchmarks/cases/<name>.py`` whose ``measure(epochs, workdir, device=...)`` returns seconds per
+epoch for each side: ``zoo`` (composed config, Lightning Trainer, progress bar, checkpoints, as a user runs it), the
+floor ``hand-written`` (a plain loop with the same net, initial weights, tensors, optimizer and batch size), ``keras``
 (Keras 3, torch backend), ``lightning-dataloader`` (Lightning fed by a per-sample DataLoader, Trainer defaults, as
 lightning-hydra-template does it) and, for ``elm``, ``hpelm``; ``zoo:NAME`` / ``hand-written:NAME`` for a case
 with several models. Peers come from ``pip install .[bench]``; a missing one reads "not installed". The timed span
 is the training part of each epoch (first to last batch). Epoch 1 is a warm-up; the figure is the fastest of the
 epochs after it (other work on the machine only adds time); ``--rounds R`` measures every side R times in turn
 and keeps the fastest epoch of all, as the machine's speed drifts over minutes. Writes the table to
-benchmarks/results.md; the last line reads ``zoo/hand-written: R``.
+benchmarks/results.md (results-cuda.md with ``--device cuda``); the last line reads ``zoo/hand-written: R``.
 """
 
 from __future__ import annotations
@@ -81,30 +82,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cases", nargs="*", default=["mlp"], choices=CASES)
     parser.add_argument("--epochs", type=int, default=4, help="epochs per side (the first is a warm-up)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.md")
+    parser.add_argument("--out", type=Path, help="the Markdown table (default benchmarks/results[-cuda].md)")
     parser.add_argument("--threads", type=int, help="torch threads (1 steadies figures on a shared machine)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where every side trains")
     parser.add_argument(
         "--rounds", type=int, default=1, help="measure every side R times, in turn (steadier on a shared machine)"
     )
     args = parser.parse_args()
-    if args.threads:
-        import torch
+    import torch
 
+    if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA GPU here; run on a machine with one, or use --device cpu")
+    os.environ["KERAS_TORCH_DEVICE"] = args.device  # read when keras is first imported
+    out = args.out or ROOT / "benchmarks" / ("results-cuda.md" if args.device == "cuda" else "results.md")
 
     load = os.getloadavg()[0]  # another busy process on these cores slows every side, unevenly
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases:
             measure = importlib.import_module(f"benchmarks.cases.{case}").measure
-            sides = merge_rounds([measure(args.epochs, Path(tmp) / case / str(r)) for r in range(args.rounds)])
+            rounds = [measure(args.epochs, Path(tmp) / case / str(r), device=args.device) for r in range(args.rounds)]
+            sides = merge_rounds(rounds)
             rows += summarise(case, sides)
             for side, seconds in sides.items():  # the raw figures, to judge the noise
                 print(f"{case} {side}: " + " ".join(f"{t:.3f}" for t in seconds))
-    import torch
-
+    where = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
     lines = [
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; fastest of epochs 2..{args.epochs}"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}; fastest of epochs 2..{args.epochs}"
         f"{f' of {args.rounds} rounds' if args.rounds > 1 else ''}; "
         f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at the end",
         "",
@@ -115,7 +121,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     command = " ".join(["python benchmarks/run.py", *sys.argv[1:]])
-    args.out.write_text(f"# zoo benchmarks\n\n`{command}`\n\n{text}\n")
+    out.write_text(f"# zoo benchmarks\n\n`{command}`\n\n{text}\n")
     first = [r for r in rows if r[0] == args.cases[0]]
     zoo = next((t for _, s, t, _ in first if s == "zoo" or s.startswith("zoo:")), None)
     hand = next((t for _, s, t, _ in first if s == "hand-written" or s.startswith("hand-written:")), None)

@@ -12,8 +12,9 @@ NEURONS = 500
 MLP_EPOCHS = 30
 
 
-def measure(epochs: int, workdir: Path, overrides: tuple[str, ...] = ()) -> dict[str, list[float]]:
-    """Fit seconds per repeat (``epochs`` repeats; the MLP once) and test accuracies (``acc:`` keys), printed too."""
+def measure(epochs: int, workdir: Path, overrides: tuple[str, ...] = (), device: str = "cpu") -> dict[str, list[float]]:
+    """Fit seconds per repeat (``epochs`` repeats; the MLP once) and test accuracies (``acc:`` keys), printed too.
+    zoo's models fit on ``device``; hpelm (NumPy) always on the CPU."""
 
     import numpy as np
 
@@ -22,7 +23,13 @@ def measure(epochs: int, workdir: Path, overrides: tuple[str, ...] = ()) -> dict
     from zoo.run import build_datamodule
 
     cfg = compose_config(
-        ["data=digits", f"+zoo_models.elm.net.hidden=[{NEURONS}]", f"epochs={MLP_EPOCHS}", "cpu=true", *overrides],
+        [
+            "data=digits",
+            f"+zoo_models.elm.net.hidden=[{NEURONS}]",
+            f"epochs={MLP_EPOCHS}",
+            f"cpu={device == 'cpu'}",
+            *overrides,
+        ],
         workdir,
         config_name="compare",
     )

@@ -1,4 +1,4 @@
-"""LeNet-5 (classic) on 3,500 real 28x28 MNIST images (mnist5k's training split), batch 128, Adam, CPU.
+"""LeNet-5 (classic) on 3,500 real 28x28 MNIST images (mnist5k's training split), batch 128, Adam.
 
 A batch goes uint8 -> float -> padded to 32x32 -> normalised with the training split's mean and std, as zoo's
 ``ImageInput`` does; the hand-written and Lightning sides do it per batch, Keras on the whole array once, as a Keras
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.common import hand_epochs, keras_epochs, lightning_dataloader_epochs, peer, zoo_sides
+from benchmarks.common import accelerator, hand_epochs, keras_epochs, lightning_dataloader_epochs, peer, zoo_sides
 
 OVERRIDES = [
     "model=lenet5",
@@ -19,12 +19,12 @@ OVERRIDES = [
     "data.batch_size=128",  # no augmentation: mnist5k has none by default
     "optimizer=adam",
     "logger=none",
-    "trainer.accelerator=cpu",  # every side on the CPU
 ]
 
 
-def hand_net(dm, initial: dict):
-    """LeNet-5 built directly with zoo's initial weights, and the batch preparation a user writes."""
+def hand_net(dm, initial: dict, device: str = "cpu"):
+    """LeNet-5 built directly with zoo's initial weights, and the batch preparation a user writes (its constants on
+    ``device``)."""
     import torch
     import torch.nn.functional as F
 
@@ -33,8 +33,8 @@ def hand_net(dm, initial: dict):
     spec = dm.spec
     net = LeNet5(list(spec.input_shape), len(spec.class_names), variant="classic")
     net.load_state_dict(initial)
-    mean = torch.tensor(spec.pixel_mean).view(1, -1, 1, 1)
-    std = torch.tensor(spec.pixel_std).view(1, -1, 1, 1)
+    mean = torch.tensor(spec.pixel_mean, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(spec.pixel_std, device=device).view(1, -1, 1, 1)
 
     def prepare(x):
         x = F.pad(x.float(), (2, 2, 2, 2))  # 28 -> 32, black borders (0), as the paper padded MNIST
@@ -63,19 +63,19 @@ def keras_net(classes: int):
     )
 
 
-def measure(epochs: int, workdir: Path, overrides: tuple[str, ...] = ()) -> dict[str, list[float]]:
-    """Seconds per epoch of each side; ``overrides`` shrink the case (tests)."""
-    config = [*OVERRIDES, *overrides]
+def measure(epochs: int, workdir: Path, overrides: tuple[str, ...] = (), device: str = "cpu") -> dict[str, list[float]]:
+    """Seconds per epoch of each side, every side on ``device``; ``overrides`` shrink the case (tests)."""
+    config = [*OVERRIDES, f"trainer.accelerator={accelerator(device)}", *overrides]
     zoo, dm, initial, x, y = zoo_sides(config, epochs, workdir)
-    net, prepare = hand_net(dm, initial)
+    net, prepare = hand_net(dm, initial, device)
     classes = len(dm.spec.class_names)
-    prepared = prepare(x).permute(0, 2, 3, 1).numpy()  # NHWC, as Keras takes images
+    prepared = hand_net(dm, initial)[1](x).permute(0, 2, 3, 1).numpy()  # NHWC, as Keras takes images
 
     return {
         **zoo,
-        "hand-written": hand_epochs(net, prepare, x, y, epochs, dm.batch_size),
+        "hand-written": hand_epochs(net, prepare, x, y, epochs, dm.batch_size, device=device),
         "keras": peer("keras", lambda: keras_epochs(keras_net(classes), prepared, y.numpy(), epochs, dm.batch_size)),
         "lightning-dataloader": lightning_dataloader_epochs(
-            hand_net(dm, initial)[0], prepare, x, y, epochs, dm.batch_size, workdir / "lightning"
+            hand_net(dm, initial)[0], prepare, x, y, epochs, dm.batch_size, workdir / "lightning", device=device
         ),
     }

@@ -1,10 +1,10 @@
-"""MLP 784-128-10 on 60,000 generated samples, batch 128, Adam, CPU: the case where per-step overhead shows most."""
+"""MLP 784-128-10 on 60,000 generated samples, batch 128, Adam: the case where per-step overhead shows most."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.common import hand_epochs, keras_epochs, lightning_dataloader_epochs, peer, zoo_sides
+from benchmarks.common import accelerator, hand_epochs, keras_epochs, lightning_dataloader_epochs, peer, zoo_sides
 
 OVERRIDES = [
     "model=mlp",
@@ -16,7 +16,6 @@ OVERRIDES = [
     "data.batch_size=128",
     "optimizer=adam",
     "logger=none",
-    "trainer.accelerator=cpu",  # every side on the CPU
 ]
 
 
@@ -44,15 +43,15 @@ def keras_net(initial: dict):
     return model
 
 
-def measure(epochs: int, workdir: Path, overrides: tuple[str, ...] = ()) -> dict[str, list[float]]:
-    """Seconds per epoch of each side; ``overrides`` shrink the case (tests)."""
-    config = [*OVERRIDES, *overrides]
+def measure(epochs: int, workdir: Path, overrides: tuple[str, ...] = (), device: str = "cpu") -> dict[str, list[float]]:
+    """Seconds per epoch of each side, every side on ``device``; ``overrides`` shrink the case (tests)."""
+    config = [*OVERRIDES, f"trainer.accelerator={accelerator(device)}", *overrides]
     zoo, dm, initial, x, y = zoo_sides(config, epochs, workdir)
     return {
         **zoo,
-        "hand-written": hand_epochs(hand_net(initial), None, x, y, epochs, dm.batch_size),
+        "hand-written": hand_epochs(hand_net(initial), None, x, y, epochs, dm.batch_size, device=device),
         "keras": peer("keras", lambda: keras_epochs(keras_net(initial), x.numpy(), y.numpy(), epochs, dm.batch_size)),
         "lightning-dataloader": lightning_dataloader_epochs(
-            hand_net(initial), None, x, y, epochs, dm.batch_size, workdir / "lightning"
+            hand_net(initial), None, x, y, epochs, dm.batch_size, workdir / "lightning", device=device
         ),
     }

@@ -1,0 +1,47 @@
+"""On a CUDA GPU: the fast path keeps the data there and steps as on the CPU; bf16, channels_last and torch.compile
+train, and what they save evaluates on a machine without a GPU. Skipped where torch sees no GPU (CI); the rest of
+the suite runs on a GPU too where there is one (``trainer.accelerator`` is ``auto``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+GPU = ("trainer.accelerator=gpu", "data.batch_size=64")
+
+
+def test_the_data_stays_on_the_gpu_and_groups_step_the_optimiser_directly(train_run, monkeypatch):
+    import zoo.fast
+    from zoo.fast import StepCounter
+
+    steps, devices = [], set()
+    step, keep = StepCounter.step, zoo.fast.keep_on_device
+    monkeypatch.setattr(StepCounter, "step", lambda self, optimizer: (steps.append(1), step(self, optimizer)))
+
+    def kept(splits, device):
+        splits = keep(splits, device)
+        devices.update(t.device.type for pair in splits.values() for t in pair if isinstance(t, torch.Tensor))
+        return splits
+
+    monkeypatch.setattr(zoo.fast, "keep_on_device", kept)
+    grouped, _ = train_run(*GPU, "trainer.max_epochs=15", folder="grouped")
+    assert len(steps) == 300 and devices == {"cuda"}  # 20 optimiser steps an epoch, none through the wrapper
+    one, _ = train_run(*GPU, "trainer.max_epochs=15", "steps_per_execution=1", folder="one")
+    assert grouped["test/acc"] >= 0.94
+    assert grouped == pytest.approx(one, abs=1e-4)  # the same steps as one at a time
+
+
+def test_bf16_channels_last_and_compile_train_and_the_checkpoint_evaluates_on_a_cpu(train_run, tmp_path):
+    from tests.conftest import compose
+    from zoo.run import evaluate
+
+    fast = ("trainer.precision=bf16-mixed", "channels_last=true", "compile=true")
+    metrics, folder = train_run(*GPU, "model=lenet5", "data=mnist5k", "trainer.max_epochs=3", *fast)
+    assert metrics["test/acc"] >= 0.9
+    best = next((folder / "checkpoints").glob("best-*.ckpt"))
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    assert not any("_orig_mod" in key for key in state)  # the plain net's names: loads without compile
+    cfg = compose([f"ckpt_path={best}", "trainer.accelerator=cpu"], tmp_path, config_name="eval", folder="eval")
+    assert evaluate(cfg)["test/acc"] == pytest.approx(metrics["test/acc"], abs=0.02)  # fp32 on the CPU vs bf16
