@@ -45,7 +45,6 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, options) in enumerate(OPTIONS.items()):
-            torch.set_float32_matmul_precision("highest")  # each option from torch's default
             seconds, _, _, metrics = zoo_epochs(
                 [*net, *options, "logger=none", "trainer.accelerator=gpu"], args.epochs, Path(tmp) / str(i), test=True
             )
