@@ -155,17 +155,19 @@ def keras_epochs(model, x, y, epochs: int, batch_size: int) -> list[float]:
     cross-entropy on numpy arrays, as a Keras user writes it; seconds of each epoch from a callback."""
     import keras
 
+    device = os.environ.get("KERAS_TORCH_DEVICE", "cpu")
+
     class Timer(keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
             self.seconds: list[float] = []
 
         def on_epoch_begin(self, epoch, logs=None) -> None:
-            wait_for(os.environ.get("KERAS_TORCH_DEVICE", "cpu"))
+            wait_for(device)
             self.start = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None) -> None:
-            wait_for(os.environ.get("KERAS_TORCH_DEVICE", "cpu"))
+            wait_for(device)
             self.seconds.append(time.perf_counter() - self.start)
 
     model.compile(

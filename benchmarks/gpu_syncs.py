@@ -27,15 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+MLP = ["model=mlp", "model.net.hidden=[128]", "data=synthetic", "data.n_samples=20000"]
 CASES = {
-    "mlp (fast path)": ["model=mlp", "model.net.hidden=[128]", "data=synthetic", "data.n_samples=20000"],
-    "mlp steps_per_execution=1": [
-        "model=mlp",
-        "model.net.hidden=[128]",
-        "data=synthetic",
-        "data.n_samples=20000",
-        "steps_per_execution=1",
-    ],
+    "mlp (fast path)": MLP,
+    "mlp steps_per_execution=1": [*MLP, "steps_per_execution=1"],
     "cnn + augmentation": ["model=cnn", "data=digits", "data.augment.crop_padding=1", "data.augment.hflip=true"],
     "lenet5 bf16 + channels_last": [
         "model=lenet5",

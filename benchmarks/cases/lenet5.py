@@ -69,7 +69,7 @@ def measure(epochs: int, workdir: Path, overrides: tuple[str, ...] = (), device:
     zoo, dm, initial, x, y = zoo_sides(config, epochs, workdir)
     net, prepare = hand_net(dm, initial, device)
     classes = len(dm.spec.class_names)
-    prepared = hand_net(dm, initial)[1](x).permute(0, 2, 3, 1).numpy()  # NHWC, as Keras takes images
+    prepared = prepare(x.to(device)).permute(0, 2, 3, 1).cpu().numpy()  # NHWC, as Keras takes images
 
     return {
         **zoo,

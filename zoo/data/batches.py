@@ -58,7 +58,7 @@ class TensorBatches:
             order = torch.arange(n)
         # Sent once an epoch to where the data is: a CPU index into GPU tensors is copied at every batch, and a copy
         # from pageable memory waits for the GPU to finish all queued work (one stall per step).
-        return order[rank::world].to(getattr(self.x, "device", "cpu"))
+        return order[rank::world].to(self.x.device)
 
     def __len__(self) -> int:
         _, world = _rank_and_world()
@@ -87,7 +87,7 @@ class TensorBatches:
         gen = torch.Generator().manual_seed((self.seed + self.epoch) * 1_000_003 + rank)
         n = len(range(rank, len(self.x), world))  # this rank's samples
         sizes = [min(self.batch_size, n - start) for start in range(0, n, self.batch_size)]
-        draws = self.augment.draws(sizes, gen, getattr(self.x, "device", "cpu"))  # the epoch's, drawn up front
+        draws = self.augment.draws(sizes, gen, self.x.device)  # the epoch's, drawn up front
         for (x, y), draw in zip(batches, draws, strict=True):
             yield self.augment.apply(x, y, draw, self.targets)
 
