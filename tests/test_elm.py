@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from zoo.errors import ZooError
-from zoo.nets.elm import ELM
+from zoo.nets.elm import ELM, gram
 
 
 def test_elm_classifies_digits_in_one_pass_without_an_optimiser(train_run):
@@ -34,6 +34,12 @@ def test_batches_give_the_same_solution_as_the_whole_set():
     assert torch.allclose(whole(x), batched(x), atol=1e-4)
     h = whole.hidden(x).double()  # ridge 0: the Moore-Penrose least-squares solution
     assert torch.allclose(whole.output.double(), torch.linalg.pinv(h) @ t.double(), atol=1e-3)
+
+
+@pytest.mark.parametrize("width", [40, 301, 501])
+def test_gram_from_the_upper_block_triangle_is_the_whole_product(width):
+    h = torch.rand(700, width, dtype=torch.float64)
+    assert torch.allclose(gram(h), h.T @ h, rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "rbf"])

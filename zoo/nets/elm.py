@@ -102,10 +102,17 @@ class ELM(nn.Module):
         self.output.copy_(solution.to(self.output.dtype))
 
 
-def gram(h: torch.Tensor) -> torch.Tensor:
-    """``HᵀH``. On the CPU through NumPy, whose matmul sees ``A.T @ A`` and calls BLAS ``syrk`` (one triangle: half
-    the work of torch's general product, 4.5 ms against 8 ms for 1257x501 on a 2-core CPU)."""
-    if h.device.type != "cpu":
+def gram(h: torch.Tensor, blocks: int = 4) -> torch.Tensor:
+    """``HᵀH``, computed block row by block row of its upper triangle and mirrored: ``k(k+1)/2`` of the ``k²``
+    blocks, 10/16 of a full product's work for ``k=4`` (torch has no BLAS ``syrk``). Stays in torch's own BLAS:
+    handing the product to NumPy's would wake a second thread pool that then fights torch's for the cores."""
+    n = h.shape[1]
+    if n < 64 * blocks:  # small widths: one product is cheaper than the extra kernel launches
         return h.T @ h
-    array = h.numpy()
-    return torch.from_numpy(array.T @ array)
+    cuts = [round(i * n / blocks) for i in range(blocks + 1)]
+    out = torch.empty(n, n, dtype=h.dtype, device=h.device)
+    for start, stop in zip(cuts, cuts[1:], strict=False):
+        row = h[:, start:stop].T @ h[:, start:]  # block row [start:stop, start:]
+        out[start:stop, start:] = row
+        out[start:, start:stop] = row.T
+    return out
