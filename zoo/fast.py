@@ -97,6 +97,15 @@ def _to(value: Any, device: torch.device) -> Any:
     return value
 
 
+def to_device(t: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """A CPU tensor on ``device``; to a GPU through pinned memory, queued behind the work there: a copy from pageable
+    memory waits for all of it first (a stall). The caching host allocator keeps the pinned copy until it is done."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 FUSED_DEVICES = ("cpu", "cuda")  # where torch >= 2.4 has fused Adam, AdamW and SGD kernels
 
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.errors import ZooError
+from zoo.fast import to_device
 
 TARGETS = ("labels", "masks", "boxes")  # what ``y`` holds: one label per image, a mask ``[N, H, W]``, boxes
 
@@ -46,13 +47,13 @@ class Augment:
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """``x``: ``[N, C, H, W]`` of any dtype; the parameters are drawn on the CPU, applied where ``x`` lives."""
-        return self.images(x, self.draw(len(x), generator))
+        return self.images(x, self.draws([len(x)], generator, x.device)[0])
 
     def batch(
         self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, targets: str = "labels"
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Images and their ``targets`` (see TARGETS) under the same draw."""
-        return self.apply(x, y, self.draw(len(x), generator), targets)
+        return self.apply(x, y, self.draws([len(x)], generator, x.device)[0], targets)
 
     def apply(
         self, x: torch.Tensor, y: torch.Tensor, draw: Draw, targets: str = "labels"
@@ -75,15 +76,15 @@ class Augment:
 
     def draws(self, sizes: list[int], generator: torch.Generator, device: torch.device | str) -> list[Draw]:
         """The draws of batches of ``sizes`` in a row, the same numbers as :meth:`draw` gives batch by batch, sent to
-        ``device`` in one copy per parameter: a CPU tensor copied to a GPU at every batch waits for the GPU to finish
-        all queued work first (one stall per step)."""
+        ``device`` in one copy per parameter, from page-locked memory without waiting: a copy from ordinary memory
+        to a GPU waits for all the work queued there first (one stall per batch)."""
         draws = [self.draw(n, generator) for n in sizes]
         if not draws:
             return []
         fields = []
         for name in ("dy", "dx", "flip"):
             parts = [getattr(d, name) for d in draws]
-            fields.append([None] * len(draws) if parts[0] is None else torch.cat(parts).to(device).split(sizes))
+            fields.append([None] * len(draws) if parts[0] is None else to_device(torch.cat(parts), device).split(sizes))
         return [Draw(*chosen) for chosen in zip(*fields, strict=True)]
 
     def images(self, x: torch.Tensor, draw: Draw) -> torch.Tensor:

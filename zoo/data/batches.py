@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from zoo.data.augment import Augment
+from zoo.fast import to_device
 
 
 class TensorBatches:
@@ -56,9 +57,9 @@ class TensorBatches:
             order = torch.randperm(n, generator=gen)
         else:
             order = torch.arange(n)
-        # Sent once an epoch to where the data is: a CPU index into GPU tensors is copied at every batch, and a copy
-        # from pageable memory waits for the GPU to finish all queued work (one stall per step).
-        return order[rank::world].to(self.x.device)
+        # Sent once an epoch to where the data is, without a stall (a CPU index into GPU tensors is copied at every
+        # batch, each copy waiting for the GPU's queued work).
+        return to_device(order[rank::world], self.x.device)
 
     def __len__(self) -> int:
         _, world = _rank_and_world()
