@@ -111,8 +111,9 @@ def test_negative_epochs(fails):
     )
 
 
-def test_an_unknown_matmul_precision(fails):
-    assert fails("matmul_precision=fast") == (
+@pytest.mark.parametrize("script", ["train", "eval"])
+def test_an_unknown_matmul_precision(fails, script):
+    assert fails("ckpt_path=x.ckpt", "matmul_precision=fast", script=script) == (
         "error: matmul_precision='fast' must be highest (exact fp32), high (TF32 on tensor-core GPUs) or medium (bf16)"
     )
 

@@ -111,6 +111,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test a checkpoint on the test split of the data it was trained on, with the config stored inside it."""
+    check_trainer(cfg)
     output_dir = check_run_folder_free(cfg)
     checkpoint = load_checkpoint(cfg.ckpt_path)
     stored = OmegaConf.create(checkpoint["zoo_config"])
