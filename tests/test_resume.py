@@ -21,6 +21,9 @@ from zoo.errors import ZooError
 ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": ""}
 # iris in batches of 4 with dropout: ~26 steps an epoch, so every epoch draws many dropout masks and shuffles
 RUN = ["model=mlp", "data=iris", "model.net.dropout=0.3", "data.batch_size=4", "trainer.max_epochs=40", "logger=none"]
+# The same run, too long to end before a signal sent once its first checkpoint exists: 40 epochs take ~1.5 s, and a
+# signal that arrived after training (a busy CI machine) found the run finished.
+ENDLESS = [arg if not arg.startswith("trainer.max_epochs=") else "trainer.max_epochs=-1" for arg in RUN]
 
 
 def start(*args: str, run_dir: Path, script: str = "train") -> subprocess.Popen:
@@ -65,7 +68,7 @@ def test_a_run_killed_with_sigkill_resumes_to_exactly_the_uninterrupted_metrics(
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_sigterm_and_ctrl_c_save_a_checkpoint_and_exit_non_zero(tmp_path, sig, code):
     run_dir = tmp_path / "run"
-    proc = start(*RUN, "logger=wandb", run_dir=run_dir)
+    proc = start(*ENDLESS, "logger=wandb", run_dir=run_dir)
     wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
     proc.send_signal(sig)
     returncode, err = finish(proc)
