@@ -21,14 +21,22 @@ from zoo.errors import ZooError
 ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": ""}
 # iris in batches of 4 with dropout: ~26 steps an epoch, so every epoch draws many dropout masks and shuffles
 RUN = ["model=mlp", "data=iris", "model.net.dropout=0.3", "data.batch_size=4", "trainer.max_epochs=40", "logger=none"]
-# The same run, too long to end before a signal sent once its first checkpoint exists: 40 epochs take ~1.5 s, and a
-# signal that arrived after training (a busy CI machine) found the run finished.
+# The same run without an epoch limit, for the signal tests: 40 epochs take ~1.5 s after the first checkpoint, so a
+# signal sent late on a busy machine could find the run over.
 ENDLESS = [arg if not arg.startswith("trainer.max_epochs=") else "trainer.max_epochs=-1" for arg in RUN]
 
 
 def start(*args: str, run_dir: Path, script: str = "train") -> subprocess.Popen:
     cmd = [sys.executable, str(ROOT / "scripts" / f"{script}.py"), *args, f"hydra.run.dir={run_dir}"]
-    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_as_in_a_terminal
+    )
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT as a terminal's foreground job has it: a suite started in the background (``make test &``, nohup, some
+    CI runners) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
@@ -39,8 +47,8 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
         time.sleep(0.02)
 
 
-def finish(proc: subprocess.Popen) -> tuple[int, str]:
-    _, err = proc.communicate(timeout=600)
+def finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=timeout)
     return proc.returncode, err
 
 
@@ -71,7 +79,7 @@ def test_sigterm_and_ctrl_c_save_a_checkpoint_and_exit_non_zero(tmp_path, sig, c
     proc = start(*ENDLESS, "logger=wandb", run_dir=run_dir)
     wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
     proc.send_signal(sig)
-    returncode, err = finish(proc)
+    returncode, err = finish(proc, timeout=120)  # an interrupted run stops in seconds; ENDLESS never would
     saved = run_dir / "checkpoints" / "interrupted.ckpt"
     assert returncode == code, err[-3000:]
     name = "SIGTERM" if sig == signal.SIGTERM else "SIGINT"
