@@ -3,9 +3,12 @@ DataLoader, each as seconds per training epoch (the span from the first to the l
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,31 @@ def wait_for(device: Any) -> None:
         torch.cuda.synchronize(device)
 
 
+def require_cuda(parser: Any, why: str = "needs a CUDA GPU: torch sees none here") -> None:
+    """Stop a GPU-only script with one line (argparse's usage error, exit 2) where torch sees no CUDA GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        parser.error(why)
+
+
+@contextlib.contextmanager
+def cuda_syncs() -> Iterator[collections.Counter[str]]:
+    """The synchronising CUDA calls made inside the block (``.item()``, a copy from pageable memory...), counted by
+    place (``file:line`` of the Python call) through CUDA's sync debug mode; the counter fills as the block ends."""
+    import torch
+
+    places: collections.Counter[str] = collections.Counter()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            yield places
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    places.update(f"{Path(w.filename).name}:{w.lineno}" for w in seen if "synchronizing" in str(w.message))
+
+
 class EpochTimer(L.Callback):
     """Seconds of each training epoch, first batch to last; validation and checkpoint writing are left out."""
 
@@ -44,9 +72,9 @@ class EpochTimer(L.Callback):
             self.seconds.append(time.perf_counter() - self.start)
 
 
-def zoo_epochs(overrides: list[str], epochs: int, tmp: Path, test: bool = False):
-    """Train through zoo's run module; returns (seconds per epoch, datamodule, initial state of the net), and with
-    ``test`` the test metrics of the trained net fourth."""
+def zoo_epochs(overrides: list[str], epochs: int, tmp: Path, test: bool = False, callbacks: list[L.Callback] = ()):
+    """Train through zoo's run module (``callbacks`` added to the Trainer's); returns (seconds per epoch, datamodule,
+    initial state of the net), and with ``test`` the test metrics of the trained net fourth."""
     from zoo.config import compose_config
     from zoo.run import build_datamodule, build_task, build_trainer, prepare_process
 
@@ -56,7 +84,7 @@ def zoo_epochs(overrides: list[str], epochs: int, tmp: Path, test: bool = False)
     task = build_task(cfg, dm.spec)
     initial = {k: v.clone() for k, v in task.net.state_dict().items()}
     timer = EpochTimer()
-    trainer = build_trainer(cfg, Path(cfg.paths.output_dir), {}, extra_callbacks=[timer])
+    trainer = build_trainer(cfg, Path(cfg.paths.output_dir), {}, extra_callbacks=[timer, *callbacks])
     trainer.fit(task, datamodule=dm)
     if not test:
         return timer.seconds, dm, initial

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import zoo_epochs  # noqa: E402
+from benchmarks.common import require_cuda, zoo_epochs  # noqa: E402
 from benchmarks.run import per_epoch  # noqa: E402
 
 NET = ["model=resnet", "model.depth=18", "data=mnist5k", "data.batch_size=128"]
@@ -37,10 +37,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4, help="epochs per option (the first is a warm-up)")
     parser.add_argument("overrides", nargs="*", help=f"zoo overrides for the net and data (default: {' '.join(NET)})")
     args = parser.parse_args()
+    require_cuda(parser)
     import torch
 
-    if not torch.cuda.is_available():
-        parser.error("needs a CUDA GPU: torch sees none here")
     net = args.overrides or NET
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,7 +17,6 @@ import argparse
 import collections
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 import lightning as L
@@ -26,6 +25,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import cuda_syncs, require_cuda, zoo_epochs  # noqa: E402
 
 MLP = ["model=mlp", "model.net.hidden=[128]", "data=synthetic", "data.n_samples=20000"]
 CASES = {
@@ -43,46 +44,37 @@ CASES = {
 
 
 class SyncCounter(L.Callback):
-    """Records every synchronising CUDA call made between a training batch's start and end."""
+    """Counts every synchronising CUDA call made between a training batch's start and end, and the run's optimiser
+    steps."""
 
     def __init__(self) -> None:
         self.places: collections.Counter[str] = collections.Counter()
+        self.steps = 0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._catch = warnings.catch_warnings(record=True)
-        self._seen = self._catch.__enter__()
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
+        self._block = cuda_syncs()
+        self._batch = self._block.__enter__()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        torch.cuda.set_sync_debug_mode("default")
-        for w in self._seen:
-            if "synchronizing" in str(w.message):
-                self.places[f"{Path(w.filename).name}:{w.lineno}"] += 1
-        self._catch.__exit__(None, None, None)
+        self._block.__exit__(None, None, None)
+        self.places.update(self._batch)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.steps = trainer.global_step
 
 
 def count(overrides: list[str], epochs: int, tmp: Path) -> tuple[int, collections.Counter[str]]:
     """(optimiser steps, synchronisations by place) of a zoo run on the GPU."""
-    from zoo.config import compose_config
-    from zoo.run import build_datamodule, build_task, build_trainer, prepare_process
-
-    cfg = compose_config([*overrides, "logger=none", "trainer.accelerator=gpu", f"trainer.max_epochs={epochs}"], tmp)
-    prepare_process(cfg.seed)
-    dm = build_datamodule(cfg.data, cfg.model)
-    task = build_task(cfg, dm.spec)
     counter = SyncCounter()
-    trainer = build_trainer(cfg, Path(cfg.paths.output_dir), {}, extra_callbacks=[counter])
-    trainer.fit(task, datamodule=dm)
-    return trainer.global_step, counter.places
+    zoo_epochs([*overrides, "logger=none", "trainer.accelerator=gpu"], epochs, tmp, callbacks=[counter])
+    return counter.steps, counter.places
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
-    if not torch.cuda.is_available():
-        parser.error("needs a CUDA GPU: torch sees none here")
+    require_cuda(parser)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, overrides) in enumerate(CASES.items()):

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: the cases import ``benchmarks.common``
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import zoo_epochs  # noqa: E402  (the cases' shared helper, also importable from here)
+from benchmarks.common import require_cuda, zoo_epochs  # noqa: E402  (zoo_epochs: the cases' helper, importable here)
 
 CASES = sorted(p.stem for p in (ROOT / "benchmarks" / "cases").glob("*.py") if not p.stem.startswith("_"))
 PEERS = ("keras", "lightning-dataloader", "hpelm")
@@ -93,8 +93,9 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: torch sees no CUDA GPU here; run on a machine with one, or use --device cpu")
+    if args.device == "cuda":
+        why = "--device cuda: torch sees no CUDA GPU here; run on a machine with one, or use --device cpu"
+        require_cuda(parser, why)
     os.environ["KERAS_TORCH_DEVICE"] = args.device  # read when keras is first imported
     out = args.out or ROOT / "benchmarks" / ("results-cuda.md" if args.device == "cuda" else "results.md")
 

@@ -51,23 +51,15 @@ def test_bf16_channels_last_and_compile_train_and_the_checkpoint_evaluates_on_a_
 def test_pictures_are_shuffled_and_augmented_on_the_gpu_without_waiting_for_it(train_run, tmp_path, in_memory):
     """The epoch's order and each batch's crop offsets and flips reach the GPU from pinned memory, queued behind the
     work there: CUDA's sync debug mode reports no synchronising call from zoo's batching or augmentation."""
-    import warnings
-    from pathlib import Path
-
+    from benchmarks.common import cuda_syncs
     from tests.formats import write_image_folder
 
     pictures = write_image_folder(tmp_path / "pictures", per_class=30)
     overrides = ["data=images", f"data.path={pictures}", "data.image_size=16", f"data.in_memory={in_memory}"]
     augment = ["data.augment.crop_padding=2", "data.augment.hflip=true", "data.num_workers=0"]
-    with warnings.catch_warnings(record=True) as seen:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            metrics, _ = train_run(*overrides, *augment, "model=cnn", "trainer.max_epochs=3", "trainer.accelerator=gpu")
-            torch.ones(1, device="cuda").item()  # a sync the check must see
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-    syncs = [w for w in seen if "synchronizing" in str(w.message)]
-    assert syncs, "sync debug mode reported nothing: the check itself is broken"
-    assert not [f"{w.filename}:{w.lineno}" for w in syncs if Path(w.filename).name in ("augment.py", "batches.py")]
+    with cuda_syncs() as places:
+        metrics, _ = train_run(*overrides, *augment, "model=cnn", "trainer.max_epochs=3", "trainer.accelerator=gpu")
+        torch.ones(1, device="cuda").item()  # a sync the check must see
+    assert places, "sync debug mode reported nothing: the check itself is broken"
+    assert not [place for place in places if place.split(":")[0] in ("augment.py", "batches.py")]
     assert metrics["test/acc"] >= 0.9
