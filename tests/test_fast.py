@@ -179,3 +179,73 @@ def test_optimizers_take_torchs_fused_kernel_unless_told_not_to(tmp_path, overri
         assert not optimizer.defaults.get("fused")
     else:
         assert optimizer.defaults["fused"] is fused
+
+
+def _stock(net: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``net`` with each ``zoo.nets.fast_ops`` module turned back into the ``nn`` module it replaces."""
+    import copy
+
+    from zoo.nets import fast_ops
+
+    stock = copy.deepcopy(net)
+    for module in stock.modules():
+        for fast in (fast_ops.Tanh, fast_ops.AvgPool2d, fast_ops.Conv2d):
+            if type(module) is fast:
+                module.__class__ = fast.__mro__[1]
+    return stock
+
+
+def _forward_backward(net, x):
+    x = x.clone().requires_grad_()
+    y = net(x)
+    y.backward(torch.linspace(-1, 1, y.numel()).view_as(y))
+    return y, x.grad, [p.grad for p in net.parameters()]
+
+
+@pytest.mark.parametrize("variant", ["classic", "modern"])
+def test_lenet5s_fast_layers_compute_what_torchs_own_do(variant):
+    """tanh as 2 sigmoid(2x) - 1 (AVX-512 CPUs), 2x2 average pooling as four strided quarters, C5 as the dense layer
+    it is: outputs, input and weight gradients as torch's nn.Tanh, nn.AvgPool2d and nn.Conv2d give them."""
+    from zoo.nets.fast_ops import _avx512
+    from zoo.nets.lenet import LeNet5
+
+    torch.manual_seed(0)
+    net = LeNet5([1, 32, 32], 10, variant=variant)
+    x = torch.randn(16, 1, 32, 32) * 3
+    fast, stock = _forward_backward(net, x), _forward_backward(_stock(net), x)
+    torch.testing.assert_close(fast[0], stock[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(fast[1], stock[1], rtol=1e-4, atol=1e-6)
+    for a, b in zip(fast[2], stock[2], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert net.state_dict().keys() == _stock(net).state_dict().keys()  # checkpoints load either way
+
+    # the fast paths were taken (the classic variant has all three)
+    x = x.requires_grad_()
+    f = net.features
+    assert type(f.c5(torch.randn(16, 16, 5, 5)).grad_fn).__name__ != "ConvolutionBackward0"
+    if variant == "classic":
+        assert type(f.s2(f.act1(f.c1(x))).grad_fn).__name__ == "_AvgPool2x2Backward"
+        assert (type(f.act1(f.c1(x)).grad_fn).__name__ == "_SigmoidTanhBackward") == _avx512()
+
+
+FALLBACKS = {
+    "pool_odd_sizes": ("pool", (4, 3, 9, 9), torch.contiguous_format, torch.float32),
+    "pool_channels_last": ("pool", (4, 3, 8, 8), torch.channels_last, torch.float32),
+    "pool_float64": ("pool", (4, 3, 8, 8), torch.contiguous_format, torch.float64),
+    "pool_unbatched": ("pool", (3, 8, 8), torch.contiguous_format, torch.float32),
+    "tanh_float64": ("tanh", (4, 3, 8, 8), torch.contiguous_format, torch.float64),
+    "conv_input_wider_than_its_kernel": ("conv", (4, 3, 8, 8), torch.contiguous_format, torch.float32),
+}
+
+
+@pytest.mark.parametrize("layer, shape, memory_format, dtype", FALLBACKS.values(), ids=FALLBACKS.keys())
+def test_fast_layers_are_torchs_own_where_their_shortcut_does_not_hold(layer, shape, memory_format, dtype):
+    from zoo.nets.fast_ops import AvgPool2d, Conv2d, Tanh
+
+    torch.manual_seed(0)
+    fast = {"pool": AvgPool2d(2), "tanh": Tanh(), "conv": Conv2d(3, 4, 3)}[layer].to(dtype)
+    x = torch.randn(shape, dtype=dtype)
+    x = (x.to(memory_format=memory_format) if x.dim() == 4 else x).requires_grad_()
+    y, expected = fast(x), _stock(fast)(x)
+    assert torch.equal(y, expected)
+    assert type(y.grad_fn) is type(expected.grad_fn)  # the same autograd node: torch's own op ran

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.nets.fast_ops import AvgPool2d, Conv2d, Tanh
 
 VARIANTS = ("classic", "modern")
 
@@ -60,8 +61,8 @@ class LeNet5(nn.Module):
             raise ZooError(f"model.variant={variant!r} is not valid; choose one of {', '.join(VARIANTS)}")
         self.input_fit = fit
         classic = variant == "classic"
-        act = nn.Tanh if classic else nn.ReLU
-        pool = nn.AvgPool2d if classic else nn.MaxPool2d
+        act = Tanh if classic else nn.ReLU
+        pool = AvgPool2d if classic else nn.MaxPool2d
         c3 = SparseConv2d(c3_connections(), 5) if classic else nn.Conv2d(6, 16, 5)
         self.features = nn.Sequential(
             OrderedDict(
@@ -71,7 +72,7 @@ class LeNet5(nn.Module):
                 c3=c3,  # 14 -> 10
                 act3=act(),
                 s4=pool(2),  # 10 -> 5
-                c5=nn.Conv2d(16, 120, 5),  # 5 -> 1
+                c5=Conv2d(16, 120, 5),  # 5 -> 1: a dense layer, computed as one (fast_ops)
                 act5=act(),
             )
         )

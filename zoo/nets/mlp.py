@@ -18,11 +18,12 @@ from typing import Any
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.nets.fast_ops import Tanh
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
+    "tanh": Tanh,  # nn.Tanh, faster on AVX-512 CPUs (fast_ops)
     "gelu": nn.GELU,
     "identity": nn.Identity,
 }
