@@ -22,7 +22,7 @@ MODELS = (
 @pytest.fixture
 def fails(tmp_path):
     """Run scripts/train.py (or another script) with overrides next to an earlier run; return its one error line
-    after checking exit code 2, no traceback, the earlier run untouched and no new run left behind."""
+    after checking exit code 2, no traceback, the earlier run untouched and no new run folder left behind."""
     earlier = tmp_path / "logs" / "earlier"
     earlier.mkdir(parents=True)
     (earlier / "config.yaml").write_text("seed: 1\n")
@@ -46,7 +46,7 @@ def fails(tmp_path):
         assert len(errors) == 1, proc.stderr[-3000:]
         assert (earlier / "config.yaml").read_text() == "seed: 1\n"
         assert (earlier / "metrics.json").read_text() == '{"test/acc": 0.9}\n'
-        assert not (new / "config.yaml").exists() or script != "train" or "NaN" in errors[0]
+        assert not new.exists() or "NaN" in errors[0], sorted(p.name for p in new.iterdir())  # refused: no trace
         return errors[0]
 
     return run
@@ -116,6 +116,36 @@ def test_an_unknown_matmul_precision(fails, script):
     assert fails("ckpt_path=x.ckpt", "matmul_precision=fast", script=script) == (
         "error: matmul_precision='fast' must be highest (exact fp32), high (TF32 on tensor-core GPUs) or medium (bf16)"
     )
+
+
+REFUSED_SETTINGS = {
+    "negative_lr": (["optimizer.lr=-1"], "error: optimizer: Invalid learning rate: -1; fix the optimizer.* settings"),
+    "unknown_optimizer_key": (
+        ["+optimizer.foo=1"],
+        "error: optimizer: Adam.__init__() got an unexpected keyword argument 'foo'; fix the optimizer.* settings",
+    ),
+    "step_size_0": (
+        ["scheduler=step", "scheduler.step_size=0"],
+        "error: scheduler.step_size=0 is not valid; give a positive number of epochs",
+    ),
+    "cosine_without_epochs": (
+        ["scheduler=cosine", "trainer.max_epochs=-1"],
+        "error: scheduler.T_max=-1 is not valid; give a positive number of epochs "
+        "(scheduler=cosine reads trainer.max_epochs: give it, or scheduler.T_max)",
+    ),
+    "plateau_mode": (
+        ["scheduler=plateau", "+scheduler.mode=sideways"],
+        "error: scheduler: mode sideways is unknown!; fix the scheduler.* settings",
+    ),
+    "precision": (["trainer.precision=13"], "error: trainer: Precision 13 is invalid. Allowed precision values: ("),
+}
+
+
+@pytest.mark.parametrize("overrides, line", REFUSED_SETTINGS.values(), ids=REFUSED_SETTINGS.keys())
+def test_settings_torch_or_lightning_refuse_are_refused_before_the_run_starts(fails, overrides, line):
+    """What the optimizer, scheduler or Trainer class refuses (or trips over at its first step) is one line naming
+    the config group, found before the run folder is claimed."""
+    assert fails("model=mlp", "data=digits", *overrides).startswith(line)
 
 
 def test_a_learning_rate_that_makes_the_loss_nan_stops_naming_the_step(fails):

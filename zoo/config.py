@@ -3,6 +3,8 @@ and instantiate them so that a config mistake stays a one-line error."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +37,31 @@ def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate``, except that a ZooError the target raises (a data module or net refusing its
     arguments) or Lightning's refusal of a trainer setting reaches the user as one line, instead of inside Hydra's
     InstantiationException."""
-    from hydra.errors import InstantiationException
     from hydra.utils import instantiate as hydra_instantiate
 
-    try:
+    with settings_of(None):
         return hydra_instantiate(config, *args, **kwargs)
-    except InstantiationException as err:
-        if isinstance(err.__cause__, ZooError):
-            raise err.__cause__ from None
-        if type(err.__cause__).__name__ == "MisconfigurationException":  # Lightning refusing a trainer.* value
-            raise ZooError(" ".join(str(err.__cause__).split())) from None
+
+
+@contextlib.contextmanager
+def settings_of(group: str | None) -> Iterator[None]:
+    """Inside the block, a ZooError (also from inside Hydra's InstantiationException) and Lightning's refusal of a
+    setting become one line; with a config ``group`` (optimizer, scheduler, trainer...) so does a class refusing its
+    arguments (torch's ``ValueError: Invalid learning rate: -1``, an unknown keyword, a ``_target_`` that does not
+    import), named with the group whose settings to fix."""
+    from hydra.errors import InstantiationException
+
+    try:
+        yield
+    except ZooError:
         raise
+    except Exception as err:
+        cause = err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ is not None else err
+        if isinstance(cause, ZooError):
+            raise cause from None
+        what = " ".join(str(cause).split()) or type(cause).__name__
+        if type(cause).__name__ == "MisconfigurationException":  # Lightning refusing a trainer.* value
+            raise ZooError(what) from None
+        if group is None or not isinstance(cause, ValueError | TypeError | ImportError | InstantiationException):
+            raise
+        raise ZooError(f"{group}: {what}; fix the {group}.* settings") from err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -19,14 +20,34 @@ class ZooError(Exception):
 
 def report_user_errors(fn: Callable[..., Any], *args: Any) -> Any:
     """Call ``fn``; turn a ZooError (or Lightning's configuration error) into ``error: ...`` and exit 2 (or the
-    error's ``exit_code``)."""
+    error's ``exit_code``). A Hydra run refused before it claimed its folder leaves no folder behind."""
+    fresh = _fresh_run_folder()
     try:
         return fn(*args)
     except Exception as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1" or not _is_user_error(err):
             raise
+        if fresh is not None and {p.name for p in fresh[0].iterdir()} <= {fresh[1]}:  # refused before it was claimed
+            (fresh[0] / fresh[1]).unlink(missing_ok=True)
+            fresh[0].rmdir()
         print(f"error: {err}", file=sys.stderr)
         sys.exit(getattr(err, "exit_code", 2))
+
+
+def _fresh_run_folder() -> tuple[Path, str] | None:
+    """The folder Hydra made for this run and its log's name, where it holds nothing but that log, still empty:
+    a run refused at its start removes them (the error is on stderr), and a folder any earlier run used is kept."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hydra = HydraConfig.get()
+        folder, log = Path(hydra.runtime.output_dir), f"{hydra.job.name}.log"
+        names = {p.name for p in folder.iterdir()}
+    except Exception:  # not a Hydra run (compose API, argparse scripts), or no folder
+        return None
+    if not names <= {log} or (log in names and (folder / log).stat().st_size > 0):
+        return None
+    return folder, log
 
 
 def _is_user_error(err: Exception) -> bool:

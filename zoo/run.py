@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from zoo.callbacks import Finetune, RunOutputs, TestReport, to_float_dict
-from zoo.config import instantiate
+from zoo.config import instantiate, settings_of
 from zoo.data.spec import CLASSIFICATION, DETECTION, REGRESSION, SEGMENTATION, DataSpec
 from zoo.errors import ZooError
 from zoo.fast import check_steps_per_execution
@@ -79,15 +79,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
         hold_out_fold(datamodule, cv.fold, check_folds(cv.folds), cfg.data.get("split_seed", 0))
     task = build_task(cfg, datamodule.spec)
-    config = claim_run_folder(cfg)  # only once the data and model are known to fit: a failed start leaves nothing
-    if hasattr(datamodule, "write_run_files") and is_global_zero():  # what the data fitted (a tokenizer)
-        datamodule.write_run_files(output_dir)
+    config = plain_config(cfg)
     resumable = Resumable(output_dir)
     extra = [RunOutputs(output_dir, config), TestReport(output_dir), ReseedEachEpoch(cfg.seed), StopOnNonFinite()]
     extra.append(resumable)
     if cfg.model.get("finetune"):
         extra.append(Finetune(**cfg.model.finetune))
     trainer = build_trainer(cfg, output_dir, config, extra_callbacks=extra)
+    claim_run_folder(cfg)  # once the data, model and trainer settings are known to hold: a failed start leaves nothing
+    if hasattr(datamodule, "write_run_files") and is_global_zero():  # what the data fitted (a tokenizer)
+        datamodule.write_run_files(output_dir)
     exit_code = 1  # what W&B records unless the run completes
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -121,7 +122,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if type(datamodule).__qualname__ in checkpoint:  # what the data fitted in training (a text tokenizer)
         datamodule.load_state_dict(checkpoint[type(datamodule).__qualname__])
     task = task_from_checkpoint(checkpoint)
-    trainer = build_trainer(cfg, output_dir, claim_run_folder(cfg), extra_callbacks=[TestReport(output_dir)])
+    trainer = build_trainer(cfg, output_dir, plain_config(cfg), extra_callbacks=[TestReport(output_dir)])
+    claim_run_folder(cfg)
     try:
         results = trainer.test(task, datamodule=datamodule)
         return finish_run(results, output_dir)
@@ -183,6 +185,7 @@ def build_task(cfg: DictConfig, spec: DataSpec) -> SupervisedTask:
         channels_last=bool(cfg.get("channels_last", False)),
     )
     task.steps_per_execution = check_steps_per_execution(cfg.get("steps_per_execution", 1))
+    task.configure_optimizers()  # bad optimizer or scheduler settings are refused now, before the run folder exists
     if cfg.get("compile"):
         task.net.compile()  # in place: checkpoints keep the plain net's parameter names
     return task
@@ -193,12 +196,18 @@ def build_trainer(
 ) -> L.Trainer:
     # fp32 matrix products: the knob Lightning's "Tensor Cores" advice names (TF32 at high); CPUs ignore it
     torch.set_float32_matmul_precision(check_matmul_precision(cfg.get("matmul_precision", "highest")))
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c and "_target_" in c]
-    for logger in loggers:
-        logger.log_hyperparams(config)
+    with settings_of("callbacks"):
+        callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
+    with settings_of("logger"):
+        loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c and "_target_" in c]
     callbacks = [*extra_callbacks, *callbacks]  # RunOutputs records the epoch before ModelCheckpoint saves it
-    return instantiate(cfg.trainer, default_root_dir=str(output_dir), callbacks=callbacks, logger=loggers or False)
+    with settings_of("trainer"):
+        trainer = instantiate(
+            cfg.trainer, default_root_dir=str(output_dir), callbacks=callbacks, logger=loggers or False
+        )
+    for logger in loggers:  # a W&B run starts here: only once every setting is known to hold
+        logger.log_hyperparams(config)
+    return trainer
 
 
 def task_class(name: str) -> type[SupervisedTask]:

@@ -14,7 +14,7 @@ import torch
 from hydra.utils import get_class
 from torch import nn
 
-from zoo.config import instantiate
+from zoo.config import instantiate, settings_of
 from zoo.data.spec import DataSpec
 from zoo.errors import ZooError
 from zoo.fast import fused_kernel_available
@@ -280,12 +280,14 @@ class SupervisedTask(L.LightningModule):
             {"params": [p for p in trainable if p.ndim > 1], "weight_decay": decay},
             {"params": [p for p in trainable if p.ndim <= 1], "weight_decay": 0.0},  # biases, norms
         ]
-        if "fused" not in cfg and fused_kernel_available(get_class(cfg["_target_"]), trainable):
-            cfg["fused"] = True  # torch's fused kernel, the same update; +optimizer.fused=false turns it off
-        optimizer = instantiate(cfg)(params)
+        with settings_of("optimizer"):
+            if "fused" not in cfg and fused_kernel_available(get_class(cfg["_target_"]), trainable):
+                cfg["fused"] = True  # torch's fused kernel, the same update; +optimizer.fused=false turns it off
+            optimizer = instantiate(cfg)(params)
         if not self.hparams.scheduler:
             return optimizer
-        scheduler = instantiate(dict(self.hparams.scheduler))(optimizer)
+        with settings_of("scheduler"):
+            scheduler = check_schedule(instantiate(dict(self.hparams.scheduler))(optimizer))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -299,6 +301,16 @@ class SupervisedTask(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lightning stores hparams as its AttributeDict; a plain dict keeps the file loadable with weights_only=True.
         checkpoint["hyper_parameters"] = dict(checkpoint.get("hyper_parameters", {}))
+
+
+def check_schedule(scheduler: Any) -> Any:
+    """Refuse epoch counts torch's schedulers only trip over at their first step (StepLR divides by step_size)."""
+    for name in ("step_size", "T_max"):
+        value = getattr(scheduler, name, None)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            hint = " (scheduler=cosine reads trainer.max_epochs: give it, or scheduler.T_max)" * (name == "T_max")
+            raise ZooError(f"scheduler.{name}={value} is not valid; give a positive number of epochs{hint}")
+    return scheduler
 
 
 def build_net(net: dict[str, Any], spec: DataSpec, out_features: int) -> nn.Module:
