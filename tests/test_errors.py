@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import ROOT
 
@@ -138,6 +139,11 @@ REFUSED_SETTINGS = {
         "error: scheduler: mode sideways is unknown!; fix the scheduler.* settings",
     ),
     "precision": (["trainer.precision=13"], "error: trainer: Precision 13 is invalid. Allowed precision values: ("),
+    "net": (
+        ["model=rnn", "data=text_synth", "model.net.hidden_size=0"],
+        "error: model.net: hidden_size must be greater than zero; fix the model.net.* settings",
+    ),
+    "switch": (["compile=maybe"], "error: compile=maybe is not valid; compile takes true or false (default false)"),
 }
 
 
@@ -145,7 +151,8 @@ REFUSED_SETTINGS = {
 def test_settings_torch_or_lightning_refuse_are_refused_before_the_run_starts(fails, overrides, line):
     """What the optimizer, scheduler or Trainer class refuses (or trips over at its first step) is one line naming
     the config group, found before the run folder is claimed."""
-    assert fails("model=mlp", "data=digits", *overrides).startswith(line)
+    given = [] if any(o.startswith("model=") for o in overrides) else ["model=mlp", "data=digits"]
+    assert fails(*given, *overrides).startswith(line)
 
 
 def test_a_learning_rate_that_makes_the_loss_nan_stops_naming_the_step(fails):
@@ -208,3 +215,18 @@ def test_help_stays_fast_and_cfg_job_still_works(tmp_path):
     ).stdout
     assert "lr: 0.01" in out
     assert not list(Path(tmp_path).iterdir())
+
+
+def test_a_file_that_is_no_checkpoint_says_so(fails, tmp_path):
+    """A text file or a truncated checkpoint is named for what it is, not as a file that would run code."""
+    text = tmp_path / "config.yaml"
+    text.write_text("seed: 1\n")
+    line = fails(f"ckpt_path={text}", script="eval")
+    assert line == (
+        f"error: ckpt_path: cannot load '{text}': torch.save did not write it; give a .ckpt file from a zoo run"
+    )
+    truncated = tmp_path / "truncated.ckpt"
+    torch.save({"weights": torch.zeros(1000)}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:2000])
+    line = fails(f"ckpt_path={truncated}", script="eval")
+    assert line.startswith(f"error: ckpt_path: cannot load '{truncated}' (PytorchStreamReader failed reading zip")

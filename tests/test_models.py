@@ -96,8 +96,12 @@ def test_width_rules_from_seed_004(tmp_path):
     cfg = compose(["model.net.hidden=[hagan,li]"], tmp_path)
     dm = build_datamodule(cfg.data, cfg.model)
     task = build_task(cfg, dm.spec)
-    assert task.net.dense1.out_features == hidden_units("hagan", 64, 10, dm.spec.num_train)
+    hagan = hidden_units("hagan", 64, 10, dm.spec.num_train)
+    assert task.net.dense1.out_features == hagan
     assert task.net.dense2.out_features == hidden_units("li", 64, 10, dm.spec.num_train)
+    for one in ("64", "hagan"):  # one width without brackets: one hidden layer
+        net = build_task(compose([f"model.net.hidden={one}"], tmp_path), dm.spec).net
+        assert [m.out_features for m in net if isinstance(m, nn.Linear)][:-1] == [64 if one == "64" else hagan]
 
 
 @pytest.mark.parametrize(

@@ -182,12 +182,19 @@ def _plain_key(override: str) -> bool:
 
 
 def _check_numbers(cfg: Any, defaults: Any, overrides: list[str]) -> None:
-    """A word where the config holds a number (``optimizer.lr=abc``); ``auto`` and ``full`` stand for counts."""
+    """A word where the config holds a number (``optimizer.lr=abc``; ``auto`` and ``full`` stand for counts), anything
+    but true or false where it holds a switch (``compile=maybe``)."""
     from zoo.errors import ZooError
 
     for override in overrides:
         key = _key_of(override)
         default, value = _raw(defaults, key), _raw(cfg, key)
+        if isinstance(default, bool) and not isinstance(value, bool) and value is not None:
+            if not (isinstance(value, str) and value.startswith("${")):
+                raise ZooError(
+                    f"{key}={value} is not valid; {key} takes true or false (default {str(default).lower()})"
+                )
+            continue
         if isinstance(default, bool) or not isinstance(default, int | float) or not isinstance(value, str):
             continue
         if value.startswith("${") or (isinstance(default, int) and value in ("auto", "full")):

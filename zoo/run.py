@@ -254,10 +254,13 @@ def unsafe_or_corrupt(path: Path, err: Exception) -> str:
     import re
 
     text = str(err)
-    if "Weights only load failed" in text:
-        found = re.search(r"GLOBAL ([\w.]+)", text)
-        what = f"it calls {found.group(1)}" if found else "it holds objects other than tensors and plain values"
-        return f"'{path}' would run code when loaded ({what}); refused, nothing was run"
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return f"'{path}' would run code when loaded (it calls {found.group(1)}); refused, nothing was run"
+    with path.open("rb") as f:
+        head = f.read(2)
+    if head not in (b"PK", b"\x80\x02"):  # torch.save writes a zip archive (before torch 1.6, a protocol-2 pickle)
+        return f"cannot load '{path}': torch.save did not write it; give a .ckpt file from a zoo run"
     first = text.splitlines()[0] if text else type(err).__name__
     return f"cannot load '{path}' ({first}); give a .ckpt file from a zoo run"
 

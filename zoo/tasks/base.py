@@ -320,7 +320,8 @@ def build_net(net: dict[str, Any], spec: DataSpec, out_features: int) -> nn.Modu
     cfg = dict(net)
     alpha = cfg.pop("width_alpha", 2.0)
     if "hidden" in cfg:
-        cfg["hidden"] = resolve_widths(list(cfg["hidden"]), spec.num_features, out_features, spec.num_train, alpha)
+        hidden = cfg["hidden"] if isinstance(cfg["hidden"], list | tuple) else [cfg["hidden"]]  # hidden=64: one layer
+        cfg["hidden"] = resolve_widths(list(hidden), spec.num_features, out_features, spec.num_train, alpha)
     takes = inspect.signature(get_class(cfg["_target_"])).parameters
     if "vocab_size" in takes:  # text nets: token ids in, the data's vocabulary and padding id
         text = {"vocab_size": spec.vocab_size, "pad_id": spec.pad_id, "max_length": spec.input_shape[0]}
@@ -329,7 +330,8 @@ def build_net(net: dict[str, Any], spec: DataSpec, out_features: int) -> nn.Modu
         size = {"input_shape": list(spec.input_shape)}
     else:
         size = {"in_features": spec.num_features}
-    return instantiate(cfg, **size, out_features=out_features, _convert_="all")
+    with settings_of("model.net"):
+        return instantiate(cfg, **size, out_features=out_features, _convert_="all")
 
 
 def build_input(net: nn.Module, spec: DataSpec) -> nn.Module:
