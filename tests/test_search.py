@@ -57,3 +57,28 @@ def test_optuna_searches_record_a_failed_trial_and_go_on(tmp_path, search):
     assert all("Invalid learning rate" in r["error"] for r in rows if r["status"] == "failed")
     assert proc.returncode == (1 if "failed" in statuses else 0)
     assert (tmp_path / "best.yaml").is_file() and rows[0]["status"] == "ok"  # best first, failed last
+
+
+def test_an_optimized_metric_no_run_reports_stops_the_search_at_its_first_job(tmp_path):
+    """Every trial would fail alike after training: the search stops at job 0 with one line, exit 2."""
+    proc = script(
+        "train", "--multirun", "hparams_search=optuna", *FAST, f"hydra.sweep.dir={tmp_path}",
+        "optimized_metric=val/nope",
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: job 0: optimized_metric='val/nope' is not a metric of this run; choose one of test/acc, test/f1, "
+        "test/loss, test/sparsity, val/acc, val/f1, val/loss; the search stops: every job would fail alike"
+    ]
+    assert not (tmp_path / "1").exists()  # no second trial
+
+
+def test_a_single_run_with_an_optimized_metric_it_does_not_report_says_so_in_one_line(tmp_path):
+    proc = script("train", *FAST, f"hydra.run.dir={tmp_path / 'run'}", "optimized_metric=val/nope")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
+        "error: optimized_metric='val/nope' is not a metric of this run; choose one of test/acc, test/f1, "
+        "test/loss, test/sparsity, val/acc, val/f1, val/loss"
+    ]
+    assert (tmp_path / "run" / "metrics.json").is_file()  # the run itself finished and is kept

@@ -36,12 +36,15 @@ def run_job(fn: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> fl
     global _last_error
     _last_error = None
     if not _in_multirun():
-        return objective(cfg, report_user_errors(fn, cfg))
+        return report_user_errors(lambda c: objective(c, fn(c)), cfg)
     try:
         return objective(cfg, fn(cfg))
     except Exception as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
+        if isinstance(err, SweepError):
+            print(f"error: job {_job_num()}: {err}; the search stops: every job would fail alike", file=sys.stderr)
+            sys.exit(err.exit_code)
         _last_error = f"{type(err).__name__ + ': ' if not isinstance(err, ZooError) else ''}{err}".splitlines()[0]
         if not isinstance(err, ZooError):
             log.exception("job failed")  # a bug, not a config mistake: the traceback goes to the job's log
@@ -49,12 +52,17 @@ def run_job(fn: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> fl
         return None
 
 
+class SweepError(ZooError):
+    """A mistake every job of a multirun would repeat (an ``optimized_metric`` the runs do not report): the sweep
+    stops at its first job instead of training them all."""
+
+
 def objective(cfg: DictConfig, metrics: dict[str, float]) -> float | dict[str, float]:
     key = cfg.get("optimized_metric")
     if not key:
         return metrics
     if key not in metrics:
-        raise ZooError(f"optimized_metric={key!r} is not a metric of this run; choose one of {', '.join(metrics)}")
+        raise SweepError(f"optimized_metric={key!r} is not a metric of this run; choose one of {', '.join(metrics)}")
     return float(metrics[key])
 
 
