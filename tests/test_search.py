@@ -82,3 +82,17 @@ def test_a_single_run_with_an_optimized_metric_it_does_not_report_says_so_in_one
         "test/loss, test/sparsity, val/acc, val/f1, val/loss"
     ]
     assert (tmp_path / "run" / "metrics.json").is_file()  # the run itself finished and is kept
+
+
+def test_a_search_where_every_trial_fails_ends_with_each_error_not_optunas_traceback(tmp_path):
+    proc = script(
+        "train", "--multirun", "hparams_search=optuna", *FAST, f"hydra.sweep.dir={tmp_path}",
+        "hydra.sweeper.n_trials=2", "+hydra.sweeper.params={optimizer.lr:'choice(-1,-2)'}",
+    )  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert [r["status"] for r in results(tmp_path)] == ["failed", "failed"]
+    assert "multirun: 0 of 2 jobs finished" in proc.stdout
+    proc = script("train", "--multirun", "hparams_search=optuna", "hydra.sweeper.n_trials=0")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: hydra.sweeper.n_trials=0 is not valid; give a positive number of trials"
+    ]

@@ -117,13 +117,15 @@ class SweepResults(Callback):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         with (sweep_dir / JOBS_FILE).open("a") as fh:
             fh.write(json.dumps(row) + "\n")
+        trials = config.hydra.sweeper.get("n_trials")  # Optuna's sweeper: it crashes where no trial completed
+        if trials and row["job"] == trials - 1 and all(r["status"] == "failed" for r in _rows(sweep_dir)):
+            self.on_multirun_end(config)  # the summary every multirun ends with: each job's error, exit 1
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        jobs = sweep_dir / JOBS_FILE
-        if not jobs.is_file():
+        rows = _rows(sweep_dir)
+        if not rows:
             return
-        rows = [json.loads(line) for line in jobs.read_text().splitlines() if line.strip()]
         metric = config.get("optimized_metric")
         best = write_results(rows, sweep_dir, metric)
         failed = [r for r in rows if r["status"] == "failed"]
@@ -137,6 +139,12 @@ class SweepResults(Callback):
             for row in failed:
                 print(f"error: job {row['job']} ({row['overrides']}) failed: {row['error']}", file=sys.stderr)
             sys.exit(1)
+
+
+def _rows(sweep_dir: Path) -> list[dict[str, Any]]:
+    """The jobs recorded so far in ``sweep_dir``'s ``jobs.jsonl``."""
+    jobs = sweep_dir / JOBS_FILE
+    return [json.loads(line) for line in jobs.read_text().splitlines() if line.strip()] if jobs.is_file() else []
 
 
 def write_results(rows: list[dict[str, Any]], sweep_dir: Path, metric: str | None) -> dict[str, Any] | None:
