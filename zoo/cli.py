@@ -107,8 +107,9 @@ def check_overrides(config_name: str, args: list[str]) -> None:
                 rest = [o for o in combo if _key_of(o) != key]
                 raise ZooError(_unknown_key(compose(config_name, overrides=rest), key, combo)) from None
             words = [o for o in combo if _plain_key(o) and isinstance(_raw(cfg, _key_of(o)), str)]
-            if words:  # the second composition only when a word may stand where a number belongs
-                _check_numbers(cfg, compose(config_name, overrides=[o for o in combo if _is_group(_key_of(o))]), words)
+            if words:  # the second composition only when a word may stand where a number or a switch belongs
+                defaults = compose(config_name, overrides=[o for o in combo if _is_group(_key_of(o))])
+                _check_value_types(cfg, defaults, words)
             if not {"-c", "--cfg"} & set(args):
                 _check_required(cfg, config_name)
 
@@ -185,7 +186,7 @@ def _plain_key(override: str) -> bool:
     return not override.startswith(("~", "+")) and not _is_group(key) and not key.startswith("hydra.")
 
 
-def _check_numbers(cfg: Any, defaults: Any, overrides: list[str]) -> None:
+def _check_value_types(cfg: Any, defaults: Any, overrides: list[str]) -> None:
     """A word where the config holds a number (``optimizer.lr=abc``; ``auto`` and ``full`` stand for counts), anything
     but true or false where it holds a switch (``compile=maybe``)."""
     from zoo.errors import ZooError

@@ -60,12 +60,12 @@ def hold_out_fold(datamodule: object, fold: int, folds: int, seed: int) -> None:
 
 def cross_validate(cfg: DictConfig) -> dict[str, float]:
     """Train every fold in its own sub-folder; returns the metrics averaged over folds (with ``_std`` beside)."""
-    from zoo.run import build_datamodule, check_run_folder_free, claim_run_folder, train
+    from zoo.run import build_datamodule, check_run_folder_free, claim_run_folder, plain_config, train
 
     folds = check_folds(cfg.cv.folds)
     output_dir = check_run_folder_free(cfg)
     hold_out_fold(build_datamodule(cfg.data, cfg.model), 0, folds, cfg.data.get("split_seed", 0))  # fail early
-    claim_run_folder(cfg)
+    claim_run_folder(cfg, plain_config(cfg))
     rows = []
     for fold in range(folds):
         fold_cfg = cfg.copy()

@@ -86,7 +86,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.model.get("finetune"):
         extra.append(Finetune(**cfg.model.finetune))
     trainer = build_trainer(cfg, output_dir, config, extra_callbacks=extra)
-    claim_run_folder(cfg)  # once the data, model and trainer settings are known to hold: a failed start leaves nothing
+    claim_run_folder(cfg, config)  # once the data, model and trainer settings hold: a failed start leaves nothing
     if hasattr(datamodule, "write_run_files") and is_global_zero():  # what the data fitted (a tokenizer)
         datamodule.write_run_files(output_dir)
     exit_code = 1  # what W&B records unless the run completes
@@ -122,8 +122,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if type(datamodule).__qualname__ in checkpoint:  # what the data fitted in training (a text tokenizer)
         datamodule.load_state_dict(checkpoint[type(datamodule).__qualname__])
     task = task_from_checkpoint(checkpoint)
-    trainer = build_trainer(cfg, output_dir, plain_config(cfg), extra_callbacks=[TestReport(output_dir)])
-    claim_run_folder(cfg)
+    config = plain_config(cfg)
+    trainer = build_trainer(cfg, output_dir, config, extra_callbacks=[TestReport(output_dir)])
+    claim_run_folder(cfg, config)
     try:
         results = trainer.test(task, datamodule=datamodule)
         return finish_run(results, output_dir)
@@ -280,16 +281,14 @@ def check_run_folder_free(cfg: DictConfig) -> Path:
     return output_dir
 
 
-def claim_run_folder(cfg: DictConfig) -> dict[str, Any]:
-    """Create the run folder and write the composed config there; returns that config as plain types. Under DDP
-    only rank 0 does: the other ranks share the folder it claimed."""
-    config = plain_config(cfg)
+def claim_run_folder(cfg: DictConfig, config: dict[str, Any]) -> None:
+    """Create the run folder and write ``config`` (``plain_config(cfg)``) there. Under DDP only rank 0 does: the
+    other ranks share the folder it claimed."""
     if not is_global_zero():
-        return config
+        return
     output_dir = check_run_folder_free(cfg)
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(config, output_dir / "config.yaml")
-    return config
 
 
 def plain_config(cfg: DictConfig) -> dict[str, Any]:
