@@ -132,20 +132,20 @@ def hand_epochs(
 def lightning_dataloader_epochs(
     net,
     prepare: Callable | None,
-    x,
-    y,
+    dataset,
+    classes: int,
     epochs: int,
     batch_size: int,
     workdir: Path,
     lr: float = 1e-3,
     device: str = "cpu",
 ) -> list[float]:
-    """Lightning as lightning-hydra-template sets it up: a per-sample DataLoader over a TensorDataset (each batch
-    copied to the device), Trainer defaults (progress bar, logger, checkpoints, summary), loss and accuracy logged
-    through torchmetrics."""
+    """Lightning as lightning-hydra-template sets it up: a per-sample DataLoader over ``dataset`` (each batch copied
+    to the device, then ``prepare``d if given), Trainer defaults (progress bar, logger, checkpoints, summary), loss
+    and accuracy logged through torchmetrics."""
     import torch
     from torch import nn
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader
     from torchmetrics import MeanMetric
     from torchmetrics.classification import MulticlassAccuracy
 
@@ -154,7 +154,7 @@ def lightning_dataloader_epochs(
             super().__init__()
             self.net = net
             self.loss_fn = nn.CrossEntropyLoss()
-            self.train_loss, self.train_acc = MeanMetric(), MulticlassAccuracy(num_classes=int(y.max()) + 1)
+            self.train_loss, self.train_acc = MeanMetric(), MulticlassAccuracy(num_classes=classes)
 
         def training_step(self, batch, batch_idx):
             xb, yb = batch
@@ -169,7 +169,7 @@ def lightning_dataloader_epochs(
         def configure_optimizers(self):
             return torch.optim.Adam(self.parameters(), lr=lr)
 
-    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True)
     timer = EpochTimer()
     trainer = L.Trainer(
         max_epochs=epochs, default_root_dir=str(workdir), callbacks=[timer], accelerator=accelerator(device), devices=1

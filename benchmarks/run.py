@@ -10,10 +10,11 @@ epoch for each side: ``zoo`` (composed config, Lightning Trainer, progress bar, 
 floor ``hand-written`` (a plain loop with the same net, initial weights, tensors, optimizer and batch size), ``keras``
 (Keras 3, torch backend), ``lightning-dataloader`` (Lightning fed by a per-sample DataLoader, Trainer defaults, as
 lightning-hydra-template does it) and, for ``elm``, ``hpelm``; ``zoo:NAME`` / ``hand-written:NAME`` for a case
-with several models. Peers come from ``pip install .[bench]``; a missing one reads "not installed". The timed span
-is the training part of each epoch (first to last batch). Epoch 1 is a warm-up; the figure is the fastest of the
-epochs after it (other work on the machine only adds time); ``--rounds R`` measures every side R times in turn
-and keeps the fastest epoch of all, as the machine's speed drifts over minutes. Writes the table to
+with several models, ``PEER:NAME`` for a peer set up another way. Peers come from ``pip install .[bench]``; a
+missing one reads "not installed". The timed span is the training part of each epoch (first to last batch). Epoch 1
+is a warm-up; the figure is the fastest of the epochs after it (other work on the machine only adds time);
+``--rounds R`` measures every side R times in turn and keeps the fastest epoch of all, as the machine's speed drifts
+over minutes. Writes the table to
 benchmarks/results.md (results-cuda.md with ``--device cuda``); the last line reads ``zoo/hand-written: R``.
 """
 
@@ -70,7 +71,7 @@ def summarise(case: str, sides: dict[str, list[float]]) -> list[tuple[str, str, 
         elif side.startswith("zoo"):
             hand = sides.get(f"hand-written:{name}") or sides.get("hand-written")
             note = f"zoo/hand-written {t / per_epoch(hand):.2f}" if hand else ""
-        elif side in PEERS and sides.get("zoo"):
+        elif side.split(":", 1)[0] in PEERS and sides.get("zoo"):
             note = f"{side}/zoo {t / per_epoch(sides['zoo']):.2f}"
         else:
             note = ""

@@ -113,6 +113,26 @@ def test_the_benchmark_measures_every_side_on_a_tiny_case(tmp_path):
     assert rows[0][:2] == ("mlp", "zoo") and rows[0][3].startswith("zoo/hand-written ")
 
 
+def test_the_lenet5_peers_train_on_the_numbers_zoo_trains_on(tmp_path):
+    """The lenet5 benchmark's Lightning peer reads MNIST as lightning-hydra-template does (torchvision's MNIST over
+    IDX files, PIL transforms per sample); its images must be the padded, normalised ones the other sides get."""
+    from benchmarks.cases import lenet5
+    from zoo.config import compose_config
+    from zoo.nets.lenet import LeNet5
+    from zoo.run import build_datamodule
+
+    cfg = compose_config([*lenet5.OVERRIDES, "trainer.accelerator=cpu"], tmp_path)
+    dm = build_datamodule(cfg.data, cfg.model)
+    x, y = dm.splits["train"]
+    _, prepare = lenet5.hand_net(dm, LeNet5(list(dm.spec.input_shape), 10).state_dict())
+    mnist = lenet5.template_mnist(x, y, tmp_path / "data", dm.spec.pixel_mean, dm.spec.pixel_std)
+    assert len(mnist) == len(x) == 3500
+    for i in (0, 1234, 3499):
+        image, label = mnist[i]
+        assert label == int(y[i])
+        assert torch.allclose(image, prepare(x[i : i + 1])[0], atol=1e-5)
+
+
 class CountHooks(L.Callback):
     """A user's callback on the gradients: the fast path must still call it once per optimiser step."""
 

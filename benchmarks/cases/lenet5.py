@@ -1,13 +1,19 @@
 """LeNet-5 (classic) on 3,500 real 28x28 MNIST images (mnist5k's training split), batch 128, Adam.
 
-A batch goes uint8 -> float -> padded to 32x32 -> normalised with the training split's mean and std, as zoo's
-``ImageInput`` does; the hand-written and Lightning sides do it per batch, Keras on the whole array once, as a Keras
-user would. Keras' LeNet-5 is the usual re-implementation (C3 fully connected, its own initial weights).
+An image goes uint8 -> float -> padded to 32x32 -> normalised with the training split's mean and std, as zoo's
+``ImageInput`` does. Each side does it as its users do: the hand-written loop per batch of tensors; Keras on the
+whole array once; Lightning as lightning-hydra-template's MNIST datamodule does, per sample: torchvision's
+``MNIST`` dataset (read from IDX files written here) with ``Pad(2), ToTensor(), Normalize(mean, std)``. The row
+``lightning-dataloader:tensors`` is the lighter setup some users write instead: a ``TensorDataset`` of the decoded
+images, normalised per batch. Keras' LeNet-5 is the usual re-implementation (C3 fully connected, its own initial
+weights).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from torch.utils.data import TensorDataset
 
 from benchmarks.common import accelerator, hand_epochs, keras_epochs, lightning_dataloader_epochs, peer, zoo_sides
 
@@ -43,6 +49,21 @@ def hand_net(dm, initial: dict, device: str = "cpu"):
     return net, prepare
 
 
+def template_mnist(x, y, root: Path, mean: list[float], std: list[float]):
+    """lightning-hydra-template's training set: torchvision's ``MNIST`` over IDX files of ``x`` (N x 1 x 28 x 28
+    uint8) and ``y`` written under ``root``, each image padded to 32x32 and normalised as a PIL image, per sample."""
+    from torchvision import transforms
+    from torchvision.datasets import MNIST
+
+    from tests.formats import write_idx  # MNIST's real file format
+
+    images, labels = x[:, 0].numpy(), y.numpy().astype("uint8")
+    for split, n in (("train", len(labels)), ("t10k", 1)):  # MNIST wants both splits' files
+        write_idx(root / "MNIST" / "raw", split, images[:n], labels[:n])
+    transform = transforms.Compose([transforms.Pad(2), transforms.ToTensor(), transforms.Normalize(mean, std)])
+    return MNIST(str(root), train=True, transform=transform)
+
+
 def keras_net(classes: int):
     """LeNet-5 in Keras on 32x32x1 inputs: tanh, average pooling."""
     import keras
@@ -70,12 +91,23 @@ def measure(epochs: int, workdir: Path, overrides: tuple[str, ...] = (), device:
     net, prepare = hand_net(dm, initial, device)
     classes = len(dm.spec.class_names)
     prepared = prepare(x.to(device)).permute(0, 2, 3, 1).cpu().numpy()  # NHWC, as Keras takes images
+    mnist = template_mnist(x, y, workdir / "data", dm.spec.pixel_mean, dm.spec.pixel_std)
 
     return {
         **zoo,
         "hand-written": hand_epochs(net, prepare, x, y, epochs, dm.batch_size, device=device),
         "keras": peer("keras", lambda: keras_epochs(keras_net(classes), prepared, y.numpy(), epochs, dm.batch_size)),
         "lightning-dataloader": lightning_dataloader_epochs(
-            hand_net(dm, initial)[0], prepare, x, y, epochs, dm.batch_size, workdir / "lightning", device=device
+            hand_net(dm, initial)[0], None, mnist, classes, epochs, dm.batch_size, workdir / "lightning", device=device
+        ),
+        "lightning-dataloader:tensors": lightning_dataloader_epochs(
+            hand_net(dm, initial)[0],
+            prepare,
+            TensorDataset(x, y),
+            classes,
+            epochs,
+            dm.batch_size,
+            workdir / "lightning-tensors",
+            device=device,
         ),
     }

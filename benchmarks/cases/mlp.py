@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from torch.utils.data import TensorDataset
+
 from benchmarks.common import accelerator, hand_epochs, keras_epochs, lightning_dataloader_epochs, peer, zoo_sides
 
 OVERRIDES = [
@@ -47,11 +49,19 @@ def measure(epochs: int, workdir: Path, overrides: tuple[str, ...] = (), device:
     """Seconds per epoch of each side, every side on ``device``; ``overrides`` shrink the case (tests)."""
     config = [*OVERRIDES, f"trainer.accelerator={accelerator(device)}", *overrides]
     zoo, dm, initial, x, y = zoo_sides(config, epochs, workdir)
+    classes = len(dm.spec.class_names)
     return {
         **zoo,
         "hand-written": hand_epochs(hand_net(initial), None, x, y, epochs, dm.batch_size, device=device),
         "keras": peer("keras", lambda: keras_epochs(keras_net(initial), x.numpy(), y.numpy(), epochs, dm.batch_size)),
         "lightning-dataloader": lightning_dataloader_epochs(
-            hand_net(initial), None, x, y, epochs, dm.batch_size, workdir / "lightning", device=device
+            hand_net(initial),
+            None,
+            TensorDataset(x, y),
+            classes,
+            epochs,
+            dm.batch_size,
+            workdir / "lightning",
+            device=device,
         ),
     }
