@@ -143,6 +143,10 @@ REFUSED_SETTINGS = {
         ["model=rnn", "data=text_synth", "model.net.hidden_size=0"],
         "error: model.net: hidden_size must be greater than zero; fix the model.net.* settings",
     ),
+    "devices": (
+        ["trainer.devices=0", "trainer.accelerator=cpu"],
+        "error: `Trainer(devices=0)` value is not a valid input using cpu accelerator; fix the trainer.* settings",
+    ),
     "switch": (["compile=maybe"], "error: compile=maybe is not valid; compile takes true or false (default false)"),
 }
 

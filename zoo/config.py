@@ -4,6 +4,7 @@ and instantiate them so that a config mistake stays a one-line error."""
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:
         return hydra_instantiate(config, *args, **kwargs)
 
 
+_GROUP: contextvars.ContextVar[str | None] = contextvars.ContextVar("settings_group", default=None)
+
+
 @contextlib.contextmanager
 def settings_of(group: str | None) -> Iterator[None]:
     """Inside the block, a ZooError (also from inside Hydra's InstantiationException) and Lightning's refusal of a
@@ -51,6 +55,8 @@ def settings_of(group: str | None) -> Iterator[None]:
     import), named with the group whose settings to fix."""
     from hydra.errors import InstantiationException
 
+    group = group or _GROUP.get()  # instantiate() inside a group's block speaks for that group
+    token = _GROUP.set(group)
     try:
         yield
     except ZooError:
@@ -60,8 +66,12 @@ def settings_of(group: str | None) -> Iterator[None]:
         if isinstance(cause, ZooError):
             raise cause from None
         what = " ".join(str(cause).split()) or type(cause).__name__
+        fix = f"; fix the {group}.* settings" if group else ""
+        what = what.rstrip(".") if fix else what
         if type(cause).__name__ == "MisconfigurationException":  # Lightning refusing a trainer.* value
-            raise ZooError(what) from None
+            raise ZooError(what + fix) from None
         if group is None or not isinstance(cause, ValueError | TypeError | ImportError | InstantiationException):
             raise
-        raise ZooError(f"{group}: {what}; fix the {group}.* settings") from err
+        raise ZooError(f"{group}: {what}{fix}") from err
+    finally:
+        _GROUP.reset(token)
