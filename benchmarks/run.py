@@ -14,8 +14,8 @@ with several models, ``PEER:NAME`` for a peer set up another way. Peers come fro
 missing one reads "not installed". The timed span is the training part of each epoch (first to last batch). Epoch 1
 is a warm-up; the figure is the fastest of the epochs after it (other work on the machine only adds time);
 ``--rounds R`` measures every side R times in turn and keeps the fastest epoch of all, as the machine's speed drifts
-over minutes. Writes the table to
-benchmarks/results.md (results-cuda.md with ``--device cuda``); the last line reads ``zoo/hand-written: R``.
+over minutes. Writes the table to benchmarks/results.md (results-cuda.md with ``--device cuda``); the last line
+reads ``zoo/hand-written: R``.
 """
 
 from __future__ import annotations
