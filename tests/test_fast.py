@@ -269,3 +269,20 @@ def test_fast_layers_are_torchs_own_where_their_shortcut_does_not_hold(layer, sh
     y, expected = fast(x), _stock(fast)(x)
     assert torch.equal(y, expected)
     assert type(y.grad_fn) is type(expected.grad_fn)  # the same autograd node: torch's own op ran
+
+
+def test_average_pooling_passes_back_the_gradient_torchs_own_does():
+    """2x2 pooling's backward as two row copies: each input pixel gets exactly a quarter of its window's gradient,
+    on LeNet-5's two map sizes and a non-square one."""
+    from zoo.nets.fast_ops import AvgPool2d
+
+    torch.manual_seed(0)
+    for shape in ((8, 6, 28, 28), (8, 16, 10, 10), (2, 3, 4, 6)):
+        x = torch.randn(shape, requires_grad=True)
+        grad = torch.randn(shape[0], shape[1], shape[2] // 2, shape[3] // 2)
+        fast, stock = AvgPool2d(2), _stock(AvgPool2d(2))
+        y = fast(x)
+        assert type(y.grad_fn).__name__ == "_AvgPool2x2Backward"
+        (ours,) = torch.autograd.grad(y, x, grad)
+        (torchs,) = torch.autograd.grad(stock(x), x, grad)
+        assert ours.is_contiguous() and torch.equal(ours, torchs)
