@@ -31,6 +31,19 @@ def wait_for(device: Any) -> None:
         torch.cuda.synchronize(device)
 
 
+def positive(text: str) -> int:
+    """argparse's type for a count that must be at least 1 (epochs, rounds, threads): one line and exit 2 otherwise."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; give a whole number of at least 1")
+    return value
+
+
 def require_cuda(parser: Any, why: str = "needs a CUDA GPU: torch sees none here") -> None:
     """Stop a GPU-only script with one line (argparse's usage error, exit 2) where torch sees no CUDA GPU."""
     import torch

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import require_cuda, zoo_epochs  # noqa: E402
+from benchmarks.common import positive, require_cuda, zoo_epochs  # noqa: E402
 from benchmarks.run import per_epoch  # noqa: E402
 
 NET = ["model=resnet", "model.depth=18", "data=mnist5k", "data.batch_size=128"]
@@ -34,7 +34,7 @@ OPTIONS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=4, help="epochs per option (the first is a warm-up)")
+    parser.add_argument("--epochs", type=positive, default=4, help="epochs per option (the first is a warm-up)")
     parser.add_argument("overrides", nargs="*", help=f"zoo overrides for the net and data (default: {' '.join(NET)})")
     args = parser.parse_args()
     require_cuda(parser)

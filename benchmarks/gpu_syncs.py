@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import cuda_syncs, require_cuda, zoo_epochs  # noqa: E402
+from benchmarks.common import cuda_syncs, positive, require_cuda, zoo_epochs  # noqa: E402
 
 MLP = ["model=mlp", "model.net.hidden=[128]", "data=synthetic", "data.n_samples=20000"]
 CASES = {
@@ -72,7 +72,7 @@ def count(overrides: list[str], epochs: int, tmp: Path) -> tuple[int, collection
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=positive, default=2)
     args = parser.parse_args()
     require_cuda(parser)
     rows = []

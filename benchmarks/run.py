@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: the cases import ``benchmarks.common``
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import require_cuda, zoo_epochs  # noqa: E402  (zoo_epochs: the cases' helper, importable here)
+from benchmarks.common import positive, require_cuda, zoo_epochs  # noqa: E402  (zoo_epochs: the cases' helper, importable here)
 
 CASES = sorted(p.stem for p in (ROOT / "benchmarks" / "cases").glob("*.py") if not p.stem.startswith("_"))
 PEERS = ("keras", "lightning-dataloader", "hpelm")
@@ -82,14 +82,18 @@ def summarise(case: str, sides: dict[str, list[float]]) -> list[tuple[str, str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cases", nargs="*", default=["mlp"], choices=CASES)
-    parser.add_argument("--epochs", type=int, default=4, help="epochs per side (the first is a warm-up)")
+    parser.add_argument("--epochs", type=positive, default=4, help="epochs per side (the first is a warm-up)")
     parser.add_argument("--out", type=Path, help="the Markdown table (default benchmarks/results[-cuda].md)")
-    parser.add_argument("--threads", type=int, help="torch threads (1 steadies figures on a shared machine)")
+    parser.add_argument("--threads", type=positive, help="torch threads (1 steadies figures on a shared machine)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where every side trains")
     parser.add_argument(
-        "--rounds", type=int, default=1, help="measure every side R times, in turn (steadier on a shared machine)"
+        "--rounds", type=positive, default=1, help="measure every side R times, in turn (steadier on a shared machine)"
     )
     args = parser.parse_args()
+    out = args.out or ROOT / "benchmarks" / ("results-cuda.md" if args.device == "cuda" else "results.md")
+    if out.is_dir() or not out.parent.is_dir():  # found now, not after minutes of measuring
+        parser.error(f"--out {out}: not a file in an existing folder; give a path such as /tmp/results.md")
+
     import torch
 
     if args.threads:
@@ -98,7 +102,6 @@ def main() -> None:
         why = "--device cuda: torch sees no CUDA GPU here; run on a machine with one, or use --device cpu"
         require_cuda(parser, why)
     os.environ["KERAS_TORCH_DEVICE"] = args.device  # read when keras is first imported
-    out = args.out or ROOT / "benchmarks" / ("results-cuda.md" if args.device == "cuda" else "results.md")
 
     load = os.getloadavg()[0]  # another busy process on these cores slows every side, unevenly
     rows = []

@@ -286,3 +286,28 @@ def test_average_pooling_passes_back_the_gradient_torchs_own_does():
         (ours,) = torch.autograd.grad(y, x, grad)
         (torchs,) = torch.autograd.grad(stock(x), x, grad)
         assert ours.is_contiguous() and torch.equal(ours, torchs)
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (["--epochs", "0"], "run.py: error: argument --epochs: '0' is not valid; give a whole number of at least 1"),
+        (["--rounds", "x"], "run.py: error: argument --rounds: 'x' is not valid; give a whole number of at least 1"),
+        (
+            ["--out", "/nonexistent/r.md"],
+            "run.py: error: --out /nonexistent/r.md: not a file in an existing folder; "
+            "give a path such as /tmp/results.md",
+        ),
+    ],
+    ids=["epochs", "rounds", "out"],
+)
+def test_the_benchmark_refuses_bad_arguments_before_it_measures(monkeypatch, capsys, args, line):
+    import sys
+
+    from benchmarks import run
+
+    monkeypatch.setattr(sys, "argv", ["run.py", "mlp", *args])
+    with pytest.raises(SystemExit) as stop:
+        run.main()
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == line
