@@ -88,8 +88,8 @@ def check_overrides(config_name: str, args: list[str]) -> None:
 
     overrides = [a for a in args if "=" in a and not a.startswith("-")]  # flags (--multirun, --cfg job) are Hydra's
     for override in overrides:  # Optuna's sweeper crashes after a search of no trial
-        key, _, value = override.partition("=")
-        if key == "hydra.sweeper.n_trials" and not (value.isdigit() and int(value) >= 1):
+        value = override.split("=", 1)[1]
+        if _key_of(override) == "hydra.sweeper.n_trials" and not (value.isdigit() and int(value) >= 1):
             raise ZooError(f"{override} is not valid; give a positive number of trials")
     try:
         combos = _combinations(overrides, multirun=bool({"-m", "--multirun"} & set(args)))
