@@ -80,6 +80,35 @@ def test_a_value_the_data_or_net_refuses_is_one_line_too(tmp_path, override, mes
     assert [line for line in proc.stderr.splitlines() if line.startswith("error:")][0].startswith(message)
 
 
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["channels_last=3"], "channels_last=3 is not valid; channels_last takes true or false (default false)"),
+        (["trainer.deterministic=warn"], None),  # Lightning's own values besides true and false
+        (["debug=fdr", "trainer.fast_dev_run=3"], None),
+        (
+            ["trainer.deterministic=maybe"],
+            "trainer.deterministic=maybe is not valid; trainer.deterministic takes true, false or warn (default false)",
+        ),
+        (
+            ["debug=fdr", "trainer.fast_dev_run=abc"],
+            "trainer.fast_dev_run=abc is not valid; trainer.fast_dev_run takes true, false or a number of batches "
+            "(default true)",
+        ),
+    ],
+)
+def test_a_switch_takes_true_or_false_and_what_else_lightning_takes(overrides, message):
+    from zoo.cli import check_overrides
+    from zoo.errors import ZooError
+
+    if message is None:
+        check_overrides("train", overrides)
+    else:
+        with pytest.raises(ZooError) as err:
+            check_overrides("train", overrides)
+        assert str(err.value) == message
+
+
 def test_incompatible_model_and_data_fail_at_once_naming_both(tmp_path):
     proc = script("train", "model=linear", "data=digits", f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode == 2

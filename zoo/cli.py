@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +107,12 @@ def check_overrides(config_name: str, args: list[str]) -> None:
                     raise ZooError(" ".join(str(err).split())) from None
                 rest = [o for o in combo if _key_of(o) != key]
                 raise ZooError(_unknown_key(compose(config_name, overrides=rest), key, combo)) from None
-            words = [o for o in combo if _plain_key(o) and isinstance(_raw(cfg, _key_of(o)), str)]
-            if words:  # the second composition only when a word may stand where a number or a switch belongs
+            given = [o for o in combo if _plain_key(o) and _is_scalar_not_bool(_raw(cfg, _key_of(o)))]
+            if (
+                given
+            ):  # the second composition only when a word or a number may stand where a number or a switch belongs
                 defaults = compose(config_name, overrides=[o for o in combo if _is_group(_key_of(o))])
-                _check_value_types(cfg, defaults, words)
+                _check_value_types(cfg, defaults, given)
             if not {"-c", "--cfg"} & set(args):
                 _check_required(cfg, config_name)
 
@@ -186,19 +189,30 @@ def _plain_key(override: str) -> bool:
     return not override.startswith(("~", "+")) and not _is_group(key) and not key.startswith("hydra.")
 
 
+# Trainer arguments that Lightning takes as a switch or one more kind of value: that kind, and how to tell it
+SWITCHES_AND_MORE: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "trainer.deterministic": ("warn", lambda value: value == "warn"),
+    "trainer.fast_dev_run": ("a number of batches", lambda value: isinstance(value, int)),
+}
+
+
+def _is_scalar_not_bool(value: Any) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
 def _check_value_types(cfg: Any, defaults: Any, overrides: list[str]) -> None:
     """A word where the config holds a number (``optimizer.lr=abc``; ``auto`` and ``full`` stand for counts), anything
-    but true or false where it holds a switch (``compile=maybe``)."""
+    but true or false where it holds a switch (``compile=maybe``, ``channels_last=3``)."""
     from zoo.errors import ZooError
 
     for override in overrides:
         key = _key_of(override)
         default, value = _raw(defaults, key), _raw(cfg, key)
         if isinstance(default, bool) and not isinstance(value, bool) and value is not None:
-            if not (isinstance(value, str) and value.startswith("${")):
-                raise ZooError(
-                    f"{key}={value} is not valid; {key} takes true or false (default {str(default).lower()})"
-                )
+            also, accepts = SWITCHES_AND_MORE.get(key, ("", lambda _: False))
+            if not (isinstance(value, str) and value.startswith("${")) and not accepts(value):
+                takes = f"true, false or {also}" if also else "true or false"
+                raise ZooError(f"{key}={value} is not valid; {key} takes {takes} (default {str(default).lower()})")
             continue
         if isinstance(default, bool) or not isinstance(default, int | float) or not isinstance(value, str):
             continue
