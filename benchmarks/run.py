@@ -7,15 +7,15 @@
 
 A case is a module ``benchmarks/cases/<name>.py`` whose ``measure(epochs, workdir, device=...)`` returns seconds per
 epoch for each side: ``zoo`` (composed config, Lightning Trainer, progress bar, checkpoints, as a user runs it), the
-floor ``hand-written`` (a plain loop with the same net, initial weights, tensors, optimizer and batch size), ``keras``
-(Keras 3, torch backend), ``lightning-dataloader`` (Lightning fed by a per-sample DataLoader, Trainer defaults, as
-lightning-hydra-template does it) and, for ``elm``, ``hpelm``; ``zoo:NAME`` / ``hand-written:NAME`` for a case
-with several models, ``PEER:NAME`` for a peer set up another way. Peers come from ``pip install .[bench]``; a
-missing one reads "not installed". The timed span is the training part of each epoch (first to last batch). Epoch 1
-is a warm-up; the figure is the fastest of the epochs after it (other work on the machine only adds time);
-``--rounds R`` measures every side R times in turn and keeps the fastest epoch of all, as the machine's speed drifts
-over minutes. Writes the table to benchmarks/results.md (results-cuda.md with ``--device cuda``); the last line
-reads ``zoo/hand-written: R``.
+floor ``hand-written`` (a plain loop with the same net, initial weights, tensors, optimizer and batch size),
+``keras`` (Keras 3, torch backend), ``lightning-dataloader`` (Lightning fed by a per-sample DataLoader, Trainer
+defaults, as lightning-hydra-template does it) and, for ``elm``, ``hpelm``; ``SIDE:MODEL`` for each model of a case
+with several (``zoo:lstm``, ``keras:lstm``), ``PEER:NAME`` for a peer set up another way. Peers come from
+``pip install .[bench]``; a missing one reads "not installed". The timed span is the training part of each epoch
+(first to last batch). Epoch 1 is a warm-up; the figure is the fastest of the epochs after it (other work on the
+machine only adds time); ``--rounds R`` measures every side R times in turn and keeps the fastest epoch of all, as
+the machine's speed drifts over minutes. Writes the table to benchmarks/results.md (results-cuda.md with
+``--device cuda``); the last line reads ``zoo/hand-written: R``.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def merge_rounds(rounds: list[dict[str, list[float]]]) -> dict[str, list[float]]
 
 def summarise(case: str, sides: dict[str, list[float]]) -> list[tuple[str, str, float | None, str]]:
     """Rows ``(case, side, seconds per epoch or None, comparison)``: each zoo model against its hand-written loop
-    (``zoo/hand-written``), each peer against zoo (how many times zoo's time it takes)."""
+    (``zoo/hand-written``), each peer against zoo (how many times zoo's time it takes): ``keras:lstm`` against
+    ``zoo:lstm`` where the case has several models, else against ``zoo``."""
     rows = []
     for side, seconds in sides.items():
         if side.startswith("acc:"):  # a case's test accuracy beside its timings (elm), not seconds
@@ -71,8 +72,8 @@ def summarise(case: str, sides: dict[str, list[float]]) -> list[tuple[str, str, 
         elif side.startswith("zoo"):
             hand = sides.get(f"hand-written:{name}") or sides.get("hand-written")
             note = f"zoo/hand-written {t / per_epoch(hand):.2f}" if hand else ""
-        elif side.split(":", 1)[0] in PEERS and sides.get("zoo"):
-            note = f"{side}/zoo {t / per_epoch(sides['zoo']):.2f}"
+        elif side.split(":", 1)[0] in PEERS and (zoo := sides.get(f"zoo:{name}") or sides.get("zoo")):
+            note = f"{side}/zoo {t / per_epoch(zoo):.2f}"
         else:
             note = ""
         rows.append((case, side, t, note))

@@ -7,6 +7,7 @@ import csv
 import logging
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 
@@ -111,6 +112,44 @@ def test_the_benchmark_measures_every_side_on_a_tiny_case(tmp_path):
     assert all(len(seconds) == 2 for side, seconds in sides.items() if side != "keras")
     rows = summarise("mlp", sides)
     assert rows[0][:2] == ("mlp", "zoo") and rows[0][3].startswith("zoo/hand-written ")
+
+
+@pytest.mark.slow
+def test_the_text_benchmark_compares_each_model_with_its_own_peers(tmp_path):
+    from benchmarks.cases import text
+    from benchmarks.run import summarise
+
+    sides = text.measure(2, tmp_path, overrides=("data.count=600",))
+    sides_of = {
+        f"{side}:{model}" for side in ("zoo", "hand-written", "keras", "lightning-dataloader") for model in text.MODELS
+    }
+    assert set(sides) == sides_of
+    notes = {side: note for _, side, _, note in summarise("text", sides)}
+    for model in text.MODELS:
+        assert notes[f"zoo:{model}"].startswith("zoo/hand-written ")
+        assert notes[f"lightning-dataloader:{model}"].startswith(f"lightning-dataloader:{model}/zoo ")
+
+
+def test_the_text_benchmarks_keras_nets_compute_zoos_nets(tmp_path):
+    """Keras' text_avgpool and LSTM, loaded with zoo's initial weights, give zoo's outputs on real token ids (padding
+    masked out of the mean and the final state alike), so the benchmark times the same model on every side."""
+    from benchmarks.cases import text  # first: it sets KERAS_BACKEND=torch
+
+    keras = pytest.importorskip("keras")  # the bench extra
+    from zoo.config import compose_config
+    from zoo.run import build_datamodule, build_task
+
+    for name, model in text.MODELS.items():
+        cfg = compose_config([*model, *text.DATA, "data.count=300", "logger=none"], tmp_path / name)
+        dm = build_datamodule(cfg.data, cfg.model)
+        dm.setup("fit")
+        net = build_task(cfg, dm.spec).net.eval()
+        ids = dm.splits["train"][0][:64]
+        assert (ids == dm.spec.pad_id).any() and dm.spec.pad_id == 0  # padded texts, padded with the masked id
+        initial = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        ours = keras.ops.convert_to_numpy(text.keras_net(name, initial, ids.shape[1])(ids.numpy()))
+        with torch.no_grad():
+            assert np.abs(ours - net(ids).numpy()).max() < 1e-5, name
 
 
 def test_the_lenet5_peers_train_on_the_numbers_zoo_trains_on(tmp_path):
