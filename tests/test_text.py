@@ -170,6 +170,28 @@ def test_padding_never_changes_the_output(net, tmp_path):
     torch.testing.assert_close(outputs[0], outputs[1])
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_recurrent_net_reads_each_text_to_its_last_token_whichever_side_the_padding_sits(cell, bidirectional):
+    """The final state is the one a sequence packed by its length gives, for right- and left-padded rows alike (one
+    direction runs over every position and reads each row's last token; two directions are packed)."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    from zoo.nets.rnn import RNN
+
+    torch.manual_seed(0)
+    net = RNN(vocab_size=30, out_features=3, cell=cell, layers=2, bidirectional=bidirectional).eval()
+    tokens = [[5, 6, 7], [3, 4, 5, 6, 7, 8], [9], []]  # the last row is all padding: it still gets one step
+    right = torch.tensor([t + [0] * (6 - len(t)) for t in tokens])
+    left = torch.tensor([[0] * (6 - len(t)) + t for t in tokens])
+    lengths = torch.tensor([max(len(t), 1) for t in tokens])
+    _, state = net.rnn(pack_padded_sequence(net.embedding(right), lengths, batch_first=True, enforce_sorted=False))
+    h = state[0] if cell == "lstm" else state
+    packed = net.head(torch.cat(list(h[-net.directions :]), dim=1))
+    torch.testing.assert_close(net(right), packed)
+    torch.testing.assert_close(net(left), packed)
+
+
 def test_one_hot_is_the_same_maths_as_the_embedding_lookup():
     from zoo.nets.text_avgpool import TextAvgPool
 
