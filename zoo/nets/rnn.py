@@ -54,9 +54,9 @@ class RNN(nn.Module):
         lengths = real.sum(1).clamp(min=1)  # an all-padding row still gets one step
         if self.directions == 1:
             # Run over every position and read each row's output at its last token, which the padding after it
-            # has not reached: the packed sequence's final state, 1.5-8x faster than packing on a CPU, and with no
-            # host sync on a GPU (packing needs the lengths on the host). On the CPU, where reading the longest
-            # length costs nothing, positions past it are cut off.
+            # has not reached: the packed sequence's final state, 1.1-8x faster than packing on a CPU (9 shapes of 10
+            # measured; 2.5x for the benchmark's LSTM), and with no host sync on a GPU (packing needs the lengths on
+            # the host). On the CPU, where reading the longest length costs nothing, positions past it are cut off.
             if ids.device.type == "cpu":
                 ids = ids[:, : int(lengths.max())]
             out, _ = self.rnn(self.embedding(ids))
