@@ -75,6 +75,24 @@ def test_safetensors_and_torch_export_hold_the_same_model(train_run, tmp_path):
         torch.testing.assert_close(program.module()(x), task(x))
 
 
+def test_a_recurrent_text_model_exports_with_torch_export(train_run, tmp_path):
+    """One direction runs over every position without reading a length on the host, so torch.export keeps the batch
+    dimension free (packing by length could not be exported)."""
+    ckpt = checkpoint_of(train_run, ["model=rnn", "data=text_synth", "data.count=300"])
+    task = task_from_checkpoint(load_checkpoint(ckpt)).eval()
+    program = torch.export.load(run_export(ckpt, "pt2", tmp_path))
+    ids = torch.tensor([[5, 6, 7, 0, 0, 0], [0, 0, 0, 5, 6, 7], [3, 4, 5, 6, 7, 8], [0] * 6, [9, 0, 0, 0, 0, 0]])
+    ids = torch.nn.functional.pad(ids, (0, task.spec.input_shape[0] - ids.shape[1]))  # the data's max_length
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(ids), task(ids))
+
+
+def test_a_model_torch_export_cannot_trace_is_one_line_naming_the_way_out(train_run, tmp_path):
+    ckpt = checkpoint_of(train_run, ["model=rnn", "model.bidirectional=true", "data=text_synth", "data.count=300"])
+    with pytest.raises(ZooError, match=r"^format=pt2: this model does not export \(.+\); try format=safetensors$"):
+        run_export(ckpt, "pt2", tmp_path)
+
+
 def test_export_never_overwrites_and_names_bad_formats(train_run, tmp_path):
     ckpt = checkpoint_of(train_run, FAMILIES["mlp"])
     with pytest.raises(ZooError, match="format=tflite is not valid; choose one of onnx, safetensors, pt2"):

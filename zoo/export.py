@@ -45,7 +45,12 @@ def export(cfg: DictConfig) -> Path:
         state = {k: v.contiguous() for k, v in task.state_dict().items()}
         save_file(state, str(path), metadata={"zoo_config": json.dumps(checkpoint["zoo_config"])})
     else:
-        program = torch.export.export(task, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+        try:
+            program = torch.export.export(task, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+        except Exception as err:  # noqa: BLE001 - code torch.export cannot trace (a bidirectional RNN's packing)
+            raise ZooError(
+                f"format=pt2: this model does not export ({_first_line(err)}); try format=safetensors"
+            ) from None
         torch.export.save(program, str(path))
     (folder / "model.json").write_text(json.dumps(describe(task, example, checkpoint), indent=2) + "\n")
     print(f"exported {cfg.format}: {path}")
@@ -82,10 +87,12 @@ def export_onnx(task: torch.nn.Module, example: torch.Tensor, path: Path) -> Non
                 verbose=False,
             )
     except Exception as err:  # an operator ONNX lacks
-        raise ZooError(
-            f"format=onnx: this model does not export ({str(err).splitlines()[0]}); try format=pt2"
-        ) from None
+        raise ZooError(f"format=onnx: this model does not export ({_first_line(err)}); try format=pt2") from None
     program.save(str(path))
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def onnx_max_error(task: torch.nn.Module, path: Path, example: torch.Tensor) -> float:

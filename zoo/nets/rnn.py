@@ -56,11 +56,12 @@ class RNN(nn.Module):
             # Run over every position and read each row's output at its last token, which the padding after it
             # has not reached: the packed sequence's final state, 1.1-8x faster than packing on a CPU (9 shapes of 10
             # measured; 2.5x for the benchmark's LSTM), and with no host sync on a GPU (packing needs the lengths on
-            # the host). On the CPU, where reading the longest length costs nothing, positions past it are cut off.
-            if ids.device.type == "cpu":
+            # the host). On the CPU, where reading the longest length costs nothing, positions past it are cut off
+            # (not under torch.compile and torch.export, which would have to stop at a length read from the data).
+            if ids.device.type == "cpu" and not torch.compiler.is_compiling():
                 ids = ids[:, : int(lengths.max())]
             out, _ = self.rnn(self.embedding(ids))
-            last = out[torch.arange(len(ids), device=ids.device), lengths - 1]
+            last = out[torch.arange(ids.shape[0], device=ids.device), lengths - 1]
         else:  # the backward direction must start at each row's last token: packed by length
             packed = pack_padded_sequence(self.embedding(ids), lengths.cpu(), batch_first=True, enforce_sorted=False)
             _, state = self.rnn(packed)
