@@ -108,9 +108,8 @@ def check_overrides(config_name: str, args: list[str]) -> None:
                 rest = [o for o in combo if _key_of(o) != key]
                 raise ZooError(_unknown_key(compose(config_name, overrides=rest), key, combo)) from None
             given = [o for o in combo if _plain_key(o) and _is_scalar_not_bool(_raw(cfg, _key_of(o)))]
-            if (
-                given
-            ):  # the second composition only when a word or a number may stand where a number or a switch belongs
+            # the second composition only when a word or a number may stand where a number or a switch belongs
+            if given:
                 defaults = compose(config_name, overrides=[o for o in combo if _is_group(_key_of(o))])
                 _check_value_types(cfg, defaults, given)
             if not {"-c", "--cfg"} & set(args):
