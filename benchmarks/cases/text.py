@@ -43,8 +43,8 @@ def keras_net(name: str, initial: dict, max_length: int):
         [keras.Input((max_length,), dtype="int64"), layers.Embedding(vocab, dim, mask_zero=True), *body]
         + [layers.Dense(out)]
     )
-    model.layers[0].set_weights([w["embedding.weight"]])
-    for layer, values in zip([layer for layer in model.layers if layer.weights][1:], weights, strict=True):
+    weights = [[w["embedding.weight"]], *weights]
+    for layer, values in zip([layer for layer in model.layers if layer.weights], weights, strict=True):
         layer.set_weights(values)
     return model
 
