@@ -90,6 +90,23 @@ def test_sigterm_and_ctrl_c_save_a_checkpoint_and_exit_non_zero(tmp_path, sig, c
     assert record.stat().st_size > 0
 
 
+@pytest.mark.slow
+def test_ctrl_c_stops_a_whole_multirun_after_recording_the_interrupted_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = start("--multirun", *ENDLESS, "seed=1,2", f"hydra.sweep.dir={sweep}", run_dir=tmp_path / "unused")
+    wait_for(sweep / "0" / "checkpoints" / "last.ckpt", proc)
+    proc.send_signal(signal.SIGINT)
+    returncode, err = finish(proc, timeout=120)  # job 1 would never end: the sweep must not start it
+    saved = sweep / "0" / "checkpoints" / "interrupted.ckpt"
+    assert returncode == 130, err[-3000:]
+    stopped = f"error: job 0: interrupted by SIGINT: checkpoint saved to {saved}; resume with ckpt_path={saved}"
+    assert f"{stopped}; the search stops" in err.splitlines() and saved.is_file()
+    assert not (sweep / "1").exists()
+    (row,) = [json.loads(line) for line in (sweep / "jobs.jsonl").read_text().splitlines()]
+    assert row["status"] == "failed" and row["error"].startswith("interrupted by SIGINT")
+    assert (sweep / "results.csv").is_file()  # the summary every multirun ends with
+
+
 def test_a_resumed_run_continues_the_same_wandb_run(train_run):
     _, first = train_run("data=iris", "trainer.max_epochs=1", "logger=wandb", folder="first")
     _, second = train_run("data=iris", "trainer.max_epochs=2", "logger=wandb", "ckpt_path=last", folder="second")

@@ -18,6 +18,10 @@ class ZooError(Exception):
         self.exit_code = exit_code
 
 
+class Interrupted(ZooError):
+    """A run stopped by Ctrl-C or SIGTERM, its checkpoint saved: in a multirun the whole search stops too."""
+
+
 def report_user_errors(fn: Callable[..., Any], *args: Any) -> Any:
     """Call ``fn``; turn a ZooError (or Lightning's configuration error) into ``error: ...`` and exit 2 (or the
     error's ``exit_code``). A Hydra run refused before it claimed its folder leaves no folder behind."""

@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from zoo.errors import ZooError
+from zoo.errors import Interrupted, ZooError
 
 
 class ReseedEachEpoch(L.Callback):
@@ -107,13 +107,13 @@ class Resumable(L.Callback):
         """The shell's convention: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)."""
         return 128 + (signal.SIGINT if self.signal == "SIGINT" else signal.SIGTERM)
 
-    def interrupted(self) -> ZooError:
+    def interrupted(self) -> Interrupted:
         saved = (
             f"checkpoint saved to {self.saved}; resume with ckpt_path={self.saved}"
             if self.saved
             else "no checkpoint saved"
         )
-        return ZooError(f"interrupted by {self.signal}: {saved}", exit_code=self.exit_code)
+        return Interrupted(f"interrupted by {self.signal}: {saved}", exit_code=self.exit_code)
 
 
 def check_trainer(cfg: DictConfig) -> None:

@@ -2,7 +2,9 @@
 
 A failing job is reported (``error: job N: ...``), recorded with its status and error, and the other jobs run on;
 at the end :class:`SweepResults` writes ``results.csv`` (sorted by ``optimized_metric`` when there is one) and
-``best.yaml`` (the best job's config) at the sweep folder's root. Kept free of torch: Hydra loads it at start.
+``best.yaml`` (the best job's config) at the sweep folder's root. Ctrl-C or SIGTERM stops the whole search after
+the job it interrupted is recorded (its checkpoint saved), with the same summary and 128 + the signal's number.
+Kept free of torch: Hydra loads it at start.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from zoo.errors import ZooError, report_user_errors
+from zoo.errors import Interrupted, ZooError, report_user_errors
 
 log = logging.getLogger(__name__)
 MINIMISED = ("loss", "rmse", "mae", "mse")  # metric names where lower is better
 JOBS_FILE = "jobs.jsonl"
 _last_error: str | None = None  # the failing job's error, for SweepResults.on_job_end (same process)
+_interrupted: Interrupted | None = None  # Ctrl-C or SIGTERM stopped the job: the search ends after recording it
 
 
 def run_job(fn: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> float | dict[str, float] | None:
@@ -33,8 +36,8 @@ def run_job(fn: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> fl
     Alone, a user error exits with one line (status 2); in a multirun the job is recorded as failed and returns
     None, so the sweep goes on (an Optuna sweeper marks the trial failed).
     """
-    global _last_error
-    _last_error = None
+    global _last_error, _interrupted
+    _last_error, _interrupted = None, None
     if not _in_multirun():
         return report_user_errors(lambda c: objective(c, fn(c)), cfg)
     try:
@@ -48,7 +51,10 @@ def run_job(fn: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> fl
         _last_error = f"{type(err).__name__ + ': ' if not isinstance(err, ZooError) else ''}{err}".splitlines()[0]
         if not isinstance(err, ZooError):
             log.exception("job failed")  # a bug, not a config mistake: the traceback goes to the job's log
-        print(f"error: job {_job_num()}: {_last_error}", file=sys.stderr)
+        if isinstance(err, Interrupted):
+            _interrupted = err
+        stops = "; the search stops" if _interrupted else ""
+        print(f"error: job {_job_num()}: {_last_error}{stops}", file=sys.stderr)
         return None
 
 
@@ -117,11 +123,15 @@ class SweepResults(Callback):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         with (sweep_dir / JOBS_FILE).open("a") as fh:
             fh.write(json.dumps(row) + "\n")
+        if _interrupted is not None:  # the jobs not yet run are not started: summary, then the signal's exit code
+            self.on_multirun_end(config, exit_code=_interrupted.exit_code)
         trials = config.hydra.sweeper.get("n_trials")  # Optuna's sweeper: it crashes where no trial completed
         if trials and row["job"] == trials - 1 and all(r["status"] == "failed" for r in _rows(sweep_dir)):
             self.on_multirun_end(config)  # the summary every multirun ends with: each job's error, exit 1
 
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+    def on_multirun_end(self, config: DictConfig, exit_code: int = 1, **kwargs: Any) -> None:
+        """``results.csv`` and ``best.yaml``, a line on the best job, each failed job's error; ``exit_code`` when
+        any job failed."""
         sweep_dir = Path(config.hydra.sweep.dir)
         rows = _rows(sweep_dir)
         if not rows:
@@ -138,7 +148,7 @@ class SweepResults(Callback):
         if failed:
             for row in failed:
                 print(f"error: job {row['job']} ({row['overrides']}) failed: {row['error']}", file=sys.stderr)
-            sys.exit(1)
+            sys.exit(exit_code)
 
 
 def _rows(sweep_dir: Path) -> list[dict[str, Any]]:
