@@ -107,6 +107,45 @@ def test_ctrl_c_stops_a_whole_multirun_after_recording_the_interrupted_job(tmp_p
     assert (sweep / "results.csv").is_file()  # the summary every multirun ends with
 
 
+@pytest.mark.parametrize("during_training", [False, True])
+def test_ctrl_c_while_wandb_closes_the_run_names_the_folder_to_sync(tmp_path, monkeypatch, during_training):
+    """A second Ctrl-C, as W&B sends what it has left, is one line that keeps the first one's checkpoint (when
+    Ctrl-C had stopped training) and names the W&B folder to upload later; the run's own files are all there."""
+    import wandb
+
+    from tests.conftest import compose
+    from zoo.errors import Interrupted
+    from zoo.run import train
+    from zoo.safety import ReseedEachEpoch
+
+    finish, reseed = wandb.finish, ReseedEachEpoch.on_train_epoch_start
+
+    def interrupted_upload(*args, **kwargs):
+        finish(*args, **kwargs)  # closed for real, so that later runs start their own W&B runs
+        raise KeyboardInterrupt
+
+    def ctrl_c_at_the_second_epoch(self, trainer, pl_module):
+        if trainer.current_epoch == 1:
+            raise KeyboardInterrupt
+        reseed(self, trainer, pl_module)
+
+    monkeypatch.setattr(wandb, "finish", interrupted_upload)
+    if during_training:
+        monkeypatch.setattr(ReseedEachEpoch, "on_train_epoch_start", ctrl_c_at_the_second_epoch)
+    cfg = compose(["data=iris", "trainer.max_epochs=2", "logger=wandb"], tmp_path)
+    with pytest.raises(Interrupted) as raised:
+        train(cfg)
+    out = Path(cfg.paths.output_dir)
+    (folder,) = (out / "wandb").glob("offline-run-*")
+    saved = out / "checkpoints" / "interrupted.ckpt"
+    first = f"interrupted by SIGINT: checkpoint saved to {saved}; resume with ckpt_path={saved}; then "
+    first = first if during_training else ""
+    closing = f"interrupted while W&B was closing the run: what it had not uploaded stays in {folder}"
+    assert str(raised.value) == f"{first}{closing}; upload it with `wandb sync {folder}`"
+    assert raised.value.exit_code == 130
+    assert saved.is_file() if during_training else (out / "metrics.json").is_file()
+
+
 def test_a_resumed_run_continues_the_same_wandb_run(train_run):
     _, first = train_run("data=iris", "trainer.max_epochs=1", "logger=wandb", folder="first")
     _, second = train_run("data=iris", "trainer.max_epochs=2", "logger=wandb", "ckpt_path=last", folder="second")

@@ -41,7 +41,24 @@ def wandb_logger(mode: str = "auto", **kwargs: Any):
 
 
 def finish_wandb(exit_code: int = 0) -> None:
-    """Close the W&B run, so that the next job of a multirun starts its own."""
+    """Close the W&B run, so that the next job of a multirun starts its own. Ctrl-C while W&B sends what it has
+    left is one line naming the folder that ``wandb sync`` uploads later (after the message of a training run
+    that Ctrl-C or SIGTERM stopped first, if one did), exit 130."""
     wandb = sys.modules.get("wandb")
-    if wandb is not None and getattr(wandb, "run", None) is not None:
+    run = getattr(wandb, "run", None)
+    if run is None:
+        return
+    folder = run.settings.sync_dir
+    try:
         wandb.finish(exit_code=exit_code)
+    except KeyboardInterrupt as err:
+        from zoo.errors import Interrupted
+
+        first = err.__context__  # what was on its way out when W&B was asked to close, if anything
+        while first is not None and not isinstance(first, Interrupted):
+            first = first.__context__
+        raise Interrupted(
+            f"{f'{first}; then ' if first else ''}interrupted while W&B was closing the run: what it had not uploaded "
+            f"stays in {folder}; upload it with `wandb sync {folder}`",
+            exit_code=130,
+        ) from None
