@@ -4,8 +4,12 @@ pixels in (the normalisation layer included), outputs as in training (logits for
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +50,8 @@ def export(cfg: DictConfig) -> Path:
         save_file(state, str(path), metadata={"zoo_config": json.dumps(checkpoint["zoo_config"])})
     else:
         try:
-            program = torch.export.export(task, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+            with quiet_exporters():
+                program = torch.export.export(task, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
         except Exception as err:  # noqa: BLE001 - code torch.export cannot trace (a bidirectional RNN's packing)
             raise ZooError(
                 f"format=pt2: this model does not export ({_first_line(err)}); try format=safetensors"
@@ -72,11 +77,8 @@ def example_input(task: torch.nn.Module) -> torch.Tensor:
 
 def export_onnx(task: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
     """``torch.onnx.export`` (the dynamo exporter) with a dynamic batch dimension."""
-    import contextlib
-    import io
-
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its passes
+        with quiet_exporters():
             program = torch.onnx.export(
                 task,
                 (example,),
@@ -89,6 +91,24 @@ def export_onnx(task: torch.nn.Module, example: torch.Tensor, path: Path) -> Non
     except Exception as err:  # an operator ONNX lacks
         raise ZooError(f"format=onnx: this model does not export ({_first_line(err)}); try format=pt2") from None
     program.save(str(path))
+
+
+@contextlib.contextmanager
+def quiet_exporters() -> Iterator[None]:
+    """Silence the exporters' own progress: the ONNX exporter's and its optimiser's passes (printed and logged) and
+    torch's notes on the code it traced (warnings about torch internals, such as nn.RNN's flat weights). What the
+    export makes is checked after, and a failure is one line."""
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir", "torch.onnx", "torch.export")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _first_line(err: Exception) -> str:

@@ -49,8 +49,10 @@ class RNN(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         real = ids != self.pad_id
-        # Each row's tokens first, in their order, then its padding (a stable sort of the padding flags).
-        ids = ids.gather(1, torch.sort((~real).to(torch.uint8), dim=1, stable=True).indices)
+        # Each row's tokens first, in their order, then its padding: sorted by (is padding, position), keys that are
+        # all distinct, so any sort gives this order (ONNX has no stable sort).
+        positions = torch.arange(ids.shape[1], device=ids.device)
+        ids = ids.gather(1, torch.argsort((~real) * ids.shape[1] + positions, dim=1))
         lengths = real.sum(1).clamp(min=1)  # an all-padding row still gets one step
         if self.directions == 1:
             # Run over every position and read each row's output at its last token, which the padding after it
