@@ -19,7 +19,8 @@ class ZooError(Exception):
 
 
 class Interrupted(ZooError):
-    """A run stopped by Ctrl-C or SIGTERM, its checkpoint saved: in a multirun the whole search stops too."""
+    """A run stopped by Ctrl-C or SIGTERM (its checkpoint saved when training was under way): in a multirun the
+    whole search stops too."""
 
 
 def report_user_errors(fn: Callable[..., Any], *args: Any) -> Any:

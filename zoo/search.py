@@ -34,7 +34,7 @@ def run_job(fn: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> fl
     """Run ``fn(cfg)``; returns ``optimized_metric``'s value when set (what a sweeper optimises), else the metrics.
 
     Alone, a user error exits with one line (status 2); in a multirun the job is recorded as failed and returns
-    None, so the sweep goes on (an Optuna sweeper marks the trial failed).
+    None, so the sweep goes on (an Optuna sweeper marks the trial failed), unless Ctrl-C or SIGTERM stopped it.
     """
     global _last_error, _interrupted
     _last_error, _interrupted = None, None
