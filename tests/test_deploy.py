@@ -105,9 +105,31 @@ def test_a_recurrent_text_model_exports_with_torch_export_and_to_onnx(train_run,
 
 
 def test_a_model_torch_export_cannot_trace_is_one_line_naming_the_way_out(train_run, tmp_path):
+    """Both formats run torch.export first: what it cannot trace (a bidirectional RNN, packed by length) is one line
+    with torch.export's own reason, without the ONNX exporter's wrapper and terminal colours, naming the weights
+    alone as the way out."""
     ckpt = checkpoint_of(train_run, ["model=rnn", "model.bidirectional=true", "data=text_synth", "data.count=300"])
-    with pytest.raises(ZooError, match=r"^format=pt2: this model does not export \(.+\); try format=safetensors$"):
-        run_export(ckpt, "pt2", tmp_path)
+    reasons = {}
+    for fmt in ("pt2", "onnx"):
+        with pytest.raises(
+            ZooError, match=rf"^format={fmt}: this model does not export \((.+)\); try format=safetensors$"
+        ) as err:
+            run_export(ckpt, fmt, tmp_path, folder=fmt)
+        reasons[fmt] = str(err.value).split(" (", 1)[1]
+    assert reasons["onnx"] == reasons["pt2"] and "\x1b" not in reasons["onnx"]
+    assert not list(tmp_path.rglob("model.*"))  # nothing half-written
+
+
+def test_an_operator_onnx_lacks_is_one_line_naming_it_and_pt2(train_run, tmp_path, monkeypatch):
+    """A stable sort (what the RNN used before stop 19) has no ONNX function: the message names the operator."""
+    ckpt = checkpoint_of(train_run, ["model=rnn", "data=text_synth", "data.count=300"])
+    monkeypatch.setattr(torch, "argsort", lambda x, dim: torch.sort(x, dim=dim, stable=True).indices)
+    with pytest.raises(
+        ZooError,
+        match=r"^format=onnx: this model does not export \(No ONNX function found for .*aten\.sort.*stable.*\); "
+        r"try format=pt2$",
+    ):
+        run_export(ckpt, "onnx", tmp_path)
 
 
 def test_export_never_overwrites_and_names_bad_formats(train_run, tmp_path):

@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import logging
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,8 +89,13 @@ def export_onnx(task: torch.nn.Module, example: torch.Tensor, path: Path) -> Non
                 dynamic_shapes=({0: torch.export.Dim("batch")},),
                 verbose=False,
             )
-    except Exception as err:  # an operator ONNX lacks
-        raise ZooError(f"format=onnx: this model does not export ({_first_line(err)}); try format=pt2") from None
+    except Exception as err:  # an operator ONNX lacks, or code torch.export cannot trace
+        reason = err  # the exporter wraps the error that names the operator or the code: the innermost one
+        while reason.__cause__ is not None:
+            reason = reason.__cause__
+        # Step 1 of the exporter's 3 is torch.export itself (TorchExportError), which format=pt2 would run again
+        fix = "safetensors" if type(err).__name__ == "TorchExportError" else "pt2"
+        raise ZooError(f"format=onnx: this model does not export ({_first_line(reason)}); try format={fix}") from None
     program.save(str(path))
 
 
@@ -111,8 +117,9 @@ def quiet_exporters() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+def _first_line(err: BaseException) -> str:
+    """The error's first line, without the terminal colours some exporters put in their messages."""
+    return (re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines() or [type(err).__name__])[0]
 
 
 def onnx_max_error(task: torch.nn.Module, path: Path, example: torch.Tensor) -> float:
