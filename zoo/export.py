@@ -54,9 +54,7 @@ def export(cfg: DictConfig) -> Path:
             with quiet_exporters():
                 program = torch.export.export(task, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
         except Exception as err:  # noqa: BLE001 - code torch.export cannot trace (a bidirectional RNN's packing)
-            raise ZooError(
-                f"format=pt2: this model does not export ({_first_line(err)}); try format=safetensors"
-            ) from None
+            raise does_not_export("pt2", err, "safetensors") from None
         torch.export.save(program, str(path))
     (folder / "model.json").write_text(json.dumps(describe(task, example, checkpoint), indent=2) + "\n")
     print(f"exported {cfg.format}: {path}")
@@ -90,12 +88,9 @@ def export_onnx(task: torch.nn.Module, example: torch.Tensor, path: Path) -> Non
                 verbose=False,
             )
     except Exception as err:  # an operator ONNX lacks, or code torch.export cannot trace
-        reason = err  # the exporter wraps the error that names the operator or the code: the innermost one
-        while reason.__cause__ is not None:
-            reason = reason.__cause__
         # Step 1 of the exporter's 3 is torch.export itself (TorchExportError), which format=pt2 would run again
         fix = "safetensors" if type(err).__name__ == "TorchExportError" else "pt2"
-        raise ZooError(f"format=onnx: this model does not export ({_first_line(reason)}); try format={fix}") from None
+        raise does_not_export("onnx", err, fix) from None
     program.save(str(path))
 
 
@@ -117,9 +112,13 @@ def quiet_exporters() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def _first_line(err: BaseException) -> str:
-    """The error's first line, without the terminal colours some exporters put in their messages."""
-    return (re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines() or [type(err).__name__])[0]
+def does_not_export(fmt: str, err: BaseException, fix: str) -> ZooError:
+    """One line for an export that failed: the innermost error's first line (exporters wrap the one that names the
+    operator or the code), without the terminal colours some put in their messages, and the format to try."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    reason = (re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines() or [type(err).__name__])[0]
+    return ZooError(f"format={fmt}: this model does not export ({reason}); try format={fix}")
 
 
 def onnx_max_error(task: torch.nn.Module, path: Path, example: torch.Tensor) -> float:
