@@ -14,6 +14,7 @@ OVERFIT = ("model.net.hidden=[512,512]", "data.batch_size=16", "trainer.max_epoc
 
 def test_stops_restores_the_best_weights_and_marks_the_stop(tmp_path):
     from zoo.callbacks import EarlyStopping, RunOutputs
+    from zoo.outputs import RunFolder
     from zoo.run import build_datamodule, build_task, build_trainer, prepare_process
 
     cfg = compose([*OVERFIT, "callbacks=none"], tmp_path)
@@ -23,7 +24,7 @@ def test_stops_restores_the_best_weights_and_marks_the_stop(tmp_path):
     stopper = EarlyStopping(monitor="val/loss", patience=2)
     out = tmp_path / "run"
     out.mkdir()
-    trainer = build_trainer(cfg, out, {}, extra_callbacks=[RunOutputs(out, {}), stopper])
+    trainer = build_trainer(cfg, out, {}, extra_callbacks=[RunOutputs(RunFolder(out), {}), stopper])
     trainer.fit(task, datamodule=data)
     rows = list(csv.DictReader((out / "history.csv").open()))
     losses = [float(r["val/loss"]) for r in rows]

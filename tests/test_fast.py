@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from zoo.data.batches import TensorBatches
+from zoo.data.device import fits_on_device, keep_on_device
 from zoo.errors import ZooError
-from zoo.fast import fits_on_device, keep_on_device
+from zoo.tasks.classification import ClassificationTask
 
 # Dropout (random draws), L2, a step schedule and a last group shorter than the others: all must match K=1.
 RUN = ("model.net.dropout=0.2", "model.l2=1e-3", "data.batch_size=64")
@@ -58,7 +59,7 @@ def test_a_resumed_fast_run_ends_where_an_uninterrupted_one_does(train_run):
     ],
 )
 def test_settings_that_count_lightning_steps_fall_back_to_one_step(train_run, caplog, setting, reason):
-    with caplog.at_level(logging.WARNING, logger="zoo.fast"):
+    with caplog.at_level(logging.WARNING, logger="zoo.tasks.grouped"):
         metrics, _ = train_run(setting, "trainer.max_epochs=1", "steps_per_execution=8")
     assert f"steps_per_execution=8 falls back to 1: {reason}" in caplog.text
     assert "test/acc" in metrics  # it ran to the end (Lightning refuses clipping/accumulation with manual steps)
@@ -192,13 +193,39 @@ def test_gradient_hooks_run_on_every_step_of_a_group(train_run):
 
 
 def test_without_hooks_a_group_steps_the_optimiser_directly_and_counts_every_step(train_run, monkeypatch):
-    from zoo.fast import StepCounter
+    from zoo.tasks.grouped import StepCounter
 
     calls = []
     original = StepCounter.step
     monkeypatch.setattr(StepCounter, "step", lambda self, optimizer: (calls.append(1), original(self, optimizer)))
     _, folder = train_run(*RUN, "trainer.max_epochs=2", "steps_per_execution=6")
     assert len(calls) == 40 and [r["step"] for r in history(folder)] == ["20", "40"]  # global_step counts them
+
+
+class OwnStep(ClassificationTask):
+    """A task with a training step of its own (here: a label-smoothed loss); the fast path must run it per step."""
+
+    steps: int = 0
+
+    def training_step(self, batch, batch_idx):
+        OwnStep.steps += 1
+        x, y = batch
+        return torch.nn.functional.cross_entropy(self(x), y, label_smoothing=0.1)
+
+
+def test_a_task_with_its_own_training_step_keeps_the_fast_path(train_run, monkeypatch):
+    from zoo.tasks.grouped import StepCounter
+
+    direct = []
+    original = StepCounter.step
+    monkeypatch.setattr(StepCounter, "step", lambda self, optimizer: (direct.append(1), original(self, optimizer)))
+    task = f"model.tasks.classification={__name__}.OwnStep"
+    OwnStep.steps = 0
+    grouped, folder = train_run(*RUN, "trainer.max_epochs=2", "steps_per_execution=6", task, folder="six")
+    assert OwnStep.steps == len(direct) == 40 and [r["step"] for r in history(folder)] == ["20", "40"]
+    OwnStep.steps = 0
+    one, _ = train_run(*RUN, "trainer.max_epochs=2", "steps_per_execution=1", task, folder="one")
+    assert OwnStep.steps == 40 and grouped == pytest.approx(one, abs=1e-6)  # its own loss, the same steps
 
 
 @pytest.mark.parametrize("k", [1, 6])

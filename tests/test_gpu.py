@@ -13,11 +13,11 @@ GPU = ("trainer.accelerator=gpu", "data.batch_size=64")
 
 
 def test_the_data_stays_on_the_gpu_and_groups_step_the_optimiser_directly(train_run, monkeypatch):
-    import zoo.fast
-    from zoo.fast import StepCounter
+    import zoo.data.memory
+    from zoo.tasks.grouped import StepCounter
 
     steps, devices = [], set()
-    step, keep = StepCounter.step, zoo.fast.keep_on_device
+    step, keep = StepCounter.step, zoo.data.memory.keep_on_device
     monkeypatch.setattr(StepCounter, "step", lambda self, optimizer: (steps.append(1), step(self, optimizer)))
 
     def kept(splits, device):
@@ -25,7 +25,7 @@ def test_the_data_stays_on_the_gpu_and_groups_step_the_optimiser_directly(train_
         devices.update(t.device.type for pair in splits.values() for t in pair if isinstance(t, torch.Tensor))
         return splits
 
-    monkeypatch.setattr(zoo.fast, "keep_on_device", kept)
+    monkeypatch.setattr(zoo.data.memory, "keep_on_device", kept)
     grouped, _ = train_run(*GPU, "trainer.max_epochs=15", folder="grouped")
     assert len(steps) == 300 and devices == {"cuda"}  # 20 optimiser steps an epoch, none through the wrapper
     one, _ = train_run(*GPU, "trainer.max_epochs=15", "steps_per_execution=1", folder="one")

@@ -243,8 +243,11 @@ def test_a_classification_model_on_masks_and_unet_on_labels_are_refused(tmp_path
     cfg = compose(["model=unet", "model.loss=bce", *SMALL_SHAPES], tmp_path)
     with pytest.raises(ZooError, match="model.loss=bce needs two mask classes but data=shapes has 4"):
         build_task(cfg, build_datamodule(cfg.data, cfg.model).spec)
-    with pytest.raises(ZooError, match="model.task='segment' is not a zoo task; choose one of classification, "):
-        build_task(compose([*SMALL_UNET, *SMALL_SHAPES, "+model.task=segment"], tmp_path), cfg_spec(tmp_path))
+    with pytest.raises(
+        ZooError, match="model.tasks.segmentation=zoo.nets.unet.UNet is not a zoo task; name a subclass"
+    ):
+        build_task(compose([*SMALL_UNET, *SMALL_SHAPES, "model.tasks.segmentation=zoo.nets.unet.UNet"], tmp_path),
+                   cfg_spec(tmp_path))  # fmt: skip
     with pytest.raises(ZooError, match="data.classes and data.train_per_class pick classes of a classification"):
         build_datamodule(compose([*SMALL_SHAPES, "data.classes=[1]"], tmp_path).data, cfg.model)
 
@@ -275,7 +278,7 @@ def test_wandb_gets_the_masks_as_interactive_overlays(tmp_path):
     task = build_task(cfg, dm.spec)
     x, y = dm.splits["test"]
     task.record_test_batch(x[:3], task(x[:3]), y[:3])
-    report = task.test_report()
+    report = task.test_report(None)
     media = task.wandb_images(report, {})
     images, kwargs = media["masks"]
     assert len(images) == 3 and images[0].shape == (32, 32, 3)

@@ -1,35 +1,36 @@
-"""Callbacks: a run's outputs (history, learning curves, test figures, the config inside checkpoints) and
-transfer-learning modes (frozen backbone, fine-tuning, gradual unfreezing)."""
+"""Callbacks: a run's outputs (history, learning curves, test figures, the config inside checkpoints), written
+through the run's :class:`zoo.outputs.RunFolder`, early stopping, and transfer-learning modes (frozen backbone,
+fine-tuning, gradual unfreezing)."""
 
 from __future__ import annotations
 
-import csv
 import math
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import BaseFinetuning, Checkpoint
+from lightning.pytorch.callbacks import BaseFinetuning
 from lightning.pytorch.callbacks import EarlyStopping as _LightningEarlyStopping
 from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.outputs import RunFolder
+from zoo.plots import plot_learning_curves
+from zoo.protocols import FineTunable
+from zoo.report import Figure, Table
 
 
-class RunOutputs(Checkpoint):
-    """Writes ``history.csv`` after every epoch (what Keras' ``fit`` returns) and ``learning_curves.png`` at the end.
-
-    A ``Checkpoint`` callback, so Lightning calls it after the task's ``on_train_epoch_end`` (where the epoch's
-    training metrics are logged), as it does ModelCheckpoint.
+class RunOutputs(L.Callback):
+    """Writes ``history.csv`` after every epoch (what Keras' ``fit`` returns), and at the end
+    ``learning_curves.png`` and, when early stopping ran, ``overfitting.png``.
 
     The history and the composed run config travel inside every checkpoint, so a resumed run continues the same
     history and ``scripts/eval.py`` needs nothing but the checkpoint.
     """
 
-    def __init__(self, output_dir: str | Path, config: dict[str, Any]) -> None:
-        self.output_dir = Path(output_dir)
+    def __init__(self, folder: RunFolder, config: dict[str, Any]) -> None:
+        self.folder = folder
         self.config = config
         self.history: list[dict[str, float]] = []
 
@@ -44,13 +45,15 @@ class RunOutputs(Checkpoint):
         row["lr"] = float(groups[0]["lr"]) if groups else math.nan
         self.history = [r for r in self.history if r["epoch"] < row["epoch"]] + [row]
         if trainer.is_global_zero:
-            write_history(self.history, self.output_dir / "history.csv")
+            self.folder.write_history(self.history)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero and self.history:
-            from zoo.plots import plot_learning_curves
-
-            plot_learning_curves(self.history, self.output_dir / "learning_curves.png")
+        if not trainer.is_global_zero or not self.history:
+            return
+        self.folder.write_figure("learning_curves", Figure(plot_learning_curves, (self.history,)))
+        for stopper in trainer.callbacks:
+            if isinstance(stopper, EarlyStopping) and stopper.enabled and stopper.best_epoch >= 0:
+                self.folder.write_figure("overfitting", stopper.overfitting(self.history))
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         checkpoint["zoo_config"] = self.config
@@ -62,16 +65,6 @@ class RunOutputs(Checkpoint):
         self.history = list(state_dict.get("history", []))
 
 
-def write_history(rows: list[dict[str, float]], path: Path) -> None:
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)  # never leave a half-written history behind
-
-
 def to_float_dict(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v.item() if isinstance(v, torch.Tensor) else v) for k, v in sorted(metrics.items())}
 
@@ -81,26 +74,28 @@ class TestReport(L.Callback):
     ``predictions.png`` for classification, mask overlays for segmentation, drawn boxes for detection...) and logs
     them to W&B, with masks and boxes as W&B's interactive overlays where the task provides them."""
 
-    def __init__(self, output_dir: str | Path) -> None:
-        self.output_dir = Path(output_dir)
+    def __init__(self, folder: RunFolder) -> None:
+        self.folder = folder
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        report = pl_module.test_report()  # every rank: metrics such as the confusion matrix sync across processes
+        report = pl_module.test_report(trainer.datamodule)  # every rank: metrics such as a confusion matrix sync
         if not trainer.is_global_zero or not report:
             return
-        written = pl_module.write_test_figures(report, self.output_dir)
+        outputs = pl_module.test_outputs(report)
+        written = self.folder.write_outputs(outputs)
         wandb_loggers = [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
         if wandb_loggers:
             media = pl_module.wandb_images(report, written)
+            tables = {key: table for key, table in outputs.items() if isinstance(table, Table)}
             for logger in wandb_loggers:
                 for key, (images, kwargs) in media.items():
                     logger.log_image(key=f"test/{key}", images=images, **kwargs)
-                for key, (columns, rows) in pl_module.wandb_tables(report).items():
-                    logger.log_table(key=f"test/{key}", columns=columns, data=rows)
+                for key, table in tables.items():
+                    logger.log_table(key=f"test/{key}", columns=table.columns, data=table.rows)
 
 
 class Finetune(BaseFinetuning):
-    """Transfer learning modes for a net with ``features`` (the backbone) and ``head``:
+    """Transfer learning modes for a net with ``features`` (the backbone) and ``head`` (``zoo.protocols.FineTunable``):
 
     - ``frozen``: the backbone never trains (feature extraction, like tfhub's ``layer_hub`` with trainable=FALSE);
       its batch-norm layers run in inference mode, as Keras does for a frozen layer.
@@ -123,7 +118,10 @@ class Finetune(BaseFinetuning):
 
     @staticmethod
     def backbone(pl_module: L.LightningModule) -> nn.Module | list[nn.Module]:
-        return pl_module.net.features
+        net = pl_module.net
+        if not isinstance(net, FineTunable):
+            raise ZooError(f"model.finetune: {type(net).__name__} has no backbone (features) and head to fine-tune")
+        return net.features
 
     def freeze_before_training(self, pl_module: L.LightningModule) -> None:
         if self.mode != "full":
@@ -163,16 +161,27 @@ class EarlyStopping(_LightningEarlyStopping):
         self.best_epoch = -1
         self._best_state: dict[str, torch.Tensor] | None = None
 
-    def _run_early_stopping_check(self, trainer: L.Trainer) -> None:
-        if not self.enabled or trainer.sanity_checking:
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._checked(trainer, lambda: super(EarlyStopping, self).on_train_epoch_end(trainer, pl_module))
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._checked(trainer, lambda: super(EarlyStopping, self).on_validation_end(trainer, pl_module))
+
+    def _checked(self, trainer: L.Trainer, check: Any) -> None:
+        """Lightning's check (it decides whether this hook checks), noting the epoch and weights when the monitored
+        metric improved, and refusing a monitor that is not logged in one line."""
+        if not self.enabled:
             return
-        if self.monitor not in trainer.callback_metrics:
+        before = float(self.best_score)  # Lightning moves best_score to the metric's device (a GPU) on first use
+        try:
+            check()
+        except RuntimeError as err:
+            if self.monitor in trainer.callback_metrics:
+                raise
             logged = ", ".join(sorted(k for k in trainer.callback_metrics if k.startswith(("train/", "val/"))))
             raise ZooError(
                 f"callbacks.early_stopping.monitor={self.monitor!r} is not a logged metric; choose one of {logged}"
-            )
-        before = float(self.best_score)  # Lightning moves best_score to the metric's device (a GPU) on first use
-        super()._run_early_stopping_check(trainer)
+            ) from err
         if float(self.best_score) != before:  # improved
             self.best_epoch = trainer.current_epoch
             if self.restore_best_weights:
@@ -180,18 +189,15 @@ class EarlyStopping(_LightningEarlyStopping):
                 self._best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.enabled or self.best_epoch < 0:
-            return
-        if self.restore_best_weights and self._best_state is not None:
+        if self.enabled and self.restore_best_weights and self._best_state is not None:
             pl_module.load_state_dict(self._best_state)  # what test and predict use when no checkpoint is loaded
-        history = next((c.history for c in trainer.callbacks if isinstance(c, RunOutputs)), [])
-        if trainer.is_global_zero and history:
-            from zoo.plots import plot_learning_curves
 
-            last = int(history[-1]["epoch"])
-            marks = {f"best {self.monitor}": self.best_epoch, "stopped" if self.stopped_epoch else "last": last}
-            path = Path(trainer.default_root_dir) / "overfitting.png"
-            plot_learning_curves(history, path, marks=marks, title=f"overfitting: early stopping on {self.monitor}")
+    def overfitting(self, history: list[dict[str, float]]) -> Figure:
+        """The learning curves with the best epoch and the stopping (or last) epoch marked."""
+        last = int(history[-1]["epoch"])
+        marks = {f"best {self.monitor}": self.best_epoch, "stopped" if self.stopped_epoch else "last": last}
+        title = f"overfitting: early stopping on {self.monitor}"
+        return Figure(plot_learning_curves, (history,), {"marks": marks, "title": title})
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "best_epoch": self.best_epoch}

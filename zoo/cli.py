@@ -9,7 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+from zoo.config import CONF_DIR, group_options
+from zoo.errors import ZooError, report_user_errors
+from zoo.internals import expand_sweep
+
 HIDDEN_GROUPS = {"hydra", "base"}
 
 EXAMPLES = """\
@@ -74,8 +77,6 @@ def help_text(config_name: str) -> str:
 def start(config_name: str) -> None:
     """A script's first line: answer ``--help``, then refuse bad overrides in one line (exit 2) before Hydra starts."""
     exit_with_help_if_asked(config_name)
-    from zoo.errors import report_user_errors
-
     report_user_errors(check_overrides, config_name, sys.argv[1:])
 
 
@@ -84,8 +85,6 @@ def check_overrides(config_name: str, args: list[str]) -> None:
     sweep) and raise a ZooError naming an unknown option or key (with the closest match) or a word for a number."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import ConfigCompositionException, OverrideParseException
-
-    from zoo.errors import ZooError
 
     overrides = [a for a in args if "=" in a and not a.startswith("-")]  # flags (--multirun, --cfg job) are Hydra's
     for override in overrides:  # Optuna's sweeper crashes after a search of no trial
@@ -96,9 +95,10 @@ def check_overrides(config_name: str, args: list[str]) -> None:
         combos = _combinations(overrides, multirun=bool({"-m", "--multirun"} & set(args)))
     except OverrideParseException as err:
         raise ZooError(f"cannot read the command line: {' '.join(str(err).split())}") from None
+    dirs = _config_dirs(overrides)
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         for combo in combos:
-            _check_group_options(combo)
+            _check_group_options(combo, dirs)
             try:
                 cfg = compose(config_name, overrides=combo)
             except ConfigCompositionException as err:
@@ -107,10 +107,11 @@ def check_overrides(config_name: str, args: list[str]) -> None:
                     raise ZooError(" ".join(str(err).split())) from None
                 rest = [o for o in combo if _key_of(o) != key]
                 raise ZooError(_unknown_key(compose(config_name, overrides=rest), key, combo)) from None
-            given = [o for o in combo if _plain_key(o) and _is_scalar_not_bool(_raw(cfg, _key_of(o)))]
+            given = [o for o in combo if _plain_key(o, dirs) and _is_scalar_not_bool(_raw(cfg, _key_of(o)))]
             # the second composition only when a word or a number may stand where a number or a switch belongs
             if given:
-                defaults = compose(config_name, overrides=[o for o in combo if _is_group(_key_of(o))])
+                kept = [o for o in combo if _is_group(_key_of(o), dirs) or _key_of(o) == "hydra.searchpath"]
+                defaults = compose(config_name, overrides=kept)
                 _check_value_types(cfg, defaults, given)
             if not {"-c", "--cfg"} & set(args):
                 _check_required(cfg, config_name)
@@ -124,10 +125,8 @@ def _combinations(overrides: list[str], multirun: bool) -> list[list[str]]:
     parsed = OverridesParser.create().parse_overrides(overrides)
     if not multirun or not any(o.is_sweep_override() for o in parsed):
         return [overrides]
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-
     try:
-        return [combo for batch in BasicSweeper.split_arguments(parsed, None) for combo in batch][:16]
+        return expand_sweep(parsed)[:16]
     except Exception:  # noqa: BLE001 - e.g. interval() for Optuna: leave those values to the sweeper
         return [[o.input_line for o in parsed if not o.is_sweep_override()]]
 
@@ -136,18 +135,28 @@ def _key_of(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def _is_group(key: str) -> bool:
-    return "." not in key and (CONF_DIR / key).is_dir()
+def _config_dirs(overrides: list[str]) -> list[Path]:
+    """``conf/`` and the folders a ``hydra.searchpath=[file://DIR,...]`` override adds (a user's own configs)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    dirs = [CONF_DIR]
+    for override in overrides:
+        if _key_of(override) == "hydra.searchpath":
+            paths = OverridesParser.create().parse_overrides([override])[0].value()
+            dirs += [Path(str(p).removeprefix("file://")) for p in paths if str(p).startswith("file://")]
+    return dirs
 
 
-def _check_group_options(overrides: list[str]) -> None:
-    from zoo.errors import ZooError
+def _is_group(key: str, dirs: list[Path]) -> bool:
+    return "." not in key and any((d / key).is_dir() for d in dirs)
 
+
+def _check_group_options(overrides: list[str], dirs: list[Path]) -> None:
     for override in overrides:
         key, value = _key_of(override), override.split("=", 1)[1]
-        if not _is_group(key) or override.startswith("~") or value in ("null", ""):
+        if not _is_group(key, dirs) or override.startswith("~") or value in ("null", ""):
             continue
-        options = sorted(f.stem for f in (CONF_DIR / key).glob("*.yaml"))
+        options = group_options(key, dirs)
         if "," in value and all(v in options for v in value.split(",")):
             raise ZooError(f"{key}={value}: one run takes one {key}; add --multirun to run one job for each")
         if value not in options:
@@ -182,10 +191,10 @@ def _unknown_key(cfg: Any, key: str, overrides: list[str]) -> str:
     return f"cannot override {key}"
 
 
-def _plain_key(override: str) -> bool:
+def _plain_key(override: str, dirs: list[Path]) -> bool:
     """A ``key=value`` that sets an existing setting (not a group, an addition, a deletion or Hydra's own)."""
     key = _key_of(override)
-    return not override.startswith(("~", "+")) and not _is_group(key) and not key.startswith("hydra.")
+    return not override.startswith(("~", "+")) and not _is_group(key, dirs) and not key.startswith("hydra.")
 
 
 # Trainer arguments that Lightning takes as a switch or one more kind of value: that kind, and how to tell it
@@ -202,8 +211,6 @@ def _is_scalar_not_bool(value: Any) -> bool:
 def _check_value_types(cfg: Any, defaults: Any, overrides: list[str]) -> None:
     """A word where the config holds a number (``optimizer.lr=abc``; ``auto`` and ``full`` stand for counts), anything
     but true or false where it holds a switch (``compile=maybe``, ``channels_last=3``)."""
-    from zoo.errors import ZooError
-
     for override in overrides:
         key = _key_of(override)
         default, value = _raw(defaults, key), _raw(cfg, key)
@@ -224,8 +231,6 @@ def _check_value_types(cfg: Any, defaults: Any, overrides: list[str]) -> None:
 def _check_required(cfg: Any, config_name: str) -> None:
     """Top-level settings the script cannot run without (``ckpt_path: ???``)."""
     from omegaconf import OmegaConf
-
-    from zoo.errors import ZooError
 
     missing = [str(k) for k in cfg if OmegaConf.is_missing(cfg, k)]
     if missing:

@@ -4,15 +4,19 @@ and k-NN, all fitted on the data module's own training tensors and scored on its
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from zoo.cli import CONF_DIR
+from zoo.config import declared
 from zoo.errors import ZooError
+from zoo.outputs import RunFolder
+from zoo.plots import plot_comparison
+from zoo.report import Figure, Table
+from zoo.run import build_datamodule, build_task, prepare_process
+from zoo.spec import CLASSIFICATION, REGRESSION, TABLE
 
 ZOO_MODELS = ("mlp", "elm", "logistic")
 SKLEARN_MODELS = ("svm", "random_forest", "knn")
@@ -20,18 +24,14 @@ SKLEARN_MODELS = ("svm", "random_forest", "knn")
 
 def compare(cfg: DictConfig) -> list[dict[str, Any]]:
     """Fit every model in ``cfg.models``; write ``comparison.csv``, ``comparison.md`` and ``comparison.png``."""
-    from zoo.data.spec import CLASSIFICATION, REGRESSION
-    from zoo.run import build_datamodule, prepare_process
-
     unknown = [m for m in cfg.models if m not in ZOO_MODELS + SKLEARN_MODELS]
     if unknown:
         raise ZooError(f"models: {unknown} unknown; choose from {', '.join(ZOO_MODELS + SKLEARN_MODELS)}")
-    out = Path(cfg.paths.output_dir)
-    if (out / "comparison.csv").exists():
-        raise ZooError(f"'{out}' already holds a comparison; nothing was overwritten. Pick another hydra.run.dir")
-    out.mkdir(parents=True, exist_ok=True)
+    out = RunFolder(cfg.paths.output_dir)
+    if (out.path / "comparison.csv").exists():
+        raise ZooError(f"'{out.path}' already holds a comparison; nothing was overwritten. Pick another hydra.run.dir")
     prepare_process(cfg.seed)
-    data = build_datamodule(cfg.data, OmegaConf.create({"input": "flat"}))
+    data = build_datamodule(cfg.data, OmegaConf.create({"input": TABLE}))
     spec = data.spec
     if spec.task not in (CLASSIFICATION, REGRESSION):
         raise ZooError(f"data={spec.name} is a {spec.task} data set; compare takes classification or regression data")
@@ -42,7 +42,7 @@ def compare(cfg: DictConfig) -> list[dict[str, Any]]:
     for name in cfg.models:
         print(f"compare: fitting {name} on {spec.name}")
         fit = fit_zoo if name in ZOO_MODELS else fit_sklearn
-        score, fit_s, predict_s = fit(name, cfg, data, out)
+        score, fit_s, predict_s = fit(name, cfg, data, out.path)
         rows.append({"model": name, f"test/{metric}": score, "fit_s": fit_s, "predict_s": predict_s})
     write_table(rows, out, f"test/{metric}", spec.name)
     return rows
@@ -53,10 +53,8 @@ def fit_zoo(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float, fl
     returns (test score, fit seconds, predict seconds)."""
     import lightning as L
 
-    from zoo.run import build_task, prepare_process
-
-    model_name = "linear" if name == "logistic" and data.spec.task == "regression" else name
-    model = OmegaConf.load(CONF_DIR / "model" / f"{model_name}.yaml")
+    model_name = "linear" if name == "logistic" and data.spec.task == REGRESSION else name
+    model = declared("model", model_name)
     model.merge_with(cfg.get("zoo_models", {}).get(name) or {})  # before create(), which copies it
     run = OmegaConf.create(
         {"model": model, "seed": cfg.seed, "optimizer": cfg.optimizer, "scheduler": None, "steps_per_execution": "auto"}
@@ -65,7 +63,8 @@ def fit_zoo(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float, fl
     task = build_task(run, data.spec)
     trainer = L.Trainer(
         max_epochs=1 if name == "elm" else cfg.epochs, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(out / name), num_sanity_val_steps=0,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(out / name),
+        num_sanity_val_steps=0,
         limit_val_batches=0,  # no checkpoint or early stopping to choose here: the fit is training alone, as sklearn's
         accelerator="cpu" if cfg.cpu else "auto", devices=1,
     )  # fmt: skip
@@ -75,7 +74,7 @@ def fit_zoo(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float, fl
     start = time.perf_counter()
     result = trainer.test(task, datamodule=data, verbose=False)[0]
     predict_s = time.perf_counter() - start
-    key = "test/acc" if data.spec.task == "classification" else "test/r2"
+    key = "test/acc" if data.spec.task == CLASSIFICATION else "test/r2"
     return float(result[key]), fit_s, predict_s
 
 
@@ -90,7 +89,7 @@ def fit_sklearn(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float
     import numpy as np
 
     x, y = np.concatenate([xt, xv]), np.concatenate([yt, yv])  # the zoo models use val only to pick checkpoints
-    classify = data.spec.task == "classification"
+    classify = data.spec.task == CLASSIFICATION
     if name == "svm":
         grid = OmegaConf.to_container(cfg.svm_grid)
         model = GridSearchCV(SVC() if classify else SVR(), grid, cv=3, n_jobs=1)
@@ -121,33 +120,12 @@ def _table(data: Any, split: str) -> tuple[Any, Any]:
     return x.float().numpy(), y.numpy()
 
 
-def write_table(rows: list[dict[str, Any]], out: Path, metric: str, data_name: str) -> None:
+def write_table(rows: list[dict[str, Any]], out: RunFolder, metric: str, data_name: str) -> None:
     """``comparison.csv``, ``comparison.md`` (printed too) and ``comparison.png`` (metric and fit time bars)."""
-    from zoo.plots import _pyplot
-
-    with (out / "comparison.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    out.write_table("comparison", Table(list(rows[0]), [list(r.values()) for r in rows]))
     lines = [f"| model | {metric} | fit s | predict s |", "|---|---|---|---|"]
     lines += [f"| {r['model']} | {r[metric]:.4f} | {r['fit_s']:.3f} | {r['predict_s']:.4f} |" for r in rows]
     table = "\n".join(lines) + "\n"
-    (out / "comparison.md").write_text(f"{data_name}, one split, test split scores\n\n" + table)
-    print(table + f"run folder: {out}")
-    plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    names = [r["model"] for r in rows]
-    left.bar(names, [r[metric] for r in rows], color="tab:blue")
-    low = min(r[metric] for r in rows)
-    left.set_ylim(max(0.0, low - 0.05), 1.0 if metric.endswith("acc") else None)
-    left.set_ylabel(metric)
-    right.bar(names, [r["fit_s"] for r in rows], color="tab:orange")
-    right.set_yscale("log")
-    right.set_ylabel("fit seconds (log)")
-    for ax in (left, right):
-        ax.tick_params(axis="x", rotation=30)
-        ax.grid(alpha=0.3, axis="y")
-    fig.suptitle(f"{data_name}: test {metric} and fit time")
-    fig.tight_layout()
-    fig.savefig(out / "comparison.png", dpi=100)
-    plt.close(fig)
+    out.write_text("comparison.md", f"{data_name}, one split, test split scores\n\n" + table)
+    print(table + f"run folder: {out.path}")
+    out.write_figure("comparison", Figure(plot_comparison, (rows, metric, data_name)))

@@ -1,5 +1,8 @@
-"""Compose zoo's configs from Python (tests, benchmarks, notebooks): what a script would see for the same overrides;
-and instantiate them so that a config mistake stays a one-line error."""
+"""zoo's configs: where they live, what each option declares, composing them from Python (tests, benchmarks,
+notebooks) as a script would, and instantiating them so that a config mistake stays a one-line error.
+
+Light to import (the command line's checks load it before Hydra): omegaconf and Hydra are imported where used.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,22 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from omegaconf import DictConfig, open_dict
-
-from zoo.cli import CONF_DIR
 from zoo.errors import ZooError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def register_resolvers() -> None:
+    """``${repeat:UNITS,LAYERS}`` -> ``[UNITS] * LAYERS``: searches set an MLP's width and depth as two numbers."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("repeat"):
+        OmegaConf.register_new_resolver("repeat", lambda value, times: [value] * int(times))
 
 
 def compose_config(
@@ -21,8 +34,7 @@ def compose_config(
     """Compose ``conf/<config_name>.yaml`` with ``overrides``; the run folder is ``log_dir/<name>/runs/<folder>``."""
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
-
-    from zoo.search import register_resolvers
+    from omegaconf import open_dict
 
     register_resolvers()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
@@ -32,6 +44,48 @@ def compose_config(
         cfg.paths.log_dir = str(log_dir)
         cfg.paths.output_dir = str(Path(log_dir) / cfg.name / "runs" / folder)
     return cfg
+
+
+# -- what the configs declare --------------------------------------------------------------------------------
+
+
+def config_dirs() -> list[Path]:
+    """The folders configs come from in this run: ``conf/`` and those ``hydra.searchpath`` adds (a user's own
+    models and data sets, CONTRIBUTING.md)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return [CONF_DIR]
+    sources = HydraConfig.get().runtime.config_sources
+    dirs = [Path(s.path) for s in sources if s.schema == "file"]
+    return dirs or [CONF_DIR]
+
+
+def group_options(group: str, dirs: list[Path] | None = None) -> list[str]:
+    """The options of a config group (``model``, ``data``...) across the config folders, sorted."""
+    return sorted({f.stem for d in dirs or config_dirs() for f in (d / group).glob("*.yaml")})
+
+
+def declared(group: str, option: str, dirs: list[Path] | None = None) -> DictConfig:
+    """``<group>/<option>.yaml`` as it declares itself: its own keys over the shared ones it includes from
+    ``conf/base`` (``/base/NAME@_here_``), interpolations left as written."""
+    from omegaconf import OmegaConf
+
+    dirs = dirs or config_dirs()
+    path = next((d / group / f"{option}.yaml" for d in dirs if (d / group / f"{option}.yaml").is_file()), None)
+    if path is None:
+        raise ZooError(f"{group}={option} is not a zoo {group}; choose one of {', '.join(group_options(group, dirs))}")
+    own = OmegaConf.load(path)
+    merged = OmegaConf.create()
+    for entry in own.pop("defaults", []):
+        base = str(entry).removesuffix("@_here_")
+        if base.startswith("/base/"):
+            merged.merge_with(OmegaConf.load(CONF_DIR / f"{base.lstrip('/')}.yaml"))
+    merged.merge_with(own)
+    return merged
+
+
+# -- instantiating -------------------------------------------------------------------------------------------
 
 
 def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:

@@ -18,7 +18,9 @@ import torch
 from omegaconf import DictConfig
 
 from zoo.errors import ZooError
-from zoo.run import check_run_folder_free, load_checkpoint, task_from_checkpoint
+from zoo.outputs import RunFolder
+from zoo.run import load_checkpoint, task_from_checkpoint
+from zoo.spec import CLASSIFICATION, TableSpec
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +36,11 @@ def export(cfg: DictConfig) -> Path:
     checkpoint = load_checkpoint(cfg.ckpt_path)
     task = task_from_checkpoint(checkpoint).eval()
     example = example_input(task)
-    folder = check_run_folder_free(cfg)
-    path = folder / FORMATS[cfg.format]
+    folder = RunFolder(cfg.paths.output_dir)
+    path = folder.check_free() / FORMATS[cfg.format]
     if path.exists():
         raise ZooError(f"'{path}' exists; nothing was overwritten. Pick another hydra.run.dir")
-    folder.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     if cfg.format == "onnx":
         export_onnx(task, example, path)
         if cfg.get("check", True):
@@ -56,7 +58,7 @@ def export(cfg: DictConfig) -> Path:
         except Exception as err:  # noqa: BLE001 - code torch.export cannot trace (a bidirectional RNN's packing)
             raise does_not_export("pt2", err, "safetensors") from None
         torch.export.save(program, str(path))
-    (folder / "model.json").write_text(json.dumps(describe(task, example, checkpoint), indent=2) + "\n")
+    folder.write_text("model.json", json.dumps(describe(task, example, checkpoint), indent=2) + "\n")
     print(f"exported {cfg.format}: {path}")
     return path
 
@@ -146,10 +148,10 @@ def describe(task: Any, example: torch.Tensor, checkpoint: dict[str, Any]) -> di
         "data": spec.name,
         "task": spec.task,
         "input": {"shape": ["batch", *example.shape[1:]], "dtype": str(example.dtype).replace("torch.", "")},
-        "output": "logits" if spec.task == "classification" else "outputs",
+        "output": "logits" if spec.task == CLASSIFICATION else "outputs",
         "class_names": spec.class_names,
         "target_names": spec.target_names,
         "target_mean": spec.target_mean,
         "target_std": spec.target_std,
-        "feature_names": spec.feature_names,
+        "feature_names": spec.feature_names if isinstance(spec, TableSpec) else [],
     }

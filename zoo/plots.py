@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -235,6 +236,28 @@ def plot_word_embeddings(
     ax.set_ylabel(f"PC 2 ({explained[-1]:.0%} of variance)")
     ax.set_title(f"word embeddings of the {len(words)} most frequent training words ({vectors.shape[1]}-d), PCA")
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_comparison(rows: list[dict[str, Any]], metric: str, data_name: str, path: Path) -> Path:
+    """Models side by side (``scripts/compare.py``): the test metric and the fit time (log scale) as bars."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    names = [r["model"] for r in rows]
+    left.bar(names, [r[metric] for r in rows], color="tab:blue")
+    low = min(r[metric] for r in rows)
+    left.set_ylim(max(0.0, low - 0.05), 1.0 if metric.endswith("acc") else None)
+    left.set_ylabel(metric)
+    right.bar(names, [r["fit_s"] for r in rows], color="tab:orange")
+    right.set_yscale("log")
+    right.set_ylabel("fit seconds (log)")
+    for ax in (left, right):
+        ax.tick_params(axis="x", rotation=30)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"{data_name}: test {metric} and fit time")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -11,10 +11,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from zoo.config import instantiate
-from zoo.data.images import IMAGE_SUFFIXES
-from zoo.data.spec import CLASSIFICATION, REGRESSION
+from zoo.data.pictures import IMAGE_SUFFIXES
 from zoo.errors import ZooError
 from zoo.run import load_checkpoint, task_from_checkpoint
+from zoo.spec import CLASSIFICATION, REGRESSION
 
 SHOWN_CLASSES = 3  # printed per row: the most probable classes
 

@@ -1,28 +1,32 @@
 """The one place that instantiates data, task, callbacks, loggers and trainer, and runs fit and test.
 
 ``scripts/train.py`` calls :func:`train`, ``scripts/eval.py`` calls :func:`evaluate`; both build through the same
-functions below.
+functions below and write through one :class:`zoo.outputs.RunFolder`. What a model can do and read comes from its
+config (``tasks``, ``input``), what a data set holds from its spec (``zoo.spec``): nothing here names a model or a
+data set.
 """
 
 from __future__ import annotations
 
-import inspect
-import json
 import logging
 import os
+import re
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from zoo.callbacks import Finetune, RunOutputs, TestReport, to_float_dict
-from zoo.config import instantiate, settings_of
-from zoo.data.spec import CLASSIFICATION, DETECTION, REGRESSION, SEGMENTATION, DataSpec
+from zoo.config import declared, group_options, instantiate, settings_of
+from zoo.cv import check_folds, hold_out_fold, summarise
 from zoo.errors import ZooError
-from zoo.fast import check_steps_per_execution
+from zoo.outputs import RunFolder
+from zoo.protocols import RunFiles, SavesPretrained
 from zoo.safety import (
     ReseedEachEpoch,
     Resumable,
@@ -33,26 +37,12 @@ from zoo.safety import (
     is_global_zero,
     resume_wandb,
 )
+from zoo.spec import IMAGE, TABLE, TEXT, DataSpec, spec_from_dict
 from zoo.tasks.base import SupervisedTask
+from zoo.tasks.grouped import check_steps_per_execution
 from zoo.tracking import finish_wandb
 
 log = logging.getLogger(__name__)
-
-# A task per kind of data, and tasks a model may ask for by name (``model.task``) on data of a kind it accepts.
-TASKS = {
-    CLASSIFICATION: "zoo.tasks.classification.ClassificationTask",
-    REGRESSION: "zoo.tasks.regression.RegressionTask",
-    SEGMENTATION: "zoo.tasks.segmentation.SegmentationTask",
-    DETECTION: "zoo.tasks.detection.DetectionTask",
-    "triplet": "zoo.tasks.triplet.TripletTask",
-}
-MODELS_FOR = {
-    CLASSIFICATION: "model=logistic or model=mlp",
-    REGRESSION: "model=linear or model=mlp",
-    SEGMENTATION: "model=unet",
-    DETECTION: "model=detector",
-}
-RUN_MARKERS = ("config.yaml", "metrics.json", "checkpoints")
 
 
 # -- entry points ------------------------------------------------------------------------------------------
@@ -62,12 +52,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit ``cfg.model`` on ``cfg.data``, test the best checkpoint, write the run folder; returns test metrics."""
     cv = cfg.get("cv") or {}
     if cv.get("folds") is not None and cv.get("fold") is None:
-        from zoo.cv import cross_validate
-
         return cross_validate(cfg)
     check_trainer(cfg)
-    output_dir = check_run_folder_free(cfg) if is_global_zero() else Path(cfg.paths.output_dir)
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg, output_dir)
+    folder = RunFolder(cfg.paths.output_dir)
+    if is_global_zero():
+        folder.check_free()
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg, folder.path)
     if ckpt_path:  # refused before Lightning reads it: unsafe, or another model's
         checkpoint = load_checkpoint(ckpt_path)
         check_resumable(checkpoint, cfg, ckpt_path)
@@ -75,32 +65,30 @@ def train(cfg: DictConfig) -> dict[str, float]:
     prepare_process(cfg.seed)
     datamodule = build_datamodule(cfg.data, cfg.model)
     if cv.get("folds") is not None:  # one fold of a cross-validation: that fold is the validation split
-        from zoo.cv import check_folds, hold_out_fold
-
         hold_out_fold(datamodule, cv.fold, check_folds(cv.folds), cfg.data.get("split_seed", 0))
     task = build_task(cfg, datamodule.spec)
     config = plain_config(cfg)
-    resumable = Resumable(output_dir)
-    extra = [RunOutputs(output_dir, config), TestReport(output_dir), ReseedEachEpoch(cfg.seed), StopOnNonFinite()]
-    extra.append(resumable)
+    resumable = Resumable(folder)
+    extra = [RunOutputs(folder, config), TestReport(folder), ReseedEachEpoch(cfg.seed), StopOnNonFinite(), resumable]
     if cfg.model.get("finetune"):
         extra.append(Finetune(**cfg.model.finetune))
-    trainer = build_trainer(cfg, output_dir, config, extra_callbacks=extra)
-    claim_run_folder(cfg, config)  # once the data, model and trainer settings hold: a failed start leaves nothing
-    if hasattr(datamodule, "write_run_files") and is_global_zero():  # what the data fitted (a tokenizer)
-        datamodule.write_run_files(output_dir)
+    trainer = build_trainer(cfg, folder.path, config, extra_callbacks=extra)
+    if is_global_zero():  # once the data, model and trainer settings hold: a failed start leaves nothing
+        folder.claim(config)
+        if isinstance(datamodule, RunFiles):  # what the data fitted (a tokenizer)
+            folder.write_files(datamodule.run_files())
     exit_code = 1  # what W&B records unless the run completes
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        best = next((c.best_model_path for c in trainer.checkpoint_callbacks if getattr(c, "best_model_path", "")), "")
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback is not None else ""
         results = trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         if results and str(cfg.get("optimized_metric") or "").startswith("val/"):  # a search's objective
             scores = trainer.validate(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
             results[0].update(scores[0] if scores else {})
-        if hasattr(task.net, "save_pretrained") and trainer.is_global_zero:  # the tested weights, as the hub has them
-            task.net.save_pretrained(output_dir / "pretrained", task.input.mean, task.input.std, task.spec.class_names)
+        if isinstance(task.net, SavesPretrained) and trainer.is_global_zero:  # the tested weights, as a hub has them
+            folder.save_pretrained(task.net, task.input.mean, task.input.std, task.spec.class_names)
         exit_code = 0
-        return finish_run(results, output_dir)
+        return finish_run(results, folder)
     except SystemExit:  # Lightning's answer to Ctrl-C and SIGTERM, once Resumable saved a checkpoint
         if resumable.signal is None:
             raise
@@ -113,7 +101,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test a checkpoint on the test split of the data it was trained on, with the config stored inside it."""
     check_trainer(cfg)
-    output_dir = check_run_folder_free(cfg)
+    folder = RunFolder(cfg.paths.output_dir)
+    folder.check_free()
     checkpoint = load_checkpoint(cfg.ckpt_path)
     stored = OmegaConf.create(checkpoint["zoo_config"])
     data_cfg = OmegaConf.merge(stored.data, cfg.get("data") or {})
@@ -123,13 +112,35 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         datamodule.load_state_dict(checkpoint[type(datamodule).__qualname__])
     task = task_from_checkpoint(checkpoint)
     config = plain_config(cfg)
-    trainer = build_trainer(cfg, output_dir, config, extra_callbacks=[TestReport(output_dir)])
-    claim_run_folder(cfg, config)
+    trainer = build_trainer(cfg, folder.path, config, extra_callbacks=[TestReport(folder)])
+    folder.claim(config)
     try:
         results = trainer.test(task, datamodule=datamodule)
-        return finish_run(results, output_dir)
+        return finish_run(results, folder)
     finally:
         finish_wandb()
+
+
+def cross_validate(cfg: DictConfig) -> dict[str, float]:
+    """``cv.folds=K``: every fold trained as its own run in ``<run folder>/fold<i>`` (its own W&B run, grouped by the
+    experiment), that fold held out as validation (``zoo.cv``); returns each metric's mean over the folds, with
+    ``<metric>_std`` beside it."""
+    folds = check_folds(cfg.cv.folds)
+    folder = RunFolder(cfg.paths.output_dir)
+    folder.check_free()
+    hold_out_fold(build_datamodule(cfg.data, cfg.model), 0, folds, cfg.data.get("split_seed", 0))  # fail early
+    folder.claim(plain_config(cfg))
+    rows = []
+    for fold in range(folds):
+        fold_cfg = cfg.copy()
+        with open_dict(fold_cfg):
+            fold_cfg.cv.fold = fold
+            fold_cfg.paths.output_dir = str(folder.fold(fold).path)
+            if fold_cfg.get("logger") and fold_cfg.logger.get("wandb"):
+                fold_cfg.logger.wandb.name = f"{cfg.name}-fold{fold}"  # group stays the experiment's name
+        print(f"cross-validation: fold {fold + 1}/{folds}")
+        rows.append({"fold": fold, **train(fold_cfg)})
+    return summarise(rows, folder)
 
 
 # -- building blocks ---------------------------------------------------------------------------------------
@@ -139,7 +150,7 @@ def build_datamodule(data_cfg: DictConfig, model_cfg: DictConfig) -> L.Lightning
     """Instantiate the data; ``data.normalize=auto`` standardises each pixel for flat models (their columns) and
     each channel for image nets."""
     if data_cfg.get("normalize") == "auto":
-        data_cfg = OmegaConf.merge(data_cfg, {"normalize": "channel" if model_cfg.get("input") == "image" else "pixel"})
+        data_cfg = OmegaConf.merge(data_cfg, {"normalize": "channel" if model_cfg.get("input") == IMAGE else "pixel"})
     if model_cfg.get("tokenizer") and "tokenizer" in data_cfg:  # a pretrained text model brings its own tokenizer
         data_cfg = data_cfg.copy()
         with open_dict(data_cfg):
@@ -150,32 +161,15 @@ def build_datamodule(data_cfg: DictConfig, model_cfg: DictConfig) -> L.Lightning
 
 
 def build_task(cfg: DictConfig, spec: DataSpec) -> SupervisedTask:
-    """Pick the task (the model's ``task``, else the data's kind), after checking that the model fits the data."""
+    """The task the model config names for this data's kind (``model.tasks``), once the model is known to fit the
+    data; its own settings (``OPTIONS``: a triplet margin, a detector's NMS threshold...) come from the model
+    config's keys of those names."""
     model = cfg.model
-    if spec.task not in model.tasks:
-        fits = ", ".join(model.tasks)
-        raise ZooError(
-            f"model={model.name} does {fits} but data={spec.name} is a {spec.task} data set; "
-            f"choose a {spec.task} model (e.g. {MODELS_FOR[spec.task]}) or another data set"
-        )
-    if model.get("input") == "text" and not spec.is_text:
-        raise ZooError(
-            f"model={model.name} reads text but data={spec.name} is not text; "
-            "choose a text data set (text_synth, sarcasm, imdb, text_csv)"
-        )
-    if spec.is_text and model.get("input") != "text":
-        raise ZooError(
-            f"model={model.name} cannot read text but data={spec.name} is text; "
-            "choose model=text_avgpool, model=rnn or model=transformer"
-        )
-    if model.get("input") == "image" and not spec.is_image:
-        raise ZooError(
-            f"model={model.name} needs images but data={spec.name} is a table of {spec.num_features} features; "
-            "choose an image data set (digits, mnist5k, mnist, fashion_mnist, cifar10, images) or model=mlp"
-        )
-    cls = task_class(model.get("task") or spec.task)
+    check_model_fits(model, spec)
+    cls = task_class(model, spec)
+    options = {k: OmegaConf.to_object(model[k]) if OmegaConf.is_config(model[k]) else model[k] for k in cls.OPTIONS}
     task = cls(
-        **task_options(cls, model),
+        **{k: v for k, v in options.items() if k in model},
         net=OmegaConf.to_container(model.net, resolve=True),
         spec=spec.to_dict(),
         loss=model.loss,
@@ -190,6 +184,64 @@ def build_task(cfg: DictConfig, spec: DataSpec) -> SupervisedTask:
     if cfg.get("compile"):
         task.net.compile()  # in place: checkpoints keep the plain net's parameter names
     return task
+
+
+def check_model_fits(model: Mapping[str, Any], spec: DataSpec) -> None:
+    """Refuse a model that cannot do the data's task or read its inputs, naming both and what would fit, as the
+    configs declare it (``tasks`` and ``input`` of each model, the input kind and task of each data set)."""
+    name, reads = model["name"], model.get("input", TABLE)
+    if spec.task not in model["tasks"]:
+        raise ZooError(
+            f"model={name} does {', '.join(model['tasks'])} but data={spec.name} is a {spec.task} data set; "
+            f"choose a {spec.task} model (e.g. {either(models_for(spec.task, suggested=True))}) or another data set"
+        )
+    if reads == TEXT and not spec.is_text:
+        raise ZooError(
+            f"model={name} reads text but data={spec.name} is not text; "
+            f"choose a text data set ({', '.join(data_sets_of(TEXT))})"
+        )
+    if spec.is_text and reads != TEXT:
+        raise ZooError(
+            f"model={name} cannot read text but data={spec.name} is text; choose {either(models_for(reads=TEXT))}"
+        )
+    if reads == IMAGE and not spec.is_image:
+        raise ZooError(
+            f"model={name} needs images but data={spec.name} is a table of {spec.num_features} features; "
+            f"choose an image data set ({', '.join(data_sets_of(IMAGE, spec.task))}) "
+            f"or {either(models_for(spec.task, reads=TABLE, suggested=True))}"
+        )
+
+
+def models_for(task: str | None = None, reads: str | None = None, suggested: bool = False) -> list[str]:
+    """The models whose configs say they do ``task`` on inputs they ``reads`` (and are suggested, when asked)."""
+    found = []
+    for option in group_options("model"):
+        model = declared("model", option)
+        if task is not None and task not in (model.get("tasks") or {}):
+            continue
+        if (reads is not None and model.get("input") != reads) or (suggested and not model.get("suggest")):
+            continue
+        found.append(f"model={option}")
+    return found
+
+
+def data_sets_of(input_kind: str, task: str | None = None) -> list[str]:
+    """The data sets whose data module declares ``input_kind`` (and ``task``, where the module fixes one)."""
+    found = []
+    for option in group_options("data"):
+        try:
+            module = get_class(declared("data", option)["_target_"])
+        except Exception:  # noqa: BLE001 - a config that does not build names nothing here
+            continue
+        fixed = getattr(module, "task", None)
+        if getattr(module, "input_kind", None) == input_kind and (task is None or fixed in (None, task)):
+            found.append(option)
+    return found
+
+
+def either(options: list[str]) -> str:
+    """``a, b or c``."""
+    return options[0] if len(options) == 1 else f"{', '.join(options[:-1])} or {options[-1]}"
 
 
 def build_trainer(
@@ -211,27 +263,28 @@ def build_trainer(
     return trainer
 
 
-def task_class(name: str) -> type[SupervisedTask]:
-    from hydra.utils import get_class
-
-    if name not in TASKS:
-        raise ZooError(f"model.task={name!r} is not a zoo task; choose one of {', '.join(TASKS)} (or leave it out)")
-    return get_class(TASKS[name])
-
-
-def task_options(cls: type[SupervisedTask], model: DictConfig) -> dict[str, Any]:
-    """The task's own settings (a triplet margin, a detector's NMS threshold...), read from the model config's
-    keys of the same names."""
-    shared = inspect.signature(SupervisedTask.__init__).parameters
-    own = [
-        n for n, p in inspect.signature(cls.__init__).parameters.items() if n not in shared and p.kind == p.KEYWORD_ONLY
-    ]
-    return {n: OmegaConf.to_object(model[n]) if OmegaConf.is_config(model[n]) else model[n] for n in own if n in model}
+def task_class(model: Mapping[str, Any], spec: DataSpec) -> type[SupervisedTask]:
+    """The class ``model.tasks`` names for the data's kind (a ``zoo.tasks.base.SupervisedTask``)."""
+    tasks = model.get("tasks")
+    if not isinstance(tasks, Mapping) or spec.task not in tasks:
+        raise ZooError(
+            f"model={model.get('name')} names no task for {spec.task} data (model.tasks); a checkpoint written by "
+            "another zoo version needs training again"
+        )
+    target = tasks[spec.task]
+    with settings_of(f"model.tasks.{spec.task}"):
+        cls = get_class(str(target))
+    if not (isinstance(cls, type) and issubclass(cls, SupervisedTask)):
+        raise ZooError(
+            f"model.tasks.{spec.task}={target} is not a zoo task; name a subclass of zoo.tasks.base.SupervisedTask, "
+            "e.g. zoo.tasks.classification.ClassificationTask"
+        )
+    return cls
 
 
 def task_from_checkpoint(checkpoint: dict[str, Any]) -> SupervisedTask:
     hparams = checkpoint["hyper_parameters"]
-    task = task_class(checkpoint["zoo_config"]["model"].get("task") or hparams["spec"]["task"])(**hparams)
+    task = task_class(checkpoint["zoo_config"]["model"], spec_from_dict(hparams["spec"]))(**hparams)
     task.load_state_dict(checkpoint["state_dict"])
     return task
 
@@ -252,8 +305,6 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def unsafe_or_corrupt(path: Path, err: Exception) -> str:
     """Why ``torch.load(weights_only=True)`` refused a file, in one line."""
-    import re
-
     text = str(err)
     found = re.search(r"GLOBAL ([\w.]+)", text)
     if found:
@@ -267,28 +318,6 @@ def unsafe_or_corrupt(path: Path, err: Exception) -> str:
 
 
 # -- run folder and process set-up -------------------------------------------------------------------------
-
-
-def check_run_folder_free(cfg: DictConfig) -> Path:
-    """The run folder, refused if an earlier run lives there (nothing is ever overwritten)."""
-    output_dir = Path(cfg.paths.output_dir)
-    taken = [m for m in RUN_MARKERS if (output_dir / m).exists()]
-    if taken:
-        raise ZooError(
-            f"run folder '{output_dir}' already holds a run ({', '.join(taken)}); nothing was overwritten. "
-            "Pick another hydra.run.dir, or resume into a new folder with ckpt_path=PATH or ckpt_path=last"
-        )
-    return output_dir
-
-
-def claim_run_folder(cfg: DictConfig, config: dict[str, Any]) -> None:
-    """Create the run folder and write ``config`` (``plain_config(cfg)``) there. Under DDP only rank 0 does: the
-    other ranks share the folder it claimed."""
-    if not is_global_zero():
-        return
-    output_dir = check_run_folder_free(cfg)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(config, output_dir / "config.yaml")
 
 
 def plain_config(cfg: DictConfig) -> dict[str, Any]:
@@ -334,11 +363,11 @@ def _skip_nvml_probe_without_gpu() -> None:
         os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
 
 
-def finish_run(results: list[dict[str, Any]], output_dir: Path) -> dict[str, float]:
+def finish_run(results: list[dict[str, Any]], folder: RunFolder) -> dict[str, float]:
     metrics = to_float_dict(results[0]) if results else {}
     if not is_global_zero():
         return metrics
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    folder.write_metrics(metrics)
     line = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-    print(f"test metrics: {line}\nrun folder: {output_dir}")
+    print(f"test metrics: {line}\nrun folder: {folder.path}")
     return metrics

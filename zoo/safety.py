@@ -17,6 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from zoo.errors import Interrupted, ZooError
+from zoo.outputs import RunFolder
 
 
 class ReseedEachEpoch(L.Callback):
@@ -78,8 +79,8 @@ class Resumable(L.Callback):
     """What a later run needs to continue this one: the W&B run id inside every checkpoint, and
     ``checkpoints/interrupted.ckpt`` when Ctrl-C or SIGTERM stops training."""
 
-    def __init__(self, output_dir: str | Path) -> None:
-        self.output_dir = Path(output_dir)
+    def __init__(self, folder: RunFolder) -> None:
+        self.folder = folder
         self.signal: str | None = None
         self.saved: Path | None = None
 
@@ -97,7 +98,7 @@ class Resumable(L.Callback):
             self.signal = "SIGTERM"
         else:
             return
-        path = self.output_dir / "checkpoints" / "interrupted.ckpt"
+        path = self.folder.checkpoints / "interrupted.ckpt"
         if not path.exists():
             trainer.save_checkpoint(path, weights_only=False)
             self.saved = path

@@ -9,23 +9,21 @@ Kept free of torch: Hydra loads it at start.
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
-import math
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from zoo.config import register_resolvers
 from zoo.errors import Interrupted, ZooError, report_user_errors
+from zoo.internals import job_outcome
+from zoo.outputs import RunFolder, SweepFolder
 
 log = logging.getLogger(__name__)
 MINIMISED = ("loss", "rmse", "mae", "mse")  # metric names where lower is better
-JOBS_FILE = "jobs.jsonl"
 _last_error: str | None = None  # the failing job's error, for SweepResults.on_job_end (same process)
 _interrupted: Interrupted | None = None  # Ctrl-C or SIGTERM stopped the job: the search ends after recording it
 
@@ -104,12 +102,11 @@ class SweepResults(Callback):
 
         if config.hydra.mode != RunMode.MULTIRUN:
             return
-        value = job_return._return_value
+        value = job_outcome(job_return)
         failed = job_return.status != JobStatus.COMPLETED or _last_error is not None
         error = _last_error or (str(value).splitlines()[0] if isinstance(value, BaseException) else "")
-        run_dir = Path(config.paths.output_dir)
-        metrics_file = run_dir / "metrics.json"
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() and not failed else {}
+        run = RunFolder(config.paths.output_dir)
+        metrics = run.read_metrics() if not failed else {}
         row = {
             "job": config.hydra.job.num,
             "status": "failed" if failed else "ok",
@@ -117,33 +114,33 @@ class SweepResults(Callback):
             "overrides": " ".join(job_return.overrides or []),
             **metrics,
             "error": error,
-            "run_dir": str(run_dir),
+            "run_dir": str(run.path),
         }
-        sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        with (sweep_dir / JOBS_FILE).open("a") as fh:
-            fh.write(json.dumps(row) + "\n")
+        sweep = SweepFolder(config.hydra.sweep.dir)
+        sweep.add_job(row)
         if _interrupted is not None:  # the jobs not yet run are not started: summary, then the signal's exit code
             self.on_multirun_end(config, exit_code=_interrupted.exit_code)
         trials = config.hydra.sweeper.get("n_trials")  # Optuna's sweeper: it crashes where no trial completed
-        if trials and row["job"] == trials - 1 and all(r["status"] == "failed" for r in _rows(sweep_dir)):
+        if trials and row["job"] == trials - 1 and all(r["status"] == "failed" for r in sweep.jobs()):
             self.on_multirun_end(config)  # the summary every multirun ends with: each job's error, exit 1
 
     def on_multirun_end(self, config: DictConfig, exit_code: int = 1, **kwargs: Any) -> None:
         """``results.csv`` and ``best.yaml``, a line on the best job, each failed job's error; ``exit_code`` when
         any job failed."""
-        sweep_dir = Path(config.hydra.sweep.dir)
-        rows = _rows(sweep_dir)
+        sweep = SweepFolder(config.hydra.sweep.dir)
+        rows = sweep.jobs()
         if not rows:
             return
         metric = config.get("optimized_metric")
-        best = write_results(rows, sweep_dir, metric)
+        best = sweep.write_results(rows, metric, minimise=bool(metric) and minimised(metric))
         failed = [r for r in rows if r["status"] == "failed"]
-        print(f"multirun: {len(rows) - len(failed)} of {len(rows)} jobs finished; results: {sweep_dir / 'results.csv'}")
+        print(
+            f"multirun: {len(rows) - len(failed)} of {len(rows)} jobs finished; results: {sweep.path / 'results.csv'}"
+        )
         if best is not None:
             print(
                 f"best {metric} = {best['objective']:.4f} (job {best['job']}: {best['overrides']}); "
-                f"its config: {sweep_dir / 'best.yaml'}"
+                f"its config: {sweep.path / 'best.yaml'}"
             )
         if failed:
             for row in failed:
@@ -151,40 +148,4 @@ class SweepResults(Callback):
             sys.exit(exit_code)
 
 
-def _rows(sweep_dir: Path) -> list[dict[str, Any]]:
-    """The jobs recorded so far in ``sweep_dir``'s ``jobs.jsonl``."""
-    jobs = sweep_dir / JOBS_FILE
-    return [json.loads(line) for line in jobs.read_text().splitlines() if line.strip()] if jobs.is_file() else []
-
-
-def write_results(rows: list[dict[str, Any]], sweep_dir: Path, metric: str | None) -> dict[str, Any] | None:
-    """``results.csv``: every job, best first when ``metric`` is set (failed jobs last); ``best.yaml``: the best
-    job's composed config, headed by its overrides. Returns the best row."""
-    sign = 1 if metric and minimised(metric) else -1
-    done = [r for r in rows if r["objective"] is not None and not math.isnan(r["objective"])]
-    if metric:
-        done.sort(key=lambda r: sign * r["objective"])
-    ordered = done + [r for r in rows if r not in done]
-    columns = list(dict.fromkeys(k for r in ordered for k in r))
-    columns = [c for c in columns if c not in ("error", "run_dir")] + ["error", "run_dir"]
-    with (sweep_dir / "results.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(ordered)
-    if not metric or not done:
-        return None
-    best = done[0]
-    config_file = Path(best["run_dir"]) / "config.yaml"
-    config = OmegaConf.load(config_file) if config_file.is_file() else OmegaConf.create()
-    header = f"# best {metric} = {best['objective']:.6g}: job {best['job']}, overrides: {best['overrides']}\n"
-    (sweep_dir / "best.yaml").write_text(header + OmegaConf.to_yaml(config))
-    return best
-
-
-def register_resolvers() -> None:
-    """``${repeat:UNITS,LAYERS}`` -> ``[UNITS] * LAYERS``: searches set an MLP's width and depth as two numbers."""
-    if not OmegaConf.has_resolver("repeat"):
-        OmegaConf.register_new_resolver("repeat", lambda value, times: [value] * int(times))
-
-
-register_resolvers()
+register_resolvers()  # the ${repeat:...} resolver the search configs use, once Hydra loads this module

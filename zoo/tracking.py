@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from zoo.errors import Interrupted, ZooError
+
 MODES = ("auto", "online", "offline", "disabled")
 
 
 def wandb_mode(mode: str = "auto") -> str:
     """``auto``: WANDB_MODE if set, online with an API key or a ``wandb login`` entry in ~/.netrc, else offline."""
     if mode not in MODES:
-        from zoo.errors import ZooError
-
         raise ZooError(f"logger.wandb.mode={mode!r} is not valid; choose one of {', '.join(MODES)}")
     if mode != "auto":
         return mode
@@ -52,8 +52,6 @@ def finish_wandb(exit_code: int = 0) -> None:
     try:
         wandb.finish(exit_code=exit_code)
     except KeyboardInterrupt as err:
-        from zoo.errors import Interrupted
-
         first = err.__context__  # what was on its way out when W&B was asked to close, if anything
         while first is not None and not isinstance(first, Interrupted):
             first = first.__context__

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from zoo.data.device import to_device
 from zoo.errors import ZooError
-from zoo.fast import to_device
 
 TARGETS = ("labels", "masks", "boxes")  # what ``y`` holds: one label per image, a mask ``[N, H, W]``, boxes
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from zoo.data.augment import Augment
-from zoo.fast import to_device
+from zoo.data.device import to_device
 
 
 class TensorBatches:

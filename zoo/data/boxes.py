@@ -15,17 +15,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.data.images import IMAGE_SUFFIXES, ImageDataModule, ImageSet, check_color, check_image_size, read_images
+from zoo.data.images import ImageDataModule, ImageSet
+from zoo.data.pictures import IMAGE_SUFFIXES, check_color, check_image_size, read_images
 from zoo.data.shapes import SHAPES, GeneratedShapes
-from zoo.data.spec import DETECTION
 from zoo.errors import ZooError
+from zoo.spec import DETECTION
 
 
 class DetectionDataModule(ImageDataModule):
     """Base for detection sets; subclasses implement ``load_scenes``. Splits are random (by ``split_seed``);
     ``data.classes`` and ``data.train_per_class`` are refused (every image holds several classes)."""
 
-    kind = DETECTION
+    task = DETECTION
     max_boxes = 1  # target rows per image at least (more when an image holds more boxes)
 
     def load_scenes(self) -> tuple[torch.Tensor, list[np.ndarray], list[str]]:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from zoo.data.pictures import read_image, read_images
 from zoo.errors import ZooError
 
 STATS_SAMPLE = 1000  # training pictures decoded for the mean/std the net's first layer normalises with
@@ -40,8 +41,6 @@ class ImageFiles:
 
     def __getitem__(self, index: Any) -> torch.Tensor | ImageFiles:
         if isinstance(index, int | np.integer):
-            from zoo.data.images import read_image
-
             # a copy: PIL's pixels are read-only, and torch wants tensors it may write
             return torch.from_numpy(read_image(self.files[index], self.color, self.size).copy())
         index = index.numpy() if isinstance(index, torch.Tensor) else np.asarray(index)
@@ -50,8 +49,6 @@ class ImageFiles:
 
     def sample(self, n: int, seed: int) -> torch.Tensor:
         """Up to ``n`` of the pictures, chosen with ``seed``, decoded into one tensor (for statistics)."""
-        from zoo.data.images import read_images
-
         chosen = np.sort(np.random.default_rng(seed).permutation(len(self.files))[:n])
         return torch.from_numpy(np.stack(read_images([self.files[i] for i in chosen], self.color, self.size)))
 

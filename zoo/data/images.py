@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,10 @@ import torch
 from zoo.data.augment import Augment
 from zoo.data.files import STATS_SAMPLE, ImageFiles, check_in_memory, check_workers, file_loader
 from zoo.data.memory import FULL_BATCH, InMemoryDataModule
-from zoo.data.spec import CLASSIFICATION, DataSpec
+from zoo.data.pictures import IMAGE_SUFFIXES, check_color, check_image_size, read_images, read_pixels
 from zoo.data.splits import split_indices
 from zoo.errors import ZooError
+from zoo.spec import CLASSIFICATION, IMAGE, ImageSpec
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +46,15 @@ class ImageSet:
 
 
 class ImageDataModule(InMemoryDataModule):
-    """Base for image sets, classification by default (``kind``); subclasses implement ``load``.
+    """Base for image sets, classification by default (``task``); subclasses implement ``load``.
 
     ``classes`` keeps a subset of the classes (indices or names, relabelled in the order given);
     ``train_per_class`` keeps only that many training images per class (a small labelled set);
     ``augment`` is ``{crop_padding: int, hflip: bool}``, applied to whole training batches.
     """
 
-    kind = CLASSIFICATION
+    input_kind = IMAGE
+    task = CLASSIFICATION  # what is predicted (zoo.spec): segmentation and detection sets say theirs
     offline_sets = OFFLINE_SETS  # named when files are missing offline: sets of this kind that need no download
 
     def __init__(
@@ -74,10 +75,10 @@ class ImageDataModule(InMemoryDataModule):
         super().__init__(name, batch_size, eval_batch_size, test_fraction, val_fraction, split_seed)
         if train_per_class is not None and (isinstance(train_per_class, bool) or train_per_class < 1):
             raise ZooError(f"data.train_per_class={train_per_class!r} must be a positive integer or null (all)")
-        if self.kind != CLASSIFICATION and (classes or train_per_class):
+        if self.task != CLASSIFICATION and (classes or train_per_class):
             raise ZooError(
                 f"data.classes and data.train_per_class pick classes of a classification set, but data={name} is a "
-                f"{self.kind} set; leave them null"
+                f"{self.task} set; leave them null"
             )
         if normalize not in NORMALIZE:
             raise ZooError(f"data.normalize={normalize!r} is not valid; choose one of {', '.join(NORMALIZE)}")
@@ -91,9 +92,9 @@ class ImageDataModule(InMemoryDataModule):
     def load(self) -> ImageSet:
         raise NotImplementedError
 
-    def build(self) -> DataSpec:
+    def build(self) -> ImageSpec:
         data = self._keep_classes(self.load())
-        labels = data.y.numpy() if self.kind == CLASSIFICATION else None  # stratify splits by class
+        labels = data.y.numpy() if self.task == CLASSIFICATION else None  # stratify splits by class
         n = len(data.y)
         if data.test is None:
             train_idx, test_idx, val_idx = split_indices(
@@ -110,9 +111,9 @@ class ImageDataModule(InMemoryDataModule):
         if isinstance(train, ImageFiles):  # pictures left on disk: the statistics of a seeded sample
             train = train.sample(STATS_SAMPLE, self.split_seed)
         mean, std = pixel_stats(train, per_pixel=self.normalize == "pixel")
-        return DataSpec(
+        return ImageSpec(
             name=self.name,
-            task=self.kind,
+            task=self.task,
             input_shape=list(data.x.shape[1:]),
             num_train=len(train_idx),
             class_names=data.class_names,
@@ -385,9 +386,6 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 # -- the user's own pictures -------------------------------------------------------------------------------
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-COLOR_MODES = {"rgb": "RGB", "grey": "L"}
-
 
 class ImageFolderDataModule(ImageDataModule):
     """A folder with one subfolder per class (``path/cat/*.jpg``, ``path/dog/*.jpg``), like Keras'
@@ -430,44 +428,3 @@ class ImageFolderDataModule(ImageDataModule):
         else:
             x = ImageFiles(files, self.color, self.image_size)
         return ImageSet(x, torch.tensor(labels, dtype=torch.long), [d.name for d in class_dirs])
-
-
-def read_images(paths: list[Path], color: str, size: int | None) -> list[np.ndarray]:
-    """Pictures as uint8 ``[C, H, W]`` arrays in ``color`` (rgb or grey), resized to ``size`` x ``size`` unless
-    ``size`` is None; decoded in threads (PIL releases the GIL)."""
-
-    with ThreadPoolExecutor() as pool:
-        return list(pool.map(lambda path: read_image(path, color, size), paths))
-
-
-def read_image(path: Path, color: str, size: int | None) -> np.ndarray:
-    """One picture as a uint8 ``[C, H, W]`` array (see :func:`read_images`)."""
-    array = read_pixels(path, COLOR_MODES[color], size)
-    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-
-
-def read_pixels(path: Path, mode: str | None, size: int | None, nearest: bool = False) -> np.ndarray:
-    """One image file as an ``[H, W]`` or ``[H, W, C]`` array, converted to PIL ``mode`` (None keeps the file's:
-    a mask's class indices) and resized (bilinear, or nearest for masks); a broken file is a one-line error."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img = img.convert(mode) if mode else img
-            if size:
-                img = img.resize((size, size), Image.NEAREST if nearest else Image.BILINEAR)
-            return np.asarray(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ZooError(f"data.path: cannot read image '{path}' ({err}); delete or replace that file") from None
-
-
-def check_image_size(image_size: Any, least: int = 1) -> int:
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < least:
-        raise ZooError(f"data.image_size={image_size!r} must be an integer >= {least} (pixels per side)")
-    return image_size
-
-
-def check_color(color: str) -> str:
-    if color not in COLOR_MODES:
-        raise ZooError(f"data.color={color!r} is not valid; choose one of {', '.join(COLOR_MODES)}")
-    return color

@@ -9,20 +9,26 @@ import torch
 
 from zoo.data.augment import Augment
 from zoo.data.batches import TensorBatches
-from zoo.data.spec import DETECTION, SEGMENTATION, DataSpec
+from zoo.data.device import keep_on_device
 from zoo.data.splits import check_batch_size, check_fractions
 from zoo.errors import ZooError
+from zoo.protocols import TrainingBatches
+from zoo.spec import DETECTION, SEGMENTATION, DataSpec, spec_from_dict
 
 FULL_BATCH = "full"
 
 
 class InMemoryDataModule(L.LightningDataModule):
-    """Holds ``splits`` (``train``/``val``/``test`` -> ``(x, y)``) and a ``spec``; subclasses fill both in ``build``.
+    """Holds ``splits`` (``train``/``val``/``test`` -> ``(x, y)``) and a ``spec``; subclasses fill both in ``build``
+    and declare ``input_kind`` (``zoo.spec``: table, image or text).
 
     Batches are slices of those tensors (:class:`TensorBatches`); training batches are shuffled per epoch and, when
     ``augment`` is set, augmented as whole batches. On a GPU with room to spare the splits move there once
-    (``zoo.fast.keep_on_device``); training batches come in groups when the task runs several steps at once.
+    (``zoo.data.device.keep_on_device``); training batches come in groups when the task runs several steps at once
+    (``zoo.protocols.TrainingBatches``).
     """
+
+    input_kind = ""  # zoo.spec.TABLE, IMAGE or TEXT: what one sample is
 
     def __init__(
         self,
@@ -44,7 +50,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self.augment: Augment | None = None
         self._spec: DataSpec | None = None
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._on_device = False  # the splits were offered to the trainer's device (zoo.fast.keep_on_device)
+        self._on_device = False  # the splits were offered to the trainer's device (keep_on_device)
 
     def build(self) -> DataSpec:
         """Load the data, fill ``self.splits`` and return the spec."""
@@ -64,8 +70,6 @@ class InMemoryDataModule(L.LightningDataModule):
         self, split: str, batch_size: int | str, shuffle: bool, augment: Augment | None = None, group: int = 1
     ) -> TensorBatches:
         if self.trainer is not None and not self._on_device:
-            from zoo.fast import keep_on_device
-
             self.splits = keep_on_device(self.splits, self.trainer.strategy.root_device)
             self._on_device = True
         x, y = self.splits[split]
@@ -78,11 +82,16 @@ class InMemoryDataModule(L.LightningDataModule):
     def train_dataloader(self) -> TensorBatches:
         overfit = self.trainer is not None and self.trainer.overfit_batches > 0  # the same batches every epoch
         task = self.trainer.lightning_module if self.trainer is not None else None
-        group = getattr(task, "steps_per_execution", 1)
+        wants = task if isinstance(task, TrainingBatches) else None
         augment = None if overfit else self.augment
-        if getattr(task, "closed_form", False):  # one pass summing HᵀH (ELM): no steps, so evaluation's batch sizes
+        if wants is not None and wants.single_pass:  # one pass summing HᵀH (ELM): no steps, evaluation's batch sizes
             return self._batches("train", self.eval_batch_size, shuffle=False, augment=augment)
+        group = wants.steps_per_execution if wants is not None and isinstance(wants.steps_per_execution, int) else 1
         return self._batches("train", self.batch_size, shuffle=not overfit, augment=augment, group=group)
+
+    def groups_batches(self) -> bool:
+        """Whether training batches are slices of tensors in memory, which can come K at a time (the fast path)."""
+        return not self.streams
 
     @property
     def streams(self) -> bool:
@@ -97,8 +106,8 @@ class InMemoryDataModule(L.LightningDataModule):
             )
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        # A group of mini-batches (zoo.fast) already on the device: Lightning's walk over the list costs ~1 ms a
-        # group for nothing.
+        # A group of mini-batches (zoo.tasks.grouped) already on the device: Lightning's walk over the list costs
+        # ~1 ms a group for nothing.
         if isinstance(batch, list) and all(_tensors_on(pair, device) for pair in batch):
             return batch
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
@@ -120,7 +129,7 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (a resumed run, or ``scripts/predict.py`` without the training files)."""
-        self._spec = DataSpec.from_dict(state["spec"])
+        self._spec = spec_from_dict(state["spec"])
 
     def encode(self, inputs: Any) -> torch.Tensor:
         """New inputs (a table's rows, image files...) as the tensor the model takes, preprocessed as in training."""

@@ -14,28 +14,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.data.images import (
-    IMAGE_SUFFIXES,
-    ImageDataModule,
-    ImageSet,
-    check_color,
-    check_image_size,
-    read_images,
-    read_pixels,
-)
+from zoo.data.images import ImageDataModule, ImageSet
+from zoo.data.pictures import IMAGE_SUFFIXES, check_color, check_image_size, read_images, read_pixels
 from zoo.data.shapes import SHAPES, GeneratedShapes
-from zoo.data.spec import SEGMENTATION
 from zoo.errors import ZooError
+from zoo.spec import BACKGROUND, SEGMENTATION
 
 log = logging.getLogger(__name__)
-
-BACKGROUND = "background"  # class 0 by convention; mean IoU and Dice leave it out when it is named so
 
 
 class SegmentationDataModule(ImageDataModule):
     """Base of the segmentation sets: ``load`` returns images and masks; splits are random (not stratified)."""
 
-    kind = SEGMENTATION
+    task = SEGMENTATION
     offline_sets = "shapes, masks (your own folder)"
 
 

@@ -18,9 +18,9 @@ import torch
 
 from zoo.data.memory import InMemoryDataModule
 from zoo.data.preprocess import TabularPreprocessor
-from zoo.data.spec import CLASSIFICATION, REGRESSION, DataSpec
 from zoo.data.splits import split_indices
 from zoo.errors import ZooError
+from zoo.spec import CLASSIFICATION, REGRESSION, TABLE, TableSpec
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ class Table:
 
 class TabularDataModule(InMemoryDataModule):
     """Base for tables that fit in memory; subclasses implement ``load``."""
+
+    input_kind = TABLE
 
     def __init__(
         self,
@@ -58,7 +60,7 @@ class TabularDataModule(InMemoryDataModule):
         """The whole table, before splitting."""
         raise NotImplementedError
 
-    def build(self) -> DataSpec:
+    def build(self) -> TableSpec:
         table = self.load()
         table.features.columns = [str(c) for c in table.features.columns]  # the preprocessor keys columns by name
         _check_table(table, self.name)
@@ -79,7 +81,7 @@ class TabularDataModule(InMemoryDataModule):
         self.splits = {
             split: (x[idx], y_t[idx]) for split, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))
         }
-        return DataSpec(
+        return TableSpec(
             name=self.name,
             task=table.task,
             input_shape=[x.shape[1]],

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from zoo.data.memory import InMemoryDataModule
-from zoo.data.spec import CLASSIFICATION, DataSpec
 from zoo.data.splits import split_indices
 from zoo.data.tokenize import UNK, encode, fit_tokenizer, load_tokenizer, pad_id_of, pretrained_tokenizer
 from zoo.errors import ZooError
+from zoo.spec import CLASSIFICATION, TEXT, TextSpec, spec_from_dict
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Texts:
 class TextDataModule(InMemoryDataModule):
     """Base of the text data sets; subclasses implement ``load`` (all rows, and the official test rows if any)."""
 
+    input_kind = TEXT
     class_order: list[str] | None = None  # labels in this order when the data set fixes one (neg, pos)
 
     def __init__(
@@ -72,7 +73,7 @@ class TextDataModule(InMemoryDataModule):
     def load(self) -> tuple[Texts, Texts | None]:
         raise NotImplementedError
 
-    def build(self) -> DataSpec:
+    def build(self) -> TextSpec:
         rows, official_test = self.load()
         names = self._class_names(rows.labels)
         index = {c: i for i, c in enumerate(names)}
@@ -95,7 +96,7 @@ class TextDataModule(InMemoryDataModule):
         self.texts = {split: texts for split, (texts, _) in parts.items()}
         self.tokenizer = self._fit_tokenizer(self.texts["train"])
         self.splits = {split: (self.encode(texts), torch.from_numpy(y).long()) for split, (texts, y) in parts.items()}
-        return DataSpec(
+        return TextSpec(
             name=self.name,
             task=CLASSIFICATION,
             input_shape=[self.max_length],
@@ -153,13 +154,13 @@ class TextDataModule(InMemoryDataModule):
         """Take the tokenizer and spec of a checkpoint; splits already loaded are encoded again with it."""
         self.tokenizer = load_tokenizer(state["tokenizer"])
         self.max_length = int(state["max_length"])
-        self._spec = DataSpec.from_dict(state["spec"])
+        self._spec = spec_from_dict(state["spec"])
         if self.texts:
             self.splits = {s: (self.encode(self.texts[s]), y) for s, (_, y) in self.splits.items()}
 
-    def write_run_files(self, folder: Path) -> None:
-        """``tokenizer.json`` in the run folder: load it with ``tokenizers.Tokenizer.from_file``."""
-        self.tokenizer.save(str(folder / "tokenizer.json"))
+    def run_files(self) -> dict[str, str]:
+        """``tokenizer.json`` beside the run: load it with ``tokenizers.Tokenizer.from_file``."""
+        return {"tokenizer.json": self.tokenizer.to_str(pretty=True)}
 
 
 # -- reading files -----------------------------------------------------------------------------------------

@@ -4,12 +4,17 @@ a dense classifier on the flattened features."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from zoo.errors import ZooError
 from zoo.nets.conv_arith import conv_output_size, pool_output_size
 from zoo.nets.mlp import ACTIVATIONS
+from zoo.nets.width_rules import widths_for
+
+if TYPE_CHECKING:
+    from zoo.spec import DataSpec
 
 
 class CNN(nn.Module):
@@ -19,6 +24,11 @@ class CNN(nn.Module):
     ``padding`` is ``same`` (keep the size, as Keras' ``padding="same"``) or ``valid`` (no padding, the slides' first
     case). ``global_pool`` averages each feature map instead of flattening (fewer weights, any input size).
     """
+
+    @classmethod
+    def from_spec(cls, spec: DataSpec, out_features: int, hidden: Any = (128,), **settings: Any) -> CNN:
+        """``hidden`` may name width rules, as the MLP's (``zoo.nets.width_rules``)."""
+        return cls(list(spec.input_shape), out_features, hidden=widths_for(spec, out_features, hidden), **settings)
 
     def __init__(
         self,

@@ -10,12 +10,17 @@ and judges it.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.nets.timm_net import weights_source
+
+if TYPE_CHECKING:
+    from zoo.spec import DataSpec
 
 BOX_CHANNELS = 5  # objectness, tx, ty, tw, th; class logits follow
 PRIOR = 0.01  # the objectness a fresh head predicts everywhere: most cells hold no object (RetinaNet's prior)
@@ -37,6 +42,10 @@ class Detector(nn.Module):
     timm model instead (randomly initialised, its ``features_only`` level at ``stride``). Any input size works:
     inputs are padded on the right and bottom to a multiple of ``stride``.
     """
+
+    @classmethod
+    def from_spec(cls, spec: DataSpec, out_features: int, **settings: Any) -> Detector:
+        return cls(list(spec.input_shape), out_features, **settings)
 
     def __init__(
         self,
@@ -104,8 +113,6 @@ class _TimmLevel(nn.Module):
 
 def _timm_features(name: str, channels: int, stride: int) -> tuple[nn.Module, int]:
     import timm
-
-    from zoo.nets.timm_net import weights_source
 
     weights_source(name, None)  # an unknown name gets the close ones
     probe = timm.create_model(name, features_only=True, pretrained=False, in_chans=channels)

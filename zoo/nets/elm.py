@@ -7,10 +7,16 @@ training set never has to fit in memory at once) and :meth:`ELM.solve` runs once
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.nets.width_rules import widths_for
+
+if TYPE_CHECKING:
+    from zoo.spec import DataSpec
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "rbf")
 CHUNK_ROWS = 2048  # batches are summed in chunks of at least this many rows: one large product beats many thin ones
@@ -19,7 +25,10 @@ CHUNK_ROWS = 2048  # batches are summed in chunks of at least this many rows: on
 class ELM(nn.Module):
     """``out = [g(W1 x + b), 1] @ W2``; W1 and b are seeded random buffers, W2 the least-squares solution."""
 
-    closed_form = True  # SupervisedTask trains it by accumulate/solve instead of an optimiser
+    @classmethod
+    def from_spec(cls, spec: DataSpec, out_features: int, hidden: Any = (500,), **settings: Any) -> ELM:
+        """``hidden``: one width, or a width rule (``zoo.nets.width_rules``)."""
+        return cls(spec.num_features, out_features, widths_for(spec, out_features, hidden), **settings)
 
     def __init__(
         self,

@@ -6,13 +6,14 @@ average pooling. Two simplifications, as in every re-implementation: S2/S4's tra
 left to the next layer's weights, and the output is a linear layer with softmax instead of Euclidean RBF units.
 Modern: ReLU, max pooling, C3 fully connected.
 
-The net wants 32x32 (``input_size``); zoo's first layer pads 28x28 MNIST with black borders as the paper did and
+The net wants 32x32 (its ``pixel_input``); zoo's first layer pads 28x28 MNIST with black borders as the paper did and
 resizes other sizes (the 8x8 digits), see ``zoo.nets.adapt``.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,10 @@ from torch import nn
 
 from zoo.errors import ZooError
 from zoo.nets.fast_ops import AvgPool2d, Conv2d, Tanh
+from zoo.protocols import PixelInput
+
+if TYPE_CHECKING:
+    from zoo.spec import DataSpec
 
 VARIANTS = ("classic", "modern")
 
@@ -53,13 +58,15 @@ class SparseConv2d(nn.Conv2d):
 class LeNet5(nn.Module):
     """LeNet-5 for ``input_shape[0]`` channels and ``out_features`` classes; ``variant`` = classic or modern."""
 
-    input_size = (32, 32)
+    @classmethod
+    def from_spec(cls, spec: DataSpec, out_features: int, **settings: Any) -> LeNet5:
+        return cls(list(spec.input_shape), out_features, **settings)
 
     def __init__(self, input_shape: list[int], out_features: int, variant: str = "classic", fit: str = "auto") -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ZooError(f"model.variant={variant!r} is not valid; choose one of {', '.join(VARIANTS)}")
-        self.input_fit = fit
+        self.pixel_input = PixelInput(size=(32, 32), fit=fit)  # 28x28 MNIST padded, as the paper did
         classic = variant == "classic"
         act = Tanh if classic else nn.ReLU
         pool = AvgPool2d if classic else nn.MaxPool2d

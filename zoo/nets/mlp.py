@@ -13,12 +13,16 @@ The output layer is always added, sized from the data.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from zoo.errors import ZooError
 from zoo.nets.fast_ops import Tanh
+from zoo.nets.width_rules import widths_for
+
+if TYPE_CHECKING:
+    from zoo.spec import DataSpec
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -32,6 +36,13 @@ LAYER_KEYS = {"units", "activation", "dropout", "batch_norm"}
 
 class MLP(nn.Sequential):
     """Flatten, then ``[dense -> batch norm -> activation -> dropout] * len(hidden)``, then a dense output layer."""
+
+    @classmethod
+    def from_spec(
+        cls, spec: DataSpec, out_features: int, hidden: Any = (128,), width_alpha: float = 2.0, **settings: Any
+    ) -> MLP:
+        """``hidden`` may name width rules (``zoo.nets.width_rules``); ``width_alpha`` is the hagan rule's alpha."""
+        return cls(spec.num_features, out_features, widths_for(spec, out_features, hidden, width_alpha), **settings)
 
     def __init__(
         self,

@@ -9,11 +9,15 @@ Where a block changes size, its shortcut is a 1x1 convolution with batch norm (t
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from zoo.errors import ZooError
+
+if TYPE_CHECKING:
+    from zoo.spec import DataSpec
 
 # depth -> (blocks per stage, maps per stage)
 DEPTHS: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {
@@ -52,6 +56,10 @@ class BasicBlock(nn.Module):
 
 class ResNet(nn.Module):
     """ResNet-``depth`` for ``input_shape`` images and ``out_features`` classes; ``width`` scales every stage."""
+
+    @classmethod
+    def from_spec(cls, spec: DataSpec, out_features: int, **settings: Any) -> ResNet:
+        return cls(list(spec.input_shape), out_features, **settings)
 
     def __init__(self, input_shape: list[int], out_features: int, depth: int = 20, width: float = 1.0) -> None:
         super().__init__()

@@ -4,17 +4,26 @@ text it sits on: each row's tokens are moved ahead of its padding first."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from zoo.errors import ZooError
 
+if TYPE_CHECKING:
+    from zoo.spec import DataSpec
+
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 class RNN(nn.Module):
     """ids ``[B, L]`` -> embedding -> ``cell`` x ``layers`` -> last state (both directions) -> logits."""
+
+    @classmethod
+    def from_spec(cls, spec: DataSpec, out_features: int, **settings: Any) -> RNN:
+        return cls(spec.vocab_size, out_features, pad_id=spec.pad_id, **settings)
 
     def __init__(
         self,

@@ -4,17 +4,28 @@ way, one-hot rows times the embedding matrix; ``pooling=flatten`` keeps every po
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.nets.width_rules import widths_for
+
+if TYPE_CHECKING:
+    from zoo.spec import DataSpec
 
 
 class TextAvgPool(nn.Module):
     """ids ``[B, L]`` -> embeddings ``[B, L, D]`` -> masked mean (or flatten) -> [dense + ReLU]... -> logits."""
 
     POOLINGS = ("mean", "flatten")
+
+    @classmethod
+    def from_spec(cls, spec: DataSpec, out_features: int, hidden: Any = (24,), **settings: Any) -> TextAvgPool:
+        widths = widths_for(spec, out_features, hidden)
+        return cls(spec.vocab_size, out_features, spec.pad_id, spec.input_shape[0], hidden=widths, **settings)
 
     def __init__(
         self,
@@ -32,7 +43,7 @@ class TextAvgPool(nn.Module):
         if pooling not in self.POOLINGS:
             raise ZooError(f"model.net.pooling={pooling!r} is not valid; choose one of {', '.join(self.POOLINGS)}")
         if pooling == "flatten" and not max_length:
-            raise ZooError("model.net.pooling=flatten needs model.net.max_length (the data's max_length)")
+            raise ZooError("model.net.pooling=flatten needs max_length, the texts' length (from_spec gives the data's)")
         self.pad_id, self.one_hot, self.pooling = pad_id, one_hot, pooling
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         width = embedding_dim * (max_length if pooling == "flatten" else 1)

@@ -13,17 +13,25 @@ import difflib
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.protocols import PixelInput
+
+if TYPE_CHECKING:
+    from zoo.spec import DataSpec
 
 
 class TimmNet(nn.Module):
     """A ``timm.create_model(backbone, num_classes=out_features, in_chans=channels)`` model; ``features`` (the
     backbone's modules) and ``head`` (its classifier) are what :class:`zoo.callbacks.Finetune` freezes and keeps."""
+
+    @classmethod
+    def from_spec(cls, spec: DataSpec, out_features: int, **settings: Any) -> TimmNet:
+        return cls(list(spec.input_shape), out_features, **settings)
 
     def __init__(
         self,
@@ -52,11 +60,13 @@ class TimmNet(nn.Module):
         if pretrained:  # a new task gets a new head (Keras' include_top=False), whatever the weights' classes were
             self.model.reset_classifier(out_features)
         self.backbone = self.model.pretrained_cfg.get("architecture", backbone) if from_folder else backbone
-        self.input_size = (size, size)
-        self.input_fit = "resize"
-        if pretrained:
-            self.input_mean = list(self.model.pretrained_cfg.get("mean", (0.5,) * 3))
-            self.input_std = list(self.model.pretrained_cfg.get("std", (0.5,) * 3))
+        mean, std = self.model.pretrained_cfg.get("mean", (0.5,) * 3), self.model.pretrained_cfg.get("std", (0.5,) * 3)
+        self.pixel_input = PixelInput(
+            size=(size, size),
+            fit="resize",
+            mean=list(mean) if pretrained else None,
+            std=list(std) if pretrained else None,
+        )
         self.num_features = self.model.num_features
 
     @property
@@ -82,7 +92,7 @@ class TimmNet(nn.Module):
 
         folder = Path(folder)
         cfg = dict(self.model.pretrained_cfg)
-        cfg.update(input_size=(self.in_chans, *self.input_size), mean=tuple(mean), std=tuple(std))
+        cfg.update(input_size=(self.in_chans, *self.pixel_input.size), mean=tuple(mean), std=tuple(std))
         cfg.update(num_classes=self.model.num_classes, label_names=class_names or None, hf_hub_id=None, file=None)
         self.model.pretrained_cfg = cfg
         model_config = {"label_names": class_names} if class_names else None

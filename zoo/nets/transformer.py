@@ -5,16 +5,25 @@ config's ``tokenizer`` block), so ids mean what the encoder learnt."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import nn
 
 from zoo.errors import ZooError
+
+if TYPE_CHECKING:
+    from zoo.spec import DataSpec
 
 POOLINGS = ("mean", "cls")
 
 
 class Transformer(nn.Module):
     """ids ``[B, L]`` -> encoder (attention mask = not padding) -> mean of the real tokens (or [CLS]) -> logits."""
+
+    @classmethod
+    def from_spec(cls, spec: DataSpec, out_features: int, **settings: Any) -> Transformer:
+        return cls(spec.vocab_size, out_features, pad_id=spec.pad_id, **settings)
 
     def __init__(
         self,

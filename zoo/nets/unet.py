@@ -6,13 +6,18 @@ pretrained for transfer learning."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.nets.timm_net import create_timm, weights_source
+from zoo.protocols import PixelInput
+
+if TYPE_CHECKING:
+    from zoo.spec import DataSpec
 
 UPSAMPLE = ("transpose", "bilinear")
 
@@ -54,6 +59,10 @@ class UNet(nn.Module):
     multiple of ``2**depth`` and the output cropped back. With ``encoder`` (a timm name) the encoder's own feature
     levels set the depth; ``pretrained``/``weights`` load it as :class:`zoo.nets.timm_net.TimmNet` does."""
 
+    @classmethod
+    def from_spec(cls, spec: DataSpec, out_features: int, **settings: Any) -> UNet:
+        return cls(list(spec.input_shape), out_features, **settings)
+
     def __init__(
         self,
         input_shape: list[int],
@@ -83,7 +92,7 @@ class UNet(nn.Module):
             self.encoder = TimmEncoder(encoder, channels, pretrained, weights, max(input_shape[1:]))
             widths, self.multiple = self.encoder.widths, self.encoder.reductions[-1]
             if pretrained or weights:  # the input layer normalises as the backbone was trained
-                self.input_mean, self.input_std = self.encoder.mean, self.encoder.std
+                self.pixel_input = PixelInput(mean=self.encoder.mean, std=self.encoder.std)
             skips = widths[:-1]
         else:
             widths = [base_width * 2**i for i in range(depth + 1)]
@@ -143,8 +152,6 @@ class TimmEncoder(nn.Module):
 
     def __init__(self, name: str, channels: int, pretrained: bool, weights: str | None, size: int) -> None:
         super().__init__()
-        from zoo.nets.timm_net import create_timm, weights_source
-
         timm_name, extra = weights_source(name, weights)
         kwargs: dict[str, Any] = {"in_chans": channels, "features_only": True, **extra}
         self.model = create_timm(timm_name, pretrained or weights is not None, size, kwargs, name, weights)

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ZooError
+
+if TYPE_CHECKING:
+    from zoo.spec import DataSpec
 
 MAX_UNITS = 100_000
 
@@ -44,6 +48,12 @@ def hidden_units(rule: str, n_in: int, n_out: int, n_train: int, n_layers: int =
             "choose another rule or an integer width"
         )
     return max(1, round(units))
+
+
+def widths_for(spec: DataSpec, out_features: int, hidden: Any, alpha: float = 2.0) -> list[int]:
+    """``hidden`` (one width, or a list of widths and rule names) as integers for this data and output size."""
+    hidden = list(hidden) if isinstance(hidden, list | tuple) else [hidden]
+    return resolve_widths(hidden, spec.num_features, out_features, spec.num_train, alpha)
 
 
 def resolve_widths(hidden: list[int | str], n_in: int, n_out: int, n_train: int, alpha: float = 2.0) -> list[int]:

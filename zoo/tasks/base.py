@@ -1,25 +1,27 @@
-"""What every supervised task shares: net building from the data spec, losses, L1/L2, optimiser, logging.
+"""What every supervised task shares: the net built from the data's spec, losses, L1/L2, optimiser, logging.
 
-Hyperparameters are plain dicts and lists, so checkpoints load with ``torch.load(weights_only=True)``.
+A task is a LightningModule with one ordinary training step; the fast path's grouped steps come from
+:class:`zoo.tasks.grouped.GroupedSteps`. Hyperparameters are plain dicts and lists, so checkpoints load with
+``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import lightning as L
 import torch
 from hydra.utils import get_class
 from torch import nn
 
 from zoo.config import instantiate, settings_of
-from zoo.data.spec import DataSpec
 from zoo.errors import ZooError
-from zoo.fast import fused_kernel_available
 from zoo.nets.adapt import ImageInput
-from zoo.nets.width_rules import resolve_widths
+from zoo.protocols import PixelInput, WantsPixels
+from zoo.report import Figure, Table
+from zoo.spec import DataSpec, spec_from_dict
+from zoo.tasks.grouped import GroupedSteps
 
 LOSSES: dict[str, type[nn.Module]] = {
     "mse": nn.MSELoss,
@@ -30,13 +32,13 @@ LOSSES: dict[str, type[nn.Module]] = {
 }
 
 
-class SupervisedTask(L.LightningModule):
-    """Base of ClassificationTask and RegressionTask; subclasses say which losses fit and how outputs are read."""
+class SupervisedTask(GroupedSteps):
+    """Base of every task; subclasses say which losses fit, how outputs are read and judged, and what the test
+    report shows. ``OPTIONS`` names the model config keys a task takes besides the shared ones (``zoo.run``)."""
 
     kind = ""
     losses: tuple[str, ...] = ()
-    steps_per_execution: int | str = 1  # optimiser steps per Lightning step; run.build_task sets it (zoo.fast)
-    _direct = None  # a zoo.fast.StepCounter when the fast path may step the optimiser itself
+    OPTIONS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -51,7 +53,7 @@ class SupervisedTask(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.spec = DataSpec.from_dict(spec)
+        self.spec = spec_from_dict(spec)
         self.loss_name = self.default_loss() if loss == "auto" else loss
         if self.loss_name not in self.losses:
             raise ZooError(
@@ -70,9 +72,6 @@ class SupervisedTask(L.LightningModule):
         dtype = torch.uint8 if self.spec.is_image else torch.long if self.spec.is_text else torch.float32
         self.example_input_array = torch.zeros(2, *self.spec.input_shape, dtype=dtype)  # the summary shows shapes
         self._train_sums: dict[str, torch.Tensor] = {}
-        # A net solved in closed form (ELM) gathers the training set in one pass, with no optimiser.
-        self.closed_form = getattr(self.net, "closed_form", False)
-        self.automatic_optimization = not self.closed_form
 
     # -- what subclasses define ---------------------------------------------------------------------------
     def default_loss(self) -> str:
@@ -100,16 +99,13 @@ class SupervisedTask(L.LightningModule):
     def record_test_batch(self, x: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
         """Keep what the test report needs (see :meth:`test_report`); nothing by default."""
 
-    def test_report(self) -> dict[str, Any]:
-        """Figures' data for the run folder after testing; called on every rank (metrics sync there)."""
+    def test_report(self, datamodule: Any) -> dict[str, Any]:
+        """What the test showed, as data, after testing; called on every rank (metrics sync there)."""
         return {}
 
-    def write_test_figures(self, report: dict[str, Any], folder: Path) -> dict[str, Path]:
-        """Draw :meth:`test_report`'s data into ``folder`` (rank zero only); returns ``{key: png path}``."""
-        return {}
-
-    def wandb_tables(self, report: dict[str, Any]) -> dict[str, tuple[list[str], list[list]]]:
-        """What goes to W&B as ``test/<key>`` tables: ``{key: (columns, rows)}``; none by default."""
+    def test_outputs(self, report: dict[str, Any]) -> dict[str, Figure | Table]:
+        """:meth:`test_report`'s figures and tables for the run folder (``zoo.outputs``: ``<name>.png``,
+        ``<name>.csv``; tables also go to W&B as ``test/<name>``)."""
         return {}
 
     def wandb_images(self, report: dict[str, Any], written: dict[str, Path]) -> dict[str, tuple[list, dict]]:
@@ -137,15 +133,8 @@ class SupervisedTask(L.LightningModule):
         return total
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        if self.is_group(batch):
-            return self.training_steps(batch, batch_idx)
-        if self.closed_form:
-            x, y = batch
-            return self.net.accumulate(self.input(x), self.solve_targets(y))
         loss, data_loss = self.step_loss(batch)
-        every = self.trainer.log_every_n_steps  # 0: no step-level logging
-        if every and (self.global_step + 1) % every == 0:
-            self.log("train/loss_step", data_loss, on_step=True, on_epoch=False)
+        self.log_step("train/loss_step", data_loss)
         return loss
 
     def step_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,86 +149,31 @@ class SupervisedTask(L.LightningModule):
         penalty = self.penalty()
         return (loss if penalty is None else loss + penalty), loss
 
-    def is_group(self, batch: Any) -> bool:
-        """Whether ``batch`` is a group of mini-batches (a list of ``(x, y)`` tensor pairs) for the fast path."""
-        k = self.steps_per_execution  # "auto" until setup("fit") resolves it
-        return isinstance(batch, list) and isinstance(k, int) and k > 1
-
     def on_train_epoch_start(self) -> None:
         self._train_sums = {}
-        if self.steps_per_execution > 1:
-            self.step_epoch_schedulers(plateau=True)
+        super().on_train_epoch_start()
 
-    # -- the fast path: several optimiser steps per Lightning step (zoo.fast) --------------------------------
-    def setup(self, stage: str) -> None:
-        if stage == "fit":
-            from zoo.fast import StepCounter, resolve_steps_per_execution
-
-            self.steps_per_execution = resolve_steps_per_execution(self.steps_per_execution, self.trainer, self)
-            if self.steps_per_execution > 1:
-                self.automatic_optimization = False
-                self._direct = StepCounter.for_run(self.trainer, self)
-
-    def training_steps(self, batches: list[tuple[torch.Tensor, torch.Tensor]], batch_idx: int) -> torch.Tensor:
-        """One optimiser step per mini-batch, as automatic optimisation runs them (forward, zero_grad, backward,
-        step). With plain fp32 on one device and no hook around backward or the step (``StepCounter.for_run``) the
-        steps go straight to the optimiser, counted in Lightning's progress; otherwise through Lightning's optimiser
-        wrapper so precision plugins and AMP apply."""
-        direct = self._direct
-        optimizer = self.optimizers(use_pl_optimizer=direct is None)
-        every, step, logged = self.trainer.log_every_n_steps, self.global_step, {}
-        for batch in batches:
-            loss, data_loss = self.step_loss(batch)
-            optimizer.zero_grad()
-            if direct is None:
-                self.manual_backward(loss)
-                optimizer.step()
-            else:
-                loss.backward()
-                direct.step(optimizer)
-            step += 1
-            if every and step % every == 0:
-                logged[step - 1] = data_loss.detach()  # at the step index one step at a time logs it
-        if logged:
-            # Lightning writes a logged value when a Lightning step ends on a multiple of log_every_n_steps, which a
-            # group seldom does: the group writes its own (one host sync per group).
-            for at, value in zip(logged, torch.stack(list(logged.values())).tolist(), strict=True):
-                for logger in self.loggers:
-                    logger.log_metrics({"train/loss_step": value}, step=at)
-        # The loggers' step axis (W&B's trainer/global_step) counts optimiser steps, as one step at a time does:
-        # Lightning adds one per Lightning step after this, the group's others are added here.
-        self.trainer.fit_loop.epoch_loop._batches_that_stepped += len(batches) - 1
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if batch_idx + 1 == self.trainer.num_training_batches:
-            self.step_epoch_schedulers(plateau=False)
-        return loss.detach()
-
-    def step_epoch_schedulers(self, plateau: bool) -> None:
-        """What Lightning does for epoch schedulers in automatic optimisation only: the others step after the epoch's
-        last training step, ``ReduceLROnPlateau`` after the epoch-end hooks (here: as the next epoch starts, once the
-        checkpoint has been saved) and not right after a resume, when no metric is known yet."""
-        for config in self.trainer.lr_scheduler_configs:
-            # Lightning keeps neither the monitor nor the plateau flag for manual optimisation: zoo monitors val/loss
-            on_plateau = isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-            epoch = self.current_epoch if plateau else self.current_epoch + 1
-            if config.interval != "epoch" or on_plateau != plateau or epoch == 0 or epoch % config.frequency:
-                continue
-            if not plateau:
-                self.lr_scheduler_step(config.scheduler, None)
-            elif "val/loss" in self.trainer.callback_metrics:
-                self.lr_scheduler_step(config.scheduler, self.trainer.callback_metrics["val/loss"])
+            self.log_epoch()
 
     def on_train_epoch_end(self) -> None:
-        if self.closed_form:  # solved once from the whole pass: later epochs would repeat it
-            self.net.solve()
-            self.trainer.should_stop = True
+        self.log_epoch()  # an epoch that ended before its last batch (trainer.max_steps)
+
+    def log_epoch(self) -> None:
+        """The epoch's training averages (``train/loss``, ``train/acc``...), logged with its last batch: so every
+        callback sees them when the epoch ends (the run's history among them), not only those Lightning calls after
+        the task's own epoch-end hook."""
         if not self._train_sums:
             return
-        n = self._train_sums.pop("n")
-        for key, total in self._train_sums.items():
-            self.log(f"train/{key}", total / n, prog_bar=key == "loss", sync_dist=True)
+        sums, self._train_sums = self._train_sums, {}
+        n = sums.pop("n")
+        for key, total in sums.items():
+            self.log(f"train/{key}", total / n, on_step=False, on_epoch=True, prog_bar=key == "loss", sync_dist=True,
+                     batch_size=1)  # fmt: skip
         penalty = self.penalty()
         if penalty is not None:
-            self.log("train/penalty", penalty.detach())
+            self.log("train/penalty", penalty.detach(), on_step=False, on_epoch=True, batch_size=1)
 
     def _eval_step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         x, y = batch
@@ -266,13 +200,7 @@ class SupervisedTask(L.LightningModule):
             small = sum(int((w.abs() < 1e-3).sum()) for w in weights)
             self.log("test/sparsity", small / sum(w.numel() for w in weights))
 
-    def solve_targets(self, y: torch.Tensor) -> torch.Tensor:
-        """What a closed-form net fits for labels ``y`` (one-hot classes, standardised targets...)."""
-        raise NotImplementedError
-
     def configure_optimizers(self) -> Any:
-        if self.closed_form:
-            return None
         cfg = dict(self.hparams.optimizer or {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3})
         decay = cfg.get("weight_decay", 0.0)
         trainable = [p for p in self.parameters() if p.requires_grad]  # a frozen backbone stays out (Finetune)
@@ -290,14 +218,6 @@ class SupervisedTask(L.LightningModule):
             scheduler = check_schedule(instantiate(dict(self.hparams.scheduler))(optimizer))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning sets _current_fx_name around every hook, dozens of times a step; nn.Module.__setattr__'s
-        # parameter/buffer/module checks make that a measurable share of a small model's step. It is a plain str.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lightning stores hparams as its AttributeDict; a plain dict keeps the file loadable with weights_only=True.
         checkpoint["hyper_parameters"] = dict(checkpoint.get("hyper_parameters", {}))
@@ -314,33 +234,43 @@ def check_schedule(scheduler: Any) -> Any:
 
 
 def build_net(net: dict[str, Any], spec: DataSpec, out_features: int) -> nn.Module:
-    """Instantiate a net config, sized from the data spec: text nets take ``vocab_size`` (and ``pad_id``), image nets
-    ``input_shape`` (``[C, H, W]``), the others ``in_features`` (images flattened); width rules in ``hidden`` become
-    integers."""
-    cfg = dict(net)
-    alpha = cfg.pop("width_alpha", 2.0)
-    if "hidden" in cfg:
-        hidden = cfg["hidden"] if isinstance(cfg["hidden"], list | tuple) else [cfg["hidden"]]  # hidden=64: one layer
-        cfg["hidden"] = resolve_widths(list(hidden), spec.num_features, out_features, spec.num_train, alpha)
-    takes = inspect.signature(get_class(cfg["_target_"])).parameters
-    if "vocab_size" in takes:  # text nets: token ids in, the data's vocabulary and padding id
-        text = {"vocab_size": spec.vocab_size, "pad_id": spec.pad_id, "max_length": spec.input_shape[0]}
-        size = {k: v for k, v in text.items() if k in takes}
-    elif "input_shape" in takes:
-        size = {"input_shape": list(spec.input_shape)}
-    else:
-        size = {"in_features": spec.num_features}
+    """The model config's ``net`` block built for this data: ``_target_``'s ``from_spec(spec, out_features,
+    **settings)`` (``zoo.protocols.Net``), which sizes the net from the spec."""
+    settings = dict(net)
+    target = settings.pop("_target_")
     with settings_of("model.net"):
-        return instantiate(cfg, **size, out_features=out_features, _convert_="all")
+        cls = get_class(target)
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module) and hasattr(cls, "from_spec")):
+            raise ZooError(
+                f"model.net._target_={target} is not a net zoo can build: a torch.nn.Module with a classmethod "
+                "from_spec(spec, out_features, **settings) (see CONTRIBUTING.md)"
+            )
+        return cls.from_spec(spec, out_features, **settings)
 
 
 def build_input(net: nn.Module, spec: DataSpec) -> nn.Module:
-    """Images: raw pixels -> the size and normalisation the net asks for (see ``zoo.nets.adapt``); tables: as is."""
+    """Images: raw pixels -> the size and normalisation the net asks for (``zoo.protocols.WantsPixels``; see
+    ``zoo.nets.adapt``); tables and text: as they are."""
     if not spec.is_image:
         return nn.Identity()
+    wants = net.pixel_input if isinstance(net, WantsPixels) else PixelInput()
     channels = spec.input_shape[0]
-    mean, std = getattr(net, "input_mean", spec.pixel_mean), getattr(net, "input_std", spec.pixel_std)
+    mean, std = wants.mean or spec.pixel_mean, wants.std or spec.pixel_std
     if len(mean) != channels and len(mean) != spec.num_features:  # an RGB backbone's statistics for grey data
         mean, std = [sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels
-    size = getattr(net, "input_size", None)
-    return ImageInput(channels, tuple(spec.input_shape[1:]), mean, std, size, getattr(net, "input_fit", "auto"))
+    return ImageInput(channels, tuple(spec.input_shape[1:]), mean, std, wants.size, wants.fit)
+
+
+FUSED_DEVICES = ("cpu", "cuda")  # where torch >= 2.4 has fused Adam, AdamW and SGD kernels
+
+
+def fused_kernel_available(optimizer: type, params: list[torch.Tensor]) -> bool:
+    """Whether ``optimizer`` (a class) takes ``fused=True`` for ``params``: torch's fused kernel runs the same update
+    in one kernel per parameter group instead of several per tensor, the larger share of a small net's step (an
+    MLP epoch 12-18% faster on a 2-core CPU; on a GPU, 2 launches a step instead of ~16). Torch's docs call it the
+    fastest implementation and leave it off by default only to give it time to bed in."""
+    if "fused" not in inspect.signature(optimizer).parameters or not params:
+        return False
+    if optimizer is torch.optim.SGD and any(p.device.type != "cuda" for p in params):
+        return False  # SGD's fused kernel is CUDA-only in some supported torch versions
+    return all(p.is_floating_point() and p.device.type in FUSED_DEVICES for p in params)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,8 +14,11 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
-from zoo.data.spec import CLASSIFICATION
 from zoo.errors import ZooError
+from zoo.plots import plot_confusion_matrix, plot_predictions, plot_word_embeddings
+from zoo.protocols import DecodesText, WordEmbeddings
+from zoo.report import Figure, Table
+from zoo.spec import CLASSIFICATION
 from zoo.tasks.base import SupervisedTask
 
 EXAMPLES, MISTAKES = 24, 16  # test images shown with their predictions: a few of each class, then mistakes
@@ -51,12 +52,6 @@ class ClassificationTask(SupervisedTask):
 
     def num_outputs(self) -> int:
         return 1 if self.loss_name == "bce" else self.spec.num_classes
-
-    def solve_targets(self, y: torch.Tensor) -> torch.Tensor:
-        """One-hot rows; one ±1 column for a single logit, so that 0 is the decision threshold as with BCE."""
-        if self.loss_name == "bce":
-            return y.float().unsqueeze(1) * 2 - 1
-        return nn.functional.one_hot(y, self.spec.num_classes).float()
 
     def data_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.loss_name == "bce":
@@ -117,11 +112,11 @@ class ClassificationTask(SupervisedTask):
         if len(wrong):
             self._mistakes.append((x[wrong].cpu(), y[wrong].cpu(), pred[wrong].cpu()))
 
-    def test_report(self) -> dict[str, Any]:
+    def test_report(self, datamodule: Any) -> dict[str, Any]:
         """The test confusion matrix (synced across processes) and sample images: examples by class, then mistakes."""
         report: dict[str, Any] = {"confusion_matrix": self.confusion.compute().cpu().numpy()}
         if self.spec.is_text:
-            return {**report, **self._text_report()}
+            return {**report, **self._text_report(datamodule)}
         parts = []
         for kept, by_class in ((self._examples, True), (self._mistakes, False)):
             if kept:
@@ -132,10 +127,9 @@ class ClassificationTask(SupervisedTask):
             report["samples"] = tuple(torch.cat(column).numpy() for column in zip(*parts, strict=True))
         return report
 
-    def _text_report(self) -> dict[str, Any]:
+    def _text_report(self, datamodule: Any) -> dict[str, Any]:
         """Misclassified test texts (decoded by the data's tokenizer) and the embeddings of frequent words."""
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        if not hasattr(datamodule, "decode"):
+        if not isinstance(datamodule, DecodesText):
             return {}
         names, report = self.spec.class_names, {}
         rows = [
@@ -144,8 +138,8 @@ class ClassificationTask(SupervisedTask):
             for ids, t, p, c in zip(*part, strict=True)
         ][:TEXT_MISTAKES]
         report["misclassified"] = rows
-        embedding = getattr(self.net, "embedding", None)
-        if isinstance(embedding, nn.Embedding):
+        if isinstance(self.net, WordEmbeddings):
+            embedding = self.net.embedding
             ids = datamodule.frequent_tokens(WORDS)
             texts = torch.full((len(ids), self.spec.input_shape[0]), self.spec.pad_id, device=self.device)
             texts[:, 0] = torch.tensor(ids, device=self.device)  # each word as a one-word text
@@ -158,24 +152,15 @@ class ClassificationTask(SupervisedTask):
             )
         return report
 
-    def wandb_tables(self, report: dict[str, Any]) -> dict[str, tuple[list[str], list[list]]]:
-        return {"misclassified": (MISCLASSIFIED_COLUMNS, report["misclassified"])} if "misclassified" in report else {}
-
-    def write_test_figures(self, report: dict[str, Any], folder: Path) -> dict[str, Path]:
-        from zoo.plots import plot_confusion_matrix, plot_predictions, plot_word_embeddings
-
+    def test_outputs(self, report: dict[str, Any]) -> dict[str, Figure | Table]:
         names = self.spec.class_names
-        written = {
-            "confusion_matrix": plot_confusion_matrix(
-                report["confusion_matrix"], names, folder / "confusion_matrix.png"
-            )
+        outputs: dict[str, Figure | Table] = {
+            "confusion_matrix": Figure(plot_confusion_matrix, (report["confusion_matrix"], names))
         }
         if "samples" in report:
-            written["predictions"] = plot_predictions(*report["samples"], names, folder / "predictions.png")
+            outputs["predictions"] = Figure(plot_predictions, (*report["samples"], names))
         if "word_embeddings" in report:
-            path = folder / "word_embeddings.png"
-            written["word_embeddings"] = plot_word_embeddings(*report["word_embeddings"], names, path)
-        if "misclassified" in report:  # a table, not a figure: W&B gets it through wandb_tables
-            with (folder / "misclassified.csv").open("w", newline="") as fh:
-                csv.writer(fh).writerows([MISCLASSIFIED_COLUMNS, *report["misclassified"]])
-        return written
+            outputs["word_embeddings"] = Figure(plot_word_embeddings, (*report["word_embeddings"], names))
+        if "misclassified" in report:
+            outputs["misclassified"] = Table(MISCLASSIFIED_COLUMNS, report["misclassified"])
+        return outputs

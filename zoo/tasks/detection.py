@@ -17,9 +17,12 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.detection import MeanAveragePrecision
 
-from zoo.data.spec import DETECTION
 from zoo.errors import ZooError
 from zoo.nets.detector import BOX_CHANNELS
+from zoo.plots import plot_detections
+from zoo.protocols import GridDetector
+from zoo.report import Figure, Table
+from zoo.spec import DETECTION
 from zoo.tasks.base import SupervisedTask
 
 SAMPLES = 16  # test images drawn with their true and predicted boxes
@@ -49,6 +52,7 @@ class DetectionTask(SupervisedTask):
 
     kind = DETECTION
     losses = ("giou", "l1")
+    OPTIONS = ("score_threshold", "nms_iou", "max_detections", "box_weight")
 
     def __init__(
         self,
@@ -68,7 +72,7 @@ class DetectionTask(SupervisedTask):
             raise ZooError(f"model.max_detections={max_detections!r} must be a positive integer")
         if not box_weight > 0:
             raise ZooError(f"model.box_weight={box_weight} must be > 0")
-        if not hasattr(self.net, "stride"):
+        if not isinstance(self.net, GridDetector):
             raise ZooError(f"model.net: {type(self.net).__name__} is not a grid detector; use model=detector")
         self.score_threshold, self.nms_iou, self.max_detections = score_threshold, nms_iou, max_detections
         self.box_weight = box_weight
@@ -204,7 +208,7 @@ class DetectionTask(SupervisedTask):
             kept = [{k: v.cpu() for k, v in p.items()} for p in self.predict(out[:room])]
             self._samples.append((x[:room].cpu(), y[:room].cpu(), kept))
 
-    def test_report(self) -> dict[str, Any]:
+    def test_report(self, datamodule: Any) -> dict[str, Any]:
         """The first test images with their true boxes and the predictions."""
         if not self._samples:
             return {}
@@ -213,12 +217,9 @@ class DetectionTask(SupervisedTask):
         predictions = [{k: v.numpy() for k, v in p.items()} for s in self._samples for p in s[2]]
         return {"samples": (images, truth, predictions)}
 
-    def write_test_figures(self, report: dict[str, Any], folder: Path) -> dict[str, Path]:
-        from zoo.plots import plot_detections
-
-        images, truth, predictions = report["samples"]
-        path = folder / "detections.png"
-        return {"detections": plot_detections(images, truth, predictions, self.spec.class_names, path, DRAW_SCORE)}
+    def test_outputs(self, report: dict[str, Any]) -> dict[str, Figure | Table]:
+        draw = Figure(plot_detections, (*report["samples"], self.spec.class_names), {"min_score": DRAW_SCORE})
+        return {"detections": draw}
 
     def wandb_images(self, report: dict[str, Any], written: dict[str, Path]) -> dict[str, tuple[list, dict]]:
         """The test images with W&B's interactive box overlays: predictions (with scores, filterable there) and

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
-from zoo.data.spec import REGRESSION
+from zoo.spec import REGRESSION
 from zoo.tasks.base import SupervisedTask
 
 
@@ -33,9 +33,6 @@ class RegressionTask(SupervisedTask):
 
     def data_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(out, (y - self.target_mean) / self.target_std)
-
-    def solve_targets(self, y: torch.Tensor) -> torch.Tensor:
-        return (y - self.target_mean) / self.target_std
 
     def predict(self, out: torch.Tensor) -> torch.Tensor:
         return out * self.target_std + self.target_mean

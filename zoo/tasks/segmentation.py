@@ -12,9 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from zoo.data.segmentation import BACKGROUND
-from zoo.data.spec import SEGMENTATION
 from zoo.errors import ZooError
+from zoo.plots import plot_segmentation
+from zoo.report import Figure, Table
+from zoo.spec import BACKGROUND, SEGMENTATION
 from zoo.tasks.base import SupervisedTask
 
 SAMPLES = 8  # test images shown with their true and predicted masks
@@ -149,16 +150,14 @@ class SegmentationTask(SupervisedTask):
             take = slice(0, SAMPLES - kept)
             self._samples.append((x[take].cpu(), y[take].cpu(), self.predicted_mask(out[take]).cpu()))
 
-    def test_report(self) -> dict[str, Any]:
+    def test_report(self, datamodule: Any) -> dict[str, Any]:
         if not self._samples:
             return {}
         images, true, pred = (torch.cat(column).numpy() for column in zip(*self._samples, strict=True))
         return {"samples": (images, true.astype("uint8"), pred.astype("uint8"))}
 
-    def write_test_figures(self, report: dict[str, Any], folder: Path) -> dict[str, Path]:
-        from zoo.plots import plot_segmentation
-
-        return {"overlays": plot_segmentation(*report["samples"], self.spec.class_names, folder / "overlays.png")}
+    def test_outputs(self, report: dict[str, Any]) -> dict[str, Figure | Table]:
+        return {"overlays": Figure(plot_segmentation, (*report["samples"], self.spec.class_names))}
 
     def wandb_images(self, report: dict[str, Any], written: dict[str, Path]) -> dict[str, tuple[list, dict]]:
         """The test images with W&B's interactive mask overlays (true and predicted, toggled in the UI)."""

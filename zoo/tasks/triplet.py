@@ -13,7 +13,6 @@ their distance (balanced accuracy at the best threshold, logged as ``test/verify
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,6 +21,9 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from zoo.errors import ZooError
+from zoo.plots import plot_embeddings
+from zoo.protocols import ReferenceSplit
+from zoo.report import Figure, Table
 from zoo.tasks.base import SupervisedTask
 
 MINING = ("semihard", "hard", "all")
@@ -135,6 +137,7 @@ class TripletTask(SupervisedTask):
 
     kind = "triplet embeddings"
     losses = ("triplet",)
+    OPTIONS = ("embedding_dim", "margin", "mining", "knn_k")
 
     def __init__(
         self,
@@ -194,8 +197,8 @@ class TripletTask(SupervisedTask):
 
     def _embed_reference(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The training split's embeddings and labels, from every process, with the weights as they are now."""
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if not hasattr(datamodule, "reference_dataloader"):
+        datamodule = self.trainer.datamodule
+        if not isinstance(datamodule, ReferenceSplit):
             raise ZooError(
                 f"model=triplet: {type(datamodule).__name__} has no reference_dataloader() (the training split that "
                 "knn_acc compares against); use an in-memory image data set"
@@ -251,13 +254,10 @@ class TripletTask(SupervisedTask):
         self.log("test/verify_threshold", threshold, sync_dist=True)
         self._reference, self._test_parts, self._test_gathered = None, [], None
 
-    def test_report(self) -> dict[str, Any]:
+    def test_report(self, datamodule: Any) -> dict[str, Any]:
         """The test embeddings and their labels, from every process."""
         embeddings, labels = self._test_embeddings()
         return {"embeddings": embeddings.cpu().numpy(), "labels": labels.cpu().numpy()}
 
-    def write_test_figures(self, report: dict[str, Any], folder: Path) -> dict[str, Path]:
-        from zoo.plots import plot_embeddings
-
-        path = folder / "embeddings.png"
-        return {"embeddings": plot_embeddings(report["embeddings"], report["labels"], self.spec.class_names, path)}
+    def test_outputs(self, report: dict[str, Any]) -> dict[str, Figure | Table]:
+        return {"embeddings": Figure(plot_embeddings, (report["embeddings"], report["labels"], self.spec.class_names))}

@@ -1,0 +1,59 @@
+"""The one door to Lightning's and Hydra's private internals: the few places zoo needs them, each saying why.
+
+Nothing else in zoo touches a private attribute of Lightning or Hydra. ``tests/test_internals.py`` checks each one
+below against the installed versions and fails naming the attribute when an upgrade moves it; the lower bounds in
+``pyproject.toml`` are the versions those tests ran against. Kept free of torch and Lightning at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# -- Lightning -------------------------------------------------------------------------------------------------
+
+
+def count_group_steps(trainer: Any, steps: int) -> None:
+    """A group of ``steps`` optimiser steps ran in one Lightning step (``zoo.tasks.grouped``). Lightning adds one
+    to the loggers' step axis (W&B's ``trainer/global_step``) per Lightning step; the group's others are added here,
+    so that the axis counts optimiser steps as one step at a time does. Lightning keeps that count in the epoch
+    loop's ``_batches_that_stepped`` (also saved in checkpoints, so a resumed run continues it)."""
+    trainer.fit_loop.epoch_loop._batches_that_stepped += steps - 1
+
+
+def optimizer_step_progress(trainer: Any) -> Any:
+    """The progress tracker in which Lightning counts manual optimisation's optimiser steps (its ``global_step``,
+    saved in checkpoints). The fast path steps the optimiser itself where Lightning's wrapper would add nothing
+    and counts each step here (``zoo.tasks.grouped.StepCounter``)."""
+    return trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+
+
+HOOK_NAME = "_current_fx_name"
+
+
+class QuickHookName:
+    """Mixin for a LightningModule: Lightning sets ``_current_fx_name`` around every hook, dozens of times a step,
+    and ``nn.Module.__setattr__``'s parameter, buffer and module checks make that a measurable share of a small
+    model's step. The value is a plain string, so it is set as one."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == HOOK_NAME:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+
+# -- Hydra -----------------------------------------------------------------------------------------------------
+
+
+def expand_sweep(parsed_overrides: list[Any]) -> list[list[str]]:
+    """Every override list of a ``--multirun`` sweep, as Hydra's basic sweeper expands them (its
+    ``split_arguments``, in ``hydra._internal``), so that each combination is checked before any job starts."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    return [combo for batch in BasicSweeper.split_arguments(parsed_overrides, None) for combo in batch]
+
+
+def job_outcome(job_return: Any) -> Any:
+    """What a Hydra job returned, or the exception that ended it: ``JobReturn.return_value`` raises the exception
+    again for a failed job, so the recorded outcome is read from ``_return_value``."""
+    return job_return._return_value
