@@ -1,0 +1,88 @@
+"""Each private piece of Lightning or Hydra that zoo relies on (``zoo.internals``), checked against the installed
+versions: an upgrade that moves one fails here, naming it, instead of silently changing step counts or resumes."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+
+from zoo import internals
+
+
+class Tiny(L.LightningModule):
+    """Three batches of one linear layer; ``manual`` steps the optimiser itself, as zoo's grouped steps do."""
+
+    def __init__(self, manual: bool = False) -> None:
+        super().__init__()
+        self.layer = nn.Linear(2, 1)
+        self.automatic_optimization = not manual
+
+    def training_step(self, batch, batch_idx):
+        loss = self.layer(batch[0]).pow(2).mean()
+        if self.automatic_optimization:
+            return loss
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        optimizer.step()
+        return None
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(12, 2)), batch_size=4)
+
+
+def fit(module: L.LightningModule) -> L.Trainer:
+    trainer = L.Trainer(
+        max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, accelerator="cpu",
+    )  # fmt: skip
+    trainer.fit(module)
+    return trainer
+
+
+def test_lightning_counts_the_loggers_steps_in_batches_that_stepped():
+    trainer = fit(Tiny())
+    loop = trainer.fit_loop.epoch_loop
+    assert getattr(loop, "_batches_that_stepped", None) == 6, (
+        "Lightning moved trainer.fit_loop.epoch_loop._batches_that_stepped (zoo.internals.count_group_steps)"
+    )
+    internals.count_group_steps(trainer, 5)
+    assert loop._batches_that_stepped == 10
+
+
+def test_lightning_counts_manual_optimizer_steps_in_optim_step_progress():
+    trainer = fit(Tiny(manual=True))
+    progress = internals.optimizer_step_progress(trainer)
+    assert progress.total.completed == trainer.global_step == 6, (
+        "Lightning moved fit_loop.epoch_loop.manual_optimization.optim_step_progress "
+        "(zoo.internals.optimizer_step_progress)"
+    )
+    assert callable(progress.increment_ready) and callable(progress.increment_completed)
+
+
+def test_lightning_sets_current_fx_name_on_the_module():
+    module = Tiny()
+    assert internals.HOOK_NAME in vars(module), (
+        "Lightning no longer sets _current_fx_name (zoo.internals.QuickHookName)"
+    )
+
+
+def test_hydras_basic_sweeper_expands_a_sweep():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(["seed=1,2", "model=mlp"])
+    assert internals.expand_sweep(parsed) == [["seed=1", "model=mlp"], ["seed=2", "model=mlp"]], (
+        "hydra._internal.core_plugins.basic_sweeper.BasicSweeper.split_arguments moved (zoo.internals.expand_sweep)"
+    )
+
+
+def test_hydras_job_return_keeps_a_failed_jobs_exception():
+    from hydra.core.utils import JobReturn, JobStatus
+
+    error = ValueError("the job's error")
+    job = JobReturn(status=JobStatus.FAILED, _return_value=error)
+    assert internals.job_outcome(job) is error, "Hydra's JobReturn._return_value moved (zoo.internals.job_outcome)"
