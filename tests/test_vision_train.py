@@ -60,7 +60,8 @@ def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-def test_frozen_backbone_never_changes_and_only_the_head_learns(train_run):
+def test_frozen_backbone_never_changes_and_only_the_head_learns(train_run, tmp_path):
+    from tests.formats import timm_weights
     from zoo.nets.timm_net import TimmNet
 
     seen = {}
@@ -73,7 +74,8 @@ def test_frozen_backbone_never_changes_and_only_the_head_learns(train_run):
 
     TimmNet.__init__ = spy
     try:
-        _, out = train_run(*TIMM, "model.finetune.mode=frozen", *SMALL, "trainer.max_epochs=2")
+        weights = f"model.weights={timm_weights(tmp_path / 'test_resnet.pth')}"
+        _, out = train_run(*TIMM, weights, "model.finetune.mode=frozen", *SMALL, "trainer.max_epochs=2")
     finally:
         TimmNet.__init__ = original
     after = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
@@ -163,3 +165,11 @@ def test_resnet_and_timm_train_on_every_image_data_set(train_run, tmp_path, mnis
         short = ["trainer.max_epochs=1", "+trainer.limit_train_batches=5", "data.batch_size=16"]
         metrics, out = train_run(*model, f"data={name}", *extra, *short, folder=f"{name}-{model[0]}")
         assert 0 <= metrics["test/acc"] <= 1 and (out / "confusion_matrix.png").is_file(), name
+
+
+def test_a_frozen_backbone_that_was_never_trained_is_refused(train_run, tmp_path):
+    with pytest.raises(ZooError, match=r"^model.finetune.mode=frozen would freeze a random backbone .*model.weights="):
+        train_run(*TIMM, "model.finetune.mode=frozen", *SMALL)
+    with pytest.raises(ZooError, match="would freeze a random backbone"):  # the experiment's weights left out
+        train_run("experiment=transfer_frozen")
+    assert not (tmp_path / "logs").exists()

@@ -69,6 +69,21 @@ def to_float_dict(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v.item() if isinstance(v, torch.Tensor) else v) for k, v in sorted(metrics.items())}
 
 
+class EpochLines(L.Callback):
+    """One line per epoch (every tenth of the run on long ones, and the last), as Keras' ``fit`` prints them: what
+    ``zoo.fit`` shows in a notebook instead of progress bars."""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        epoch, epochs = trainer.current_epoch + 1, trainer.max_epochs
+        if epochs > 0 and epoch % max(1, epochs // 10) and epoch != epochs:
+            return
+        shown = sorted(k for k in trainer.callback_metrics if k.startswith(("train/", "val/")) and "_step" not in k)
+        values = "  ".join(f"{k}={float(trainer.callback_metrics[k]):.4f}" for k in shown)
+        print(f"epoch {epoch}/{epochs if epochs > 0 else '?'}  {values}", flush=True)
+
+
 class TestReport(L.Callback):
     """After testing, writes the task's figures into the run folder (``confusion_matrix.png`` and
     ``predictions.png`` for classification, mask overlays for segmentation, drawn boxes for detection...) and logs
@@ -115,6 +130,20 @@ class Finetune(BaseFinetuning):
         if not backbone_lr_scale > 0:
             raise ZooError(f"model.finetune.backbone_lr_scale={backbone_lr_scale} must be > 0")
         self.mode, self.unfreeze_epoch, self.backbone_lr_scale = mode, unfreeze_epoch, backbone_lr_scale
+
+    @classmethod
+    def for_model(cls, model: Any) -> Finetune:
+        """The model config's ``finetune`` block, refused where it would freeze a backbone that was never trained:
+        its random features would be all the new head sees."""
+        finetune = dict(model["finetune"])
+        random = "pretrained" in model and not model.get("pretrained") and not model.get("weights")
+        if finetune.get("mode") == "frozen" and random:
+            raise ZooError(
+                "model.finetune.mode=frozen would freeze a random backbone (model.pretrained=false, model.weights="
+                "null); give model.weights=PATH (a weights file or a run's pretrained/ folder) or "
+                "model.pretrained=true, or train it all with model.finetune.mode=full"
+            )
+        return cls(**finetune)
 
     @staticmethod
     def backbone(pl_module: L.LightningModule) -> nn.Module | list[nn.Module]:

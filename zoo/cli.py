@@ -229,10 +229,19 @@ def _check_value_types(cfg: Any, defaults: Any, overrides: list[str]) -> None:
 
 
 def _check_required(cfg: Any, config_name: str) -> None:
-    """Top-level settings the script cannot run without (``ckpt_path: ???``)."""
+    """Settings the run cannot go without (``ckpt_path: ???``; an experiment's ``data.path: ???``)."""
     from omegaconf import OmegaConf
 
-    missing = [str(k) for k in cfg if OmegaConf.is_missing(cfg, k)]
+    missing: list[str] = []
+
+    def walk(node: Any, key: str) -> None:
+        if isinstance(node, dict):
+            for name, value in node.items():
+                walk(value, f"{key}.{name}" if key else str(name))
+        elif node == "???":
+            missing.append(key)
+
+    walk(OmegaConf.to_container(cfg, resolve=False), "")
     if missing:
         needed = " ".join(f"{k}=..." for k in missing)
         raise ZooError(f"{', '.join(missing)} must be given: python scripts/{config_name}.py {needed}")

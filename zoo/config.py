@@ -29,9 +29,11 @@ def register_resolvers() -> None:
 
 
 def compose_config(
-    overrides: list[str], log_dir: str | Path, config_name: str = "train", folder: str = "run"
+    overrides: list[str], log_dir: str | Path | None = None, config_name: str = "train", folder: str | None = "run"
 ) -> DictConfig:
-    """Compose ``conf/<config_name>.yaml`` with ``overrides``; the run folder is ``log_dir/<name>/runs/<folder>``."""
+    """Compose ``conf/<config_name>.yaml`` with ``overrides``. The run folder is ``log_dir/<name>/runs/<folder>``;
+    with ``log_dir=None`` the composed ``paths.log_dir`` stays, and with ``folder=None`` the folder is the one a
+    script would get (``hydra.run.dir``: a new time stamp)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
@@ -41,8 +43,10 @@ def compose_config(
         cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # so ${hydra:...} interpolations resolve outside a Hydra run
     with open_dict(cfg):
-        cfg.paths.log_dir = str(log_dir)
-        cfg.paths.output_dir = str(Path(log_dir) / cfg.name / "runs" / folder)
+        if log_dir is not None:
+            cfg.paths.log_dir = str(log_dir)
+        run_dir = Path(cfg.paths.log_dir) / cfg.name / "runs" / folder if folder else Path(cfg.hydra.run.dir)
+        cfg.paths.output_dir = str(run_dir)
     return cfg
 
 

@@ -52,9 +52,13 @@ class RunFolder:
     def fold(self, i: int) -> RunFolder:
         return RunFolder(self.path / f"fold{i}")
 
+    def holds_run(self) -> list[str]:
+        """What shows that a run lives here (``config.yaml``, ``metrics.json``, ``checkpoints``); empty if none."""
+        return [m for m in RUN_MARKERS if (self.path / m).exists()]
+
     def check_free(self) -> Path:
         """The folder, refused when an earlier run lives there (nothing is ever overwritten)."""
-        taken = [m for m in RUN_MARKERS if (self.path / m).exists()]
+        taken = self.holds_run()
         if taken:
             raise ZooError(
                 f"run folder '{self.path}' already holds a run ({', '.join(taken)}); nothing was overwritten. "

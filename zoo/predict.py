@@ -30,10 +30,7 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
         raise ZooError(f"predict.py handles classification and regression; this is a {task.spec.task} model")
     datamodule = restore_datamodule(checkpoint)
     names, inputs = read_inputs(Path(str(cfg.input)), task.spec.is_image)
-    x = datamodule.encode(inputs)
-    with torch.no_grad():
-        outputs = torch.cat([task.predict(task(b)) for b in x.split(int(cfg.batch_size))])
-    rows = to_rows(names, outputs, task.spec)
+    rows = predict_rows(task, datamodule, names, inputs, int(cfg.batch_size))
     if output is None:
         for row in rows:
             print(format_row(row))
@@ -45,6 +42,14 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
             writer.writerows(rows)
         print(f"{len(rows)} predictions written to {output}")
     return rows
+
+
+def predict_rows(task: Any, datamodule: Any, names: list[str], inputs: Any, batch_size: int) -> list[dict[str, Any]]:
+    """``inputs`` encoded by the run's data module (its fitted preprocessing), through the task, one row each."""
+    x = inputs if isinstance(inputs, torch.Tensor) else datamodule.encode(inputs)
+    with torch.no_grad():
+        outputs = torch.cat([task.predict(task(b)) for b in x.split(batch_size)])
+    return to_rows(names, outputs, task.spec)
 
 
 def restore_datamodule(checkpoint: dict[str, Any]) -> Any:

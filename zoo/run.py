@@ -13,6 +13,7 @@ import os
 import re
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +44,34 @@ from zoo.tasks.grouped import check_steps_per_execution
 from zoo.tracking import finish_wandb
 
 log = logging.getLogger(__name__)
+ANY = "any"  # a model config's input for a net of your own (zoo.fit(net=...)): it reads the data as it comes
 
 
 # -- entry points ------------------------------------------------------------------------------------------
 
 
+@dataclass
+class Trained:
+    """What a run leaves in memory: its test metrics, the task with the tested weights and the data module
+    (neither for a cross-validation, whose folds each had their own), and its folder."""
+
+    metrics: dict[str, float]
+    folder: RunFolder
+    task: SupervisedTask | None = None
+    datamodule: Any = None
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit ``cfg.model`` on ``cfg.data``, test the best checkpoint, write the run folder; returns test metrics."""
+    return run_training(cfg).metrics
+
+
+def run_training(cfg: DictConfig, verbose: bool = True) -> Trained:
+    """:func:`train`, keeping the trained task and its data (``zoo.api.fit``); ``verbose=False`` leaves out
+    Lightning's table of test metrics."""
     cv = cfg.get("cv") or {}
     if cv.get("folds") is not None and cv.get("fold") is None:
-        return cross_validate(cfg)
+        return Trained(cross_validate(cfg, verbose), RunFolder(cfg.paths.output_dir))
     check_trainer(cfg)
     folder = RunFolder(cfg.paths.output_dir)
     if is_global_zero():
@@ -71,7 +90,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     resumable = Resumable(folder)
     extra = [RunOutputs(folder, config), TestReport(folder), ReseedEachEpoch(cfg.seed), StopOnNonFinite(), resumable]
     if cfg.model.get("finetune"):
-        extra.append(Finetune(**cfg.model.finetune))
+        extra.append(Finetune.for_model(cfg.model))
     trainer = build_trainer(cfg, folder.path, config, extra_callbacks=extra)
     if is_global_zero():  # once the data, model and trainer settings hold: a failed start leaves nothing
         folder.claim(config)
@@ -81,14 +100,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback is not None else ""
-        results = trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        results = trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=verbose)
         if results and str(cfg.get("optimized_metric") or "").startswith("val/"):  # a search's objective
-            scores = trainer.validate(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+            scores = trainer.validate(
+                task, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=verbose
+            )
             results[0].update(scores[0] if scores else {})
         if isinstance(task.net, SavesPretrained) and trainer.is_global_zero:  # the tested weights, as a hub has them
             folder.save_pretrained(task.net, task.input.mean, task.input.std, task.spec.class_names)
         exit_code = 0
-        return finish_run(results, folder)
+        return Trained(finish_run(results, folder), folder, task, datamodule)
     except SystemExit:  # Lightning's answer to Ctrl-C and SIGTERM, once Resumable saved a checkpoint
         if resumable.signal is None:
             raise
@@ -121,7 +142,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         finish_wandb()
 
 
-def cross_validate(cfg: DictConfig) -> dict[str, float]:
+def cross_validate(cfg: DictConfig, verbose: bool = True) -> dict[str, float]:
     """``cv.folds=K``: every fold trained as its own run in ``<run folder>/fold<i>`` (its own W&B run, grouped by the
     experiment), that fold held out as validation (``zoo.cv``); returns each metric's mean over the folds, with
     ``<metric>_std`` beside it."""
@@ -139,7 +160,7 @@ def cross_validate(cfg: DictConfig) -> dict[str, float]:
             if fold_cfg.get("logger") and fold_cfg.logger.get("wandb"):
                 fold_cfg.logger.wandb.name = f"{cfg.name}-fold{fold}"  # group stays the experiment's name
         print(f"cross-validation: fold {fold + 1}/{folds}")
-        rows.append({"fold": fold, **train(fold_cfg)})
+        rows.append({"fold": fold, **run_training(fold_cfg, verbose).metrics})
     return summarise(rows, folder)
 
 
@@ -150,7 +171,8 @@ def build_datamodule(data_cfg: DictConfig, model_cfg: DictConfig) -> L.Lightning
     """Instantiate the data; ``data.normalize=auto`` standardises each pixel for flat models (their columns) and
     each channel for image nets."""
     if data_cfg.get("normalize") == "auto":
-        data_cfg = OmegaConf.merge(data_cfg, {"normalize": "channel" if model_cfg.get("input") == IMAGE else "pixel"})
+        per_channel = model_cfg.get("input") in (IMAGE, ANY)
+        data_cfg = OmegaConf.merge(data_cfg, {"normalize": "channel" if per_channel else "pixel"})
     if model_cfg.get("tokenizer") and "tokenizer" in data_cfg:  # a pretrained text model brings its own tokenizer
         data_cfg = data_cfg.copy()
         with open_dict(data_cfg):
@@ -195,6 +217,8 @@ def check_model_fits(model: Mapping[str, Any], spec: DataSpec) -> None:
             f"model={name} does {', '.join(model['tasks'])} but data={spec.name} is a {spec.task} data set; "
             f"choose a {spec.task} model (e.g. {either(models_for(spec.task, suggested=True))}) or another data set"
         )
+    if reads == ANY:
+        return
     if reads == TEXT and not spec.is_text:
         raise ZooError(
             f"model={name} reads text but data={spec.name} is not text; "
@@ -352,6 +376,9 @@ def prepare_process(seed: int) -> None:
     logging.getLogger("lightning").handlers.clear()
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda rec: "Tip:" not in rec.getMessage())
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    # the fast path hands Lightning few, large steps: its advice on log_every_n_steps does not apply
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=r".*this fit will run with no optimizer.*")  # closed form (ELM): none
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
 
 

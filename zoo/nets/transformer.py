@@ -44,6 +44,7 @@ class Transformer(nn.Module):
         if pooling not in POOLINGS:
             raise ZooError(f"model.net.pooling={pooling!r} is not valid; choose one of {', '.join(POOLINGS)}")
         hf_logging.set_verbosity_error()  # "some weights were not used" for a sentence model's pooler is expected
+        hf_logging.disable_progress_bar()  # a bar for loading a local file's weights says nothing
         try:
             self.features = AutoModel.from_pretrained(backbone)
         except (OSError, ValueError) as err:

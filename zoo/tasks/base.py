@@ -240,12 +240,13 @@ def build_net(net: dict[str, Any], spec: DataSpec, out_features: int) -> nn.Modu
     target = settings.pop("_target_")
     with settings_of("model.net"):
         cls = get_class(target)
-        if not (isinstance(cls, type) and issubclass(cls, nn.Module) and hasattr(cls, "from_spec")):
-            raise ZooError(
-                f"model.net._target_={target} is not a net zoo can build: a torch.nn.Module with a classmethod "
-                "from_spec(spec, out_features, **settings) (see CONTRIBUTING.md)"
-            )
-        return cls.from_spec(spec, out_features, **settings)
+        net = cls.from_spec(spec, out_features, **settings) if hasattr(cls, "from_spec") else None
+    if not isinstance(net, nn.Module):
+        raise ZooError(
+            f"model.net._target_={target} is not a net zoo can build: a torch.nn.Module with a classmethod "
+            "from_spec(spec, out_features, **settings) (see CONTRIBUTING.md)"
+        )
+    return net
 
 
 def build_input(net: nn.Module, spec: DataSpec) -> nn.Module:
