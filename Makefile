@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: train test test-fast lint bench clean-logs
+.PHONY: train test test-fast lint bench notebooks clean-logs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,3 +26,6 @@ lint: $(STAMP)
 
 bench: $(STAMP)  ## zoo vs a hand-written PyTorch loop, side by side
 	$(PY) benchmarks/run.py $(ARGS)
+
+notebooks: $(STAMP)  ## every notebook run in full, with its outputs: notebooks/rendered/*.ipynb (minutes each)
+	$(PY) scripts/render_notebooks.py $(ARGS)
