@@ -21,8 +21,10 @@ the machine's speed drifts over minutes. Writes the table to benchmarks/results.
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib
 import os
+import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -114,9 +116,10 @@ def main() -> None:
             rows += summarise(case, sides)
             for side, seconds in sides.items():  # the raw figures, to judge the noise
                 print(f"{case} {side}: " + " ".join(f"{t:.3f}" for t in seconds))
-    where = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"{cpu_model()}, {os.cpu_count()} cores"
     lines = [
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}; fastest of epochs 2..{args.epochs}"
+        f"{datetime.date.today()}, {where}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"fastest of epochs 2..{args.epochs}"
         f"{f' of {args.rounds} rounds' if args.rounds > 1 else ''}; "
         f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at the end",
         "",
@@ -135,6 +138,13 @@ def main() -> None:
         print(f"zoo/hand-written: {zoo / hand:.2f}")
     else:  # elm: its floor is hpelm, in the table
         print(f"zoo/hand-written: - (case {args.cases[0]} has no hand-written side)")
+
+
+def cpu_model() -> str:
+    """The CPU's name as the kernel reports it (``model name`` in /proc/cpuinfo), else Python's guess."""
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.is_file() else []
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.machine())
 
 
 if __name__ == "__main__":
