@@ -121,7 +121,7 @@ def test_a_model_torch_export_cannot_trace_is_one_line_naming_the_way_out(train_
 
 
 def test_an_operator_onnx_lacks_is_one_line_naming_it_and_pt2(train_run, tmp_path, monkeypatch):
-    """A stable sort (what the RNN used before stop 19) has no ONNX function: the message names the operator."""
+    """A stable sort (an operator ONNX lacks) has no ONNX function: the message names the operator."""
     ckpt = checkpoint_of(train_run, ["model=rnn", "data=text_synth", "data.count=300"])
     monkeypatch.setattr(torch, "argsort", lambda x, dim: torch.sort(x, dim=dim, stable=True).indices)
     with pytest.raises(

@@ -22,7 +22,7 @@ examples:
   python scripts/train.py model=logistic data=boston data.target=above_median
   python scripts/train.py data=csv data.path=titanic.csv data.target=Survived data.drop=[Name,Ticket]
   python scripts/train.py model.net.hidden=[64,32] model.net.dropout=0.2 model.l2=1e-4 seed=1
-  python scripts/train.py model.net.hidden=[hagan]                  # width from a sizing rule (seed 004)
+  python scripts/train.py model.net.hidden=[hagan]                  # a width from a sizing rule of the slides
   python scripts/train.py data.batch_size=full optimizer=sgd        # full-batch gradient descent
   python scripts/train.py model=cnn data=digits                     # or lenet5, resnet; mnist5k, cifar10, ...
   python scripts/train.py experiment=lenet5_mnist5k                 # a recipe from conf/experiment/

@@ -1,6 +1,6 @@
-"""Side by side on one data set and one split (seed 004's "comparativo MLP, ELM e outros classificadores"): zoo's
-MLP, ELM and logistic/linear regression against scikit-learn's RBF-SVM (grid-searched C and gamma), random forest
-and k-NN, all fitted on the data module's own training tensors and scored on its test split."""
+"""Side by side on one data set and one split (the "comparativo MLP, ELM e outros classificadores" of Redes Neurais e
+Deep Learning): zoo's MLP, ELM and logistic/linear regression against scikit-learn's RBF-SVM (grid-searched C and
+gamma), random forest and k-NN, all fitted on the data module's own training tensors and scored on its test split."""
 
 from __future__ import annotations
 

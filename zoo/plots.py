@@ -100,7 +100,7 @@ def plot_embeddings(embeddings: np.ndarray, labels: np.ndarray, class_names: lis
 
     PCA, not t-SNE: a linear projection draws classes apart only where the embeddings hold them apart (t-SNE can
     draw clusters that are not there), needs no seed, and takes milliseconds on 10,000 points where scikit-learn's
-    t-SNE took 12-28 s for 360 on a 2-core CPU. Classes a 64-d embedding separates may still overlap in 2-D.
+    t-SNE takes seconds. Classes a 64-d embedding separates may still overlap in 2-D.
     """
     plt = _pyplot()
     centred = embeddings - embeddings.mean(0)

@@ -384,7 +384,7 @@ def prepare_process(seed: int) -> None:
 
 def _skip_nvml_probe_without_gpu() -> None:
     """Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 to keep fork safe; with a CUDA build of torch and no GPU,
-    every Adam step then loads libnvidia-ml to count devices (0.4 ms a step on a 2-core CPU). With no device
+    every Adam step then loads libnvidia-ml to count devices, a large share of a small net's step. With no device
     there is no CUDA context to protect, so the probe is turned off."""
     if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and torch.cuda.device_count() == 0:
         os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"

@@ -1,5 +1,6 @@
-"""Extreme Learning Machine (seed 004, Huang 2006): a random, fixed hidden layer and output weights solved in closed
-form by ridge least squares, ``W2 = (HᵀH + ridge·I)⁻¹ HᵀT`` (the Moore–Penrose pseudo-inverse when ridge is 0).
+"""Extreme Learning Machine (Redes Neurais e Deep Learning; Huang 2006): a random, fixed hidden layer and output weights
+solved in closed form by ridge least squares, ``W2 = (HᵀH + ridge·I)⁻¹ HᵀT`` (the Moore–Penrose pseudo-inverse when
+ridge is 0).
 
 No backpropagation: the task feeds every training batch to :meth:`ELM.accumulate` (HᵀH and HᵀT are summed, so the
 training set never has to fit in memory at once) and :meth:`ELM.solve` runs once, after the pass.

@@ -1,7 +1,7 @@
 """Drop-in replacements for ``nn.Tanh``, ``nn.AvgPool2d`` and ``nn.Conv2d`` that compute the same function faster
 where torch's own kernel is slow for the small tensors of the courses' nets (LeNet-5 most of all).
 
-Measured on the 2-core AVX-512 CPU zoo is developed on, forward and backward, LeNet-5's tensors at batch 128:
+Measured on a 2-core AVX-512 CPU, forward and backward, LeNet-5's tensors at batch 128:
 
 - ``torch.tanh`` on 602k floats takes 0.8 ms, ``torch.sigmoid`` 0.13 ms: torch's AVX-512 tanh kernel is slow.
   ``Tanh`` computes tanh(x) = 2 sigmoid(2x) - 1 there (absolute error under 2e-7, against 3e-8 for torch.tanh;

@@ -1,6 +1,7 @@
-"""Seed 000's exemplos 10-11: word embeddings averaged over the text (Keras' Embedding + GlobalAveragePooling1D),
-then a small dense head. Padding never counts in the average; ``one_hot`` runs the same maths the slides' costly
-way, one-hot rows times the embedding matrix; ``pooling=flatten`` keeps every position (exemplo 10)."""
+"""Introdução ao Deep Learning com R, exemplos 10-11: word embeddings averaged over the text (Keras' Embedding +
+GlobalAveragePooling1D), then a small dense head. Padding never counts in the average; ``one_hot`` runs the same
+maths the slides' costly way, one-hot rows times the embedding matrix; ``pooling=flatten`` keeps every position
+(exemplo 10)."""
 
 from __future__ import annotations
 

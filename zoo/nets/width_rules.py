@@ -1,4 +1,5 @@
-"""Rules of thumb for the number of hidden units of an MLP, from seed 004's slides (Deepa, 2013; Hagan, 2014).
+"""Rules of thumb for the number of hidden units of an MLP, from the slides of Redes Neurais e Deep Learning (Deepa,
+2013; Hagan, 2014).
 
 Each rule maps ``Ni`` inputs, ``No`` outputs, ``Ns`` training samples and ``L`` hidden layers to a width. Xu & Chen
 and Fujita are left out: they need problem-specific constants the slides do not give.

@@ -267,9 +267,9 @@ FUSED_DEVICES = ("cpu", "cuda")  # where torch >= 2.4 has fused Adam, AdamW and 
 
 def fused_kernel_available(optimizer: type, params: list[torch.Tensor]) -> bool:
     """Whether ``optimizer`` (a class) takes ``fused=True`` for ``params``: torch's fused kernel runs the same update
-    in one kernel per parameter group instead of several per tensor, the larger share of a small net's step (an
-    MLP epoch 12-18% faster on a 2-core CPU; on a GPU, 2 launches a step instead of ~16). Torch's docs call it the
-    fastest implementation and leave it off by default only to give it time to bed in."""
+    in one kernel per parameter group instead of several per tensor, the larger share of a small net's step (on a GPU,
+    2 launches a step instead of ~16). Torch's docs call it the fastest implementation and leave it off by default
+    only to give it time to bed in."""
     if "fused" not in inspect.signature(optimizer).parameters or not params:
         return False
     if optimizer is torch.optim.SGD and any(p.device.type != "cuda" for p in params):

@@ -30,7 +30,7 @@ from zoo.protocols import GroupsBatches
 
 log = logging.getLogger(__name__)
 
-AUTO_STEPS = 64  # Lightning's ~2 ms per Lightning step over 64 optimiser steps: a few % of a 0.3 ms step
+AUTO_STEPS = 64  # Lightning's per-step cost shared by 64 optimiser steps: a few % of a small net's step
 
 # Where Lightning calls user code around a manual backward and optimiser step (Precision.pre_backward, backward,
 # post_backward, _after_closure); when nothing overrides them, skipping the wrapper changes nothing but the time.
@@ -186,8 +186,8 @@ class StepCounter:
     """Optimiser steps taken outside Lightning's ``LightningOptimizer`` wrapper, still counted where Lightning counts
     them (the manual-optimisation step progress, hence ``global_step``, checkpoints and resume).
 
-    The wrapper costs ~0.5 ms a step (a profiler span, the precision plugin's closure and the calls of every hook
-    above on every callback), as much as a small net's whole step; ``for_run`` says when it may be skipped."""
+    The wrapper (a profiler span, the precision plugin's closure and the calls of every hook above on every callback)
+    costs about as much as a small net's whole step; ``for_run`` says when it may be skipped."""
 
     def __init__(self, progress: Any) -> None:
         self.progress = progress
