@@ -17,7 +17,7 @@
 # Each `zoo.fit` below is the run `python scripts/train.py ...` makes with the same settings: the same configs,
 # a new run folder under `logs/` (config, checkpoints, `history.csv`, figures) and a W&B run. Its keyword
 # arguments are the command line's overrides: `data={"batch_size": 1}` is `data.batch_size=1`, and
-# `experiment="exemplo01_linear_regression"` picks a recipe from `conf/experiment/`.
+# `experiment="intro_exemplo01_linear_regression"` picks a recipe from `conf/experiment/`.
 # With `ZOO_FAST=1` in the environment every training stops after two epochs (how this notebook is tested).
 
 # %%
@@ -34,7 +34,7 @@ import zoo
 # A mistake in a setting is one line that names it and the fix, and nothing runs:
 
 # %% tags=["raises-exception"]
-zoo.fit(experiment="exemplo01_linear_regression", optimizer={"lr": "fast"})
+zoo.fit(experiment="intro_exemplo01_linear_regression", optimizer={"lr": "fast"})
 
 # %% [markdown]
 # ## ŷ = w·x + b, fitted by gradient descent (exemplo 01)
@@ -45,7 +45,7 @@ zoo.fit(experiment="exemplo01_linear_regression", optimizer={"lr": "fast"})
 # loss over the whole training set, as the slides draw it.
 
 # %%
-run = zoo.fit(experiment="exemplo01_linear_regression")
+run = zoo.fit(experiment="intro_exemplo01_linear_regression")
 run
 
 # %% [markdown]
@@ -78,7 +78,7 @@ ax = run.history[["train/loss", "val/loss"]].plot(logy=True, ylabel="mean square
 
 # %%
 sizes = {"SGD (1)": 1, "mini-batch (16)": 16, "full batch": "full"}
-runs = {name: zoo.fit(experiment="exemplo02_sgd", data={"batch_size": size}) for name, size in sizes.items()}
+runs = {name: zoo.fit(experiment="intro_exemplo02_sgd", data={"batch_size": size}) for name, size in sizes.items()}
 ax = pd.DataFrame({name: r.history["train/loss"] for name, r in runs.items()}).plot(logy=True, ylabel="train/loss")
 
 # %%
@@ -102,9 +102,9 @@ keras_way
 # %% [markdown]
 # ## Exercises 01-03
 #
-# The exercises' recipes are in `conf/experiment/`: `ex01_linear_regression` (gradient descent by hand),
-# `ex02_minibatch_sgd`, `ex03_keras_linear_regression` (the Boston housing data, 13 features):
+# The exercises' recipes are in `conf/experiment/`: `intro_exercicio01_linear_regression` (gradient descent by hand),
+# `intro_exercicio02_minibatch_sgd`, `intro_exercicio03_keras_linear_regression` (the Boston housing data, 13 features):
 
 # %%
-boston = zoo.fit(experiment="ex03_keras_linear_regression")
+boston = zoo.fit(experiment="intro_exercicio03_keras_linear_regression")
 boston.metrics

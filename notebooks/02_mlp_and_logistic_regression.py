@@ -32,7 +32,7 @@ import zoo
 # Dense layers with an activation between them: `model=mlp`, here on the wine data (13 measurements, 3 cultivars).
 
 # %%
-mlp = zoo.fit(experiment="exemplo04_mlp")
+mlp = zoo.fit(experiment="intro_exemplo04_mlp")
 mlp
 
 # %% [markdown]
@@ -48,7 +48,7 @@ mlp.net
 
 # %%
 activations = {
-    act: zoo.fit(experiment="exemplo04_mlp", model={"net": {"activation": act}}) for act in ("relu", "sigmoid")
+    act: zoo.fit(experiment="intro_exemplo04_mlp", model={"net": {"activation": act}}) for act in ("relu", "sigmoid")
 }
 ax = pd.DataFrame({act: r.history["val/loss"] for act, r in activations.items()}).plot(ylabel="val/loss")
 
@@ -69,7 +69,7 @@ zoo.fit(net=net, data="wine", trainer={"max_epochs": 50})
 # (`model=logistic` on the breast cancer data: malignant or benign).
 
 # %%
-logistic = zoo.fit(experiment="exemplo05_logistic_regression")
+logistic = zoo.fit(experiment="intro_exemplo05_logistic_regression")
 logistic
 
 # %% [markdown]
@@ -93,4 +93,4 @@ softmax.predict(load_iris(as_frame=True).frame.drop(columns="target").iloc[[0, 6
 # ## Exercise 05: Boston housing, above or below the median price
 
 # %%
-zoo.fit(experiment="ex05_boston_logistic").metrics
+zoo.fit(experiment="intro_exercicio05_boston_logistic").metrics

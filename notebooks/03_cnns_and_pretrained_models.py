@@ -48,7 +48,7 @@ pd.DataFrame(
 # `model=cnn` on scikit-learn's 8x8 digits, with batch norm, dropout and a small shift augmentation.
 
 # %%
-cnn = zoo.fit(experiment="exemplo07_conv_mnist")
+cnn = zoo.fit(experiment="intro_exemplo07_conv_mnist")
 cnn
 
 # %% [markdown]
@@ -77,7 +77,7 @@ keras_cnn.metrics
 
 # %%
 plain = zoo.fit(model="cnn", data="digits", trainer={"max_epochs": 30})
-regularised = zoo.fit(experiment="ex08_dropout_batchnorm")
+regularised = zoo.fit(experiment="intro_exercicio08_dropout_batchnorm")
 ax = pd.DataFrame(
     {"plain: val": plain.history["val/loss"], "dropout + batch norm: val": regularised.history["val/loss"]}
 ).plot(ylabel="val/loss")

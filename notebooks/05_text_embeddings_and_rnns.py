@@ -36,7 +36,7 @@ import zoo
 # build them first.
 
 # %%
-one_hot = zoo.fit(experiment="exemplo09_text_vectorization")
+one_hot = zoo.fit(experiment="intro_exemplo09_text_vectorization")
 texts = ["a good film, not great", "not good but great"]
 ids = one_hot.datamodule.encode(texts)
 pd.DataFrame(ids.numpy(), index=texts)
@@ -54,8 +54,8 @@ pd.DataFrame(ids.numpy(), index=texts)
 # of words).
 
 # %%
-side_by_side = zoo.fit(experiment="exemplo10_embedding")
-averaged = zoo.fit(experiment="exemplo11_avg_pooling")
+side_by_side = zoo.fit(experiment="intro_exemplo10_embedding")
+averaged = zoo.fit(experiment="intro_exemplo11_avg_pooling")
 results = {"one-hot": one_hot, "embedding, flattened": side_by_side, "embedding, averaged": averaged}
 pd.DataFrame({name: r.metrics for name, r in results.items()}).T[["test/acc"]]
 
@@ -92,5 +92,5 @@ minilm.metrics
 # With the exercise's JSON file (`Sarcasm_Headlines_Dataset.json`):
 #
 # ```python
-# zoo.fit(experiment="ex10_sarcasm", data={"path": "Sarcasm_Headlines_Dataset.json"})
+# zoo.fit(experiment="intro_exercicio10_sarcasm", data={"path": "Sarcasm_Headlines_Dataset.json"})
 # ```

@@ -184,9 +184,9 @@ pd.DataFrame({"test/acc": {"ELM": elm.metrics["test/acc"], "MLP": mlp.metrics["t
 # The exercises read Kaggle's files, which you download yourself; their recipes take the path:
 #
 # ```python
-# zoo.fit(experiment="demo_titanic_elm", data={"path": "train.csv"})      # Titanic, an ELM
-# zoo.fit(experiment="ex4_mushroom_elm", data={"path": "mushrooms.csv"})  # exercício 4
-# zoo.fit(experiment="ex5_spotify_mlp", data={"path": "data.csv"})        # exercício 5
+# zoo.fit(experiment="redes_demo_titanic_elm", data={"path": "train.csv"})      # Titanic, an ELM
+# zoo.fit(experiment="redes_exercicio04_mushroom_elm", data={"path": "mushrooms.csv"})  # exercício 4
+# zoo.fit(experiment="redes_exercicio05_spotify_mlp", data={"path": "data.csv"})        # exercício 5
 # ```
 #
 # Any CSV works the same way (`data=csv`: categorical columns one-hot encoded, numeric ones standardised, missing
@@ -196,5 +196,5 @@ pd.DataFrame({"test/acc": {"ELM": elm.metrics["test/acc"], "MLP": mlp.metrics["t
 table = Path(tempfile.mkdtemp()) / "breast_cancer.csv"
 load_breast_cancer(as_frame=True).frame.to_csv(table, index=False)
 csv = {"path": str(table), "target": "target", "drop": []}
-titanic_recipe = zoo.fit(experiment="demo_titanic_elm", data=csv)
+titanic_recipe = zoo.fit(experiment="redes_demo_titanic_elm", data=csv)
 titanic_recipe.metrics

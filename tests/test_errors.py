@@ -109,10 +109,10 @@ def test_a_required_setting_left_out(fails, script, key):
 @pytest.mark.parametrize(
     "experiment, keys",
     [
-        ("demo_titanic_elm", "data.path"),
-        ("ex4_mushroom_elm", "data.path"),
-        ("ex5_spotify_mlp", "data.path"),
-        ("ex5_1_multiclass_mlp", "data.path, data.target"),
+        ("redes_demo_titanic_elm", "data.path"),
+        ("redes_exercicio04_mushroom_elm", "data.path"),
+        ("redes_exercicio05_spotify_mlp", "data.path"),
+        ("redes_exercicio05_1_multiclass_mlp", "data.path, data.target"),
     ],
 )
 def test_an_experiment_without_its_file_names_the_keys_to_give(fails, experiment, keys):

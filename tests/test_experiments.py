@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import random
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,14 +72,14 @@ def pretrained(tmp: Path) -> list[str]:
 
 
 EXTRA: dict[str, Callable[[Path], list[str]]] = {
-    "demo_titanic_elm": titanic,
-    "ex4_mushroom_elm": mushrooms,
-    "ex5_spotify_mlp": spotify,
-    "ex5_1_multiclass_mlp": multiclass,
+    "redes_demo_titanic_elm": titanic,
+    "redes_exercicio04_mushroom_elm": mushrooms,
+    "redes_exercicio05_spotify_mlp": spotify,
+    "redes_exercicio05_1_multiclass_mlp": multiclass,
     "transfer_frozen": pretrained,
-    "exemplo08_tfhub": pretrained,
-    "ex10_sarcasm": lambda tmp: [f"data.path={write_sarcasm(tmp / 'Sarcasm_Headlines_Dataset.json')}"],
-    "ex07_cifar_conv": lambda tmp: [f"paths.data_dir={_cifar(tmp)}", "data.download=false"],
+    "intro_exemplo08_tfhub": pretrained,
+    "intro_exercicio10_sarcasm": lambda tmp: [f"data.path={write_sarcasm(tmp / 'Sarcasm_Headlines_Dataset.json')}"],
+    "intro_exercicio07_cifar_conv": lambda tmp: [f"paths.data_dir={_cifar(tmp)}", "data.download=false"],
 }
 
 
@@ -88,7 +89,10 @@ def _cifar(tmp: Path) -> Path:
     return write_cifar(tmp / "cifar")
 
 
-EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+ALIAS = "# Alias: the old name of experiment="
+ALIASES = {p.stem: p.read_text().split(ALIAS)[1].split(",")[0]
+           for p in (CONF / "experiment").glob("*.yaml") if ALIAS in p.read_text()}  # fmt: skip
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml") if p.stem not in ALIASES)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -104,3 +108,23 @@ def test_every_experiment_says_what_it_teaches_and_what_to_expect():
     for name in EXPERIMENTS:
         header = (CONF / "experiment" / f"{name}.yaml").read_text().split("defaults:")[0].lower()
         assert "expect" in header or "measured" in header, f"{name}.yaml: state the result to expect"
+
+
+@pytest.mark.parametrize("old, new", sorted(ALIASES.items()))
+def test_an_old_experiment_name_composes_what_the_new_one_does(tmp_path, old, new):
+    from omegaconf import OmegaConf
+
+    from tests.conftest import compose
+
+    def composed(name: str) -> dict:
+        cfg = OmegaConf.to_container(compose([f"experiment={name}"], tmp_path), resolve=False)
+        cfg.pop("hydra")
+        return cfg
+
+    assert composed(old) == composed(new) and composed(new)["name"] == new  # runs land in logs/<new name>/
+
+
+def test_the_course_experiments_follow_one_naming_scheme():
+    course = [name for name in EXPERIMENTS if name.startswith(("intro_", "redes_"))]
+    scheme = r"(intro_(exemplo|exercicio)\d\d|redes_(exercicio\d\d(_\d)?|demo))_[a-z0-9_]+"
+    assert len(course) == len(ALIASES) and all(re.fullmatch(scheme, name) for name in course)

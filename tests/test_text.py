@@ -54,7 +54,7 @@ def write_imdb(root: Path, per_class: int = 20) -> Path:
 
 def test_sarcasm_file_trains_and_the_run_keeps_its_tokenizer(train_run, tmp_path):
     path = write_sarcasm(tmp_path / "Sarcasm_Headlines_Dataset.json")
-    metrics, out = train_run("experiment=ex10_sarcasm", f"data.path={path}", "trainer.max_epochs=15")
+    metrics, out = train_run("experiment=intro_exercicio10_sarcasm", f"data.path={path}", "trainer.max_epochs=15")
     assert metrics["test/acc"] >= 0.9
     from tokenizers import Tokenizer
 
@@ -236,7 +236,7 @@ def test_other_cells_stacked_and_bidirectional_train(train_run, cell):
 @pytest.mark.slow
 def test_lstm_beats_average_pooling_where_word_order_matters(train_run):
     rnn, _ = train_run("experiment=rnn_vs_avgpool", "trainer.max_epochs=3", folder="rnn")
-    avg, out = train_run("experiment=exemplo11_avg_pooling", folder="avg")
+    avg, out = train_run("experiment=intro_exemplo11_avg_pooling", folder="avg")
     assert rnn["test/acc"] >= 0.95
     assert avg["test/acc"] <= rnn["test/acc"] - 0.05
     assert len(list(csv.reader((out / "misclassified.csv").open()))) > 20  # the bag of words' mistakes, listed
