@@ -38,7 +38,7 @@ def test_import_zoo_loads_no_torch():
 def test_fit_returns_the_run_and_a_second_fit_makes_a_new_folder(tmp_path, capsys):
     run = zoo.fit(model="mlp", data="digits", **QUICK)
     printed = capsys.readouterr().out
-    assert "epoch 30/30  train/acc=" in printed and "┏" not in printed  # a line per epoch, no bars or tables
+    assert "epoch 30/30  40 steps  " in printed and "┏" not in printed  # a line per epoch, no bars or tables
     assert run.metrics["test/acc"] >= 0.95
     assert run.folder.is_dir() and (run.folder / "metrics.json").is_file() and run.config.model.name == "mlp"
     history = run.history

@@ -86,3 +86,14 @@ def test_hydras_job_return_keeps_a_failed_jobs_exception():
     error = ValueError("the job's error")
     job = JobReturn(status=JobStatus.FAILED, _return_value=error)
     assert internals.job_outcome(job) is error, "Hydra's JobReturn._return_value moved (zoo.internals.job_outcome)"
+
+
+def test_lightnings_wandb_logger_holds_wandbs_init_arguments_until_the_run_starts(tmp_path):
+    from lightning.pytorch.loggers import WandbLogger
+
+    logger = WandbLogger(offline=True, save_dir=str(tmp_path))
+    assert "anonymous" in getattr(logger, "_wandb_init", {}), (
+        "Lightning's WandbLogger no longer keeps wandb.init's arguments in _wandb_init with anonymous among them "
+        "(zoo.internals.without_wandb_anonymous)"
+    )
+    assert "anonymous" not in internals.without_wandb_anonymous(logger)._wandb_init

@@ -69,7 +69,7 @@ def test_an_optimized_metric_no_run_reports_stops_the_search_at_its_first_job(tm
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert errors == [
         "error: job 0: optimized_metric='val/nope' is not a metric of this run; choose one of test/acc, test/f1, "
-        "test/loss, test/sparsity, val/acc, val/f1, val/loss; the search stops: every job would fail alike"
+        "test/loss, val/acc, val/f1, val/loss; the search stops: every job would fail alike"
     ]
     assert not (tmp_path / "1").exists()  # no second trial
 
@@ -79,7 +79,7 @@ def test_a_single_run_with_an_optimized_metric_it_does_not_report_says_so_in_one
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
         "error: optimized_metric='val/nope' is not a metric of this run; choose one of test/acc, test/f1, "
-        "test/loss, test/sparsity, val/acc, val/f1, val/loss"
+        "test/loss, val/acc, val/f1, val/loss"
     ]
     assert (tmp_path / "run" / "metrics.json").is_file()  # the run itself finished and is kept
 

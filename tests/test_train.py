@@ -53,7 +53,7 @@ def test_run_folder_holds_config_checkpoints_metrics_history_and_curves(train_ru
     assert json.loads((out / "metrics.json").read_text()) == metrics
     assert set(metrics) >= {"test/acc", "test/loss", "test/f1"}
     rows = list(csv.DictReader((out / "history.csv").open()))
-    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]  # counted from 1, as the progress and figures count
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "lr"} <= set(rows[0])
     assert float(rows[-1]["train/loss"]) < float(rows[0]["train/loss"])
     assert (out / "learning_curves.png").stat().st_size > 10_000
@@ -80,7 +80,7 @@ def test_resume_continues_the_history_in_a_new_folder(train_run, tmp_path):
     before = {p: p.read_bytes() for p in first.rglob("*") if p.is_file() and p.suffix != ".log"}
     _, second = train_run("trainer.max_epochs=4", "data=iris", "ckpt_path=last", folder="second")
     rows = list(csv.DictReader((second / "history.csv").open()))
-    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
     assert all(p.read_bytes() == content for p, content in before.items())  # the first run is untouched
 
 

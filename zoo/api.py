@@ -70,12 +70,13 @@ def fit(*overrides: str, net: nn.Module | None = None, quiet: bool = True, **opt
         return Run.of(run_training(cfg))
     with open_dict(cfg):
         callbacks = cfg.callbacks if isinstance(cfg.get("callbacks"), DictConfig) else OmegaConf.create()
-        cfg.callbacks = {k: v for k, v in callbacks.items() if k not in ("progress_bar", "model_summary")}
-        cfg.callbacks.epoch_lines = {"_target_": "zoo.callbacks.EpochLines"}
-        cfg.trainer.enable_progress_bar = False
+        cfg.callbacks = dict(callbacks)
+        cfg.callbacks.progress_bar = {"_target_": "zoo.display.ProgressBar", "live": False}
+        if cfg.callbacks.get("model_summary"):  # written to the run folder; run.net shows it in a notebook
+            cfg.callbacks.model_summary.show = False
         cfg.trainer.enable_model_summary = False
     with lightning_quiet():
-        return Run.of(run_training(cfg, verbose=False))
+        return Run.of(run_training(cfg))
 
 
 def load(path: str | Path, net: nn.Module | None = None) -> Run:
@@ -129,9 +130,7 @@ class Run:
         path = self.folder / "history.csv"
         if not path.is_file():
             return pd.DataFrame()
-        frame = pd.read_csv(path).drop(columns=["step"], errors="ignore")
-        frame["epoch"] = frame["epoch"] + 1
-        return frame.set_index("epoch")
+        return pd.read_csv(path).drop(columns=["step"], errors="ignore").set_index("epoch")
 
     @property
     def figures(self) -> list[Path]:

@@ -11,6 +11,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import BaseFinetuning
 from lightning.pytorch.callbacks import EarlyStopping as _LightningEarlyStopping
+from lightning.pytorch.callbacks import ModelCheckpoint as _LightningModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 
@@ -37,7 +38,7 @@ class RunOutputs(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.fast_dev_run:
             return
-        row: dict[str, float] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        row: dict[str, float] = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step}  # from 1
         for key, value in sorted(trainer.callback_metrics.items()):
             if key.startswith(("train/", "val/")) and not key.endswith("_step"):
                 row[key] = float(value)
@@ -69,19 +70,14 @@ def to_float_dict(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v.item() if isinstance(v, torch.Tensor) else v) for k, v in sorted(metrics.items())}
 
 
-class EpochLines(L.Callback):
-    """One line per epoch (every tenth of the run on long ones, and the last), as Keras' ``fit`` prints them: what
-    ``zoo.fit`` shows in a notebook instead of progress bars."""
+class ModelCheckpoint(_LightningModelCheckpoint):
+    """Lightning's checkpointing, with epochs in file names counted from 1, as everywhere else a run shows them
+    (``best-epoch017.ckpt``: the 17th epoch)."""
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        epoch, epochs = trainer.current_epoch + 1, trainer.max_epochs
-        if epochs > 0 and epoch % max(1, epochs // 10) and epoch != epochs:
-            return
-        shown = sorted(k for k in trainer.callback_metrics if k.startswith(("train/", "val/")) and "_step" not in k)
-        values = "  ".join(f"{k}={float(trainer.callback_metrics[k]):.4f}" for k in shown)
-        print(f"epoch {epoch}/{epochs if epochs > 0 else '?'}  {values}", flush=True)
+    def format_checkpoint_name(self, metrics: dict[str, Any], *args: Any, **kwargs: Any) -> str:
+        if "epoch" in metrics:
+            metrics = {**metrics, "epoch": metrics["epoch"] + 1}
+        return super().format_checkpoint_name(metrics, *args, **kwargs)
 
 
 class TestReport(L.Callback):
@@ -212,7 +208,7 @@ class EarlyStopping(_LightningEarlyStopping):
                 f"callbacks.early_stopping.monitor={self.monitor!r} is not a logged metric; choose one of {logged}"
             ) from err
         if float(self.best_score) != before:  # improved
-            self.best_epoch = trainer.current_epoch
+            self.best_epoch = trainer.current_epoch + 1  # counted from 1, as in history.csv
             if self.restore_best_weights:
                 module = trainer.lightning_module
                 self._best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.config import CONF_DIR, group_options
+from zoo.console import quiet
 from zoo.errors import ZooError, report_user_errors
 from zoo.internals import expand_sweep
 
@@ -39,7 +40,7 @@ examples:
   python scripts/compare.py data=digits                             # MLP, ELM, logistic vs SVM, forest, k-NN
   python scripts/train.py ckpt_path=last                            # resume the newest run of this experiment
   python scripts/train.py debug=fdr                                 # fdr | overfit | limit | profiler
-  python scripts/train.py steps_per_execution=1 compile=true       # fast-path switches (README: Speed)
+  python scripts/train.py steps_per_execution=1 compile=true       # fast-path switches (docs: benchmarks)
   python scripts/train.py --multirun model=linear,mlp data=boston   # one run folder and W&B run per job
   python scripts/eval.py ckpt_path=logs/mlp-digits/runs/<time>/checkpoints/last.ckpt
 
@@ -67,17 +68,53 @@ def help_text(config_name: str) -> str:
         "",
         "config groups (GROUP=OPTION, * = default):",
     ]
-    for group in sorted(p for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in HIDDEN_GROUPS):
-        options = sorted(f.stem for f in group.glob("*.yaml"))
-        marked = [f"*{o}" if o == defaults.get(group.name) else o for o in options]
-        lines.append(f"  {group.name:<11} {', '.join(marked)}")
+    for group in groups():
+        marked = [f"*{o}" if o == defaults.get(group) else o for o in group_options(group, [CONF_DIR], aliases=False)]
+        lines.append(f"  {group:<11} {', '.join(marked)}")
     return "\n".join(lines) + "\n\n" + EXAMPLES
 
 
+def groups() -> list[str]:
+    """The config groups a user picks from (``conf/hydra`` and ``conf/base`` are zoo's own)."""
+    return sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in HIDDEN_GROUPS)
+
+
 def start(config_name: str) -> None:
-    """A script's first line: answer ``--help``, then refuse bad overrides in one line (exit 2) before Hydra starts."""
+    """A script's first line: answer ``--help``; put Hydra's flags before the overrides (Hydra's parser takes the
+    overrides as one run of words), ``-v`` as ``verbose=true``; keep third-party noise off the screen unless
+    verbose; refuse bad overrides in one line (exit 2) before Hydra starts."""
     exit_with_help_if_asked(config_name)
-    report_user_errors(check_overrides, config_name, sys.argv[1:])
+    args = sys.argv[1:]
+    verbose = bool(VERBOSE & set(args))
+    args = hydra_order([a for a in args if a not in VERBOSE] + (["++verbose=true"] if verbose else []))
+    sys.argv[1:] = args
+    quiet(verbose or any(a.lstrip("+") == "verbose=true" for a in args))
+    report_user_errors(check_overrides, config_name, args)
+
+
+VERBOSE = {"-v", "--verbose"}
+VALUED_FLAGS = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name", "-cd",
+                "--config-dir", "--experimental-rerun", "-sc", "--shell-completion"}  # fmt: skip
+INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
+def hydra_order(args: list[str]) -> list[str]:
+    """The command line with Hydra's flags (and their values) first, the overrides after them in their order."""
+    flags, overrides, i = [], [], 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("-"):
+            overrides.append(arg)
+        else:
+            flags.append(arg)
+            takes = arg in VALUED_FLAGS or (
+                arg in ("-i", "--info") and i + 1 < len(args) and args[i + 1] in INFO_CHOICES
+            )
+            if takes and i + 1 < len(args):
+                i += 1
+                flags.append(args[i])
+        i += 1
+    return flags + overrides
 
 
 def check_overrides(config_name: str, args: list[str]) -> None:

@@ -65,9 +65,22 @@ def config_dirs() -> list[Path]:
     return dirs or [CONF_DIR]
 
 
-def group_options(group: str, dirs: list[Path] | None = None) -> list[str]:
-    """The options of a config group (``model``, ``data``...) across the config folders, sorted."""
-    return sorted({f.stem for d in dirs or config_dirs() for f in (d / group).glob("*.yaml")})
+def group_options(group: str, dirs: list[Path] | None = None, aliases: bool = True) -> list[str]:
+    """The options of a config group (``model``, ``data``...) across the config folders, sorted; ``aliases=False``
+    leaves out the old names kept for a release (files opening with ``# Alias:``)."""
+    files = {f.stem: f for d in dirs or config_dirs() for f in (d / group).glob("*.yaml")}
+    return sorted(o for o, f in files.items() if aliases or not header(f).startswith("Alias:"))
+
+
+def header(path: Path) -> str:
+    """A config file's opening comment (what it is for), as one paragraph; ``# @package`` lines are not part of it."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        if not line.startswith("# @package"):
+            lines.append(line.lstrip("#").strip())
+    return " ".join(lines)
 
 
 def declared(group: str, option: str, dirs: list[Path] | None = None) -> DictConfig:

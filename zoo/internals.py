@@ -42,6 +42,14 @@ class QuickHookName:
             super().__setattr__(name, value)
 
 
+def without_wandb_anonymous(logger: Any) -> Any:
+    """``logger`` (Lightning's WandbLogger) without the ``anonymous`` argument it always hands ``wandb.init``: W&B
+    warns on every run that the setting has no effect, whatever its value. The arguments wait in the logger's
+    ``_wandb_init`` until the W&B run starts."""
+    logger._wandb_init.pop("anonymous", None)
+    return logger
+
+
 # -- Hydra -----------------------------------------------------------------------------------------------------
 
 

@@ -25,9 +25,10 @@ def plot_learning_curves(
     rows: list[dict[str, float]], path: Path, marks: dict[str, int] | None = None, title: str = "learning curves"
 ) -> None:
     """Train vs validation loss per epoch, and the first validation metric beside it when there is one;
-    ``marks`` draws labelled vertical lines at epochs (0-based), e.g. where early stopping stopped."""
+    ``marks`` draws labelled vertical lines at epochs (counted from 1, as everywhere), e.g. where early stopping
+    stopped."""
     plt = _pyplot()
-    epochs = [r["epoch"] + 1 for r in rows]
+    epochs = [r["epoch"] for r in rows]
     metric = next((k for k in CURVE_METRICS if any(f"val/{k}" in r for r in rows)), None)
     fig, axes = plt.subplots(1, 2 if metric else 1, figsize=(10 if metric else 5, 3.8), squeeze=False)
     for ax, key in zip(axes[0], ["loss", metric] if metric else ["loss"], strict=True):
@@ -36,7 +37,7 @@ def plot_learning_curves(
             if not all(math.isnan(v) for v in values):
                 ax.plot(epochs, values, style, markersize=3, label=f"{split}/{key}")
         for (label, epoch), color in zip((marks or {}).items(), ("tab:green", "tab:red", "tab:gray"), strict=False):
-            ax.axvline(epoch + 1, color=color, linestyle="--", label=f"{label} ({epoch + 1})")
+            ax.axvline(epoch, color=color, linestyle="--", label=f"{label} ({epoch})")
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)

@@ -9,9 +9,9 @@ data set.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from zoo.callbacks import Finetune, RunOutputs, TestReport, to_float_dict
 from zoo.config import declared, group_options, instantiate, settings_of
+from zoo.console import quiet
 from zoo.cv import check_folds, hold_out_fold, summarise
+from zoo.display import ProgressBar
 from zoo.errors import ZooError
 from zoo.outputs import RunFolder
 from zoo.protocols import RunFiles, SavesPretrained
@@ -66,12 +68,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return run_training(cfg).metrics
 
 
-def run_training(cfg: DictConfig, verbose: bool = True) -> Trained:
-    """:func:`train`, keeping the trained task and its data (``zoo.api.fit``); ``verbose=False`` leaves out
-    Lightning's table of test metrics."""
+def run_training(cfg: DictConfig) -> Trained:
+    """:func:`train`, keeping the trained task and its data (``zoo.api.fit``)."""
+    verbose = bool(cfg.get("verbose", False))  # Lightning's tables of test and validation metrics too
     cv = cfg.get("cv") or {}
     if cv.get("folds") is not None and cv.get("fold") is None:
-        return Trained(cross_validate(cfg, verbose), RunFolder(cfg.paths.output_dir))
+        return Trained(cross_validate(cfg), RunFolder(cfg.paths.output_dir))
     check_trainer(cfg)
     folder = RunFolder(cfg.paths.output_dir)
     if is_global_zero():
@@ -81,14 +83,15 @@ def run_training(cfg: DictConfig, verbose: bool = True) -> Trained:
         checkpoint = load_checkpoint(ckpt_path)
         check_resumable(checkpoint, cfg, ckpt_path)
         resume_wandb(cfg, checkpoint)
-    prepare_process(cfg.seed)
+    prepare_process(cfg.seed, verbose)
     datamodule = build_datamodule(cfg.data, cfg.model)
     if cv.get("folds") is not None:  # one fold of a cross-validation: that fold is the validation split
         hold_out_fold(datamodule, cv.fold, check_folds(cv.folds), cfg.data.get("split_seed", 0))
     task = build_task(cfg, datamodule.spec)
     config = plain_config(cfg)
     resumable = Resumable(folder)
-    extra = [RunOutputs(folder, config), TestReport(folder), ReseedEachEpoch(cfg.seed), StopOnNonFinite(), resumable]
+    outputs = RunOutputs(folder, config)
+    extra = [outputs, TestReport(folder), ReseedEachEpoch(cfg.seed), StopOnNonFinite(), resumable]
     if cfg.model.get("finetune"):
         extra.append(Finetune.for_model(cfg.model))
     trainer = build_trainer(cfg, folder.path, config, extra_callbacks=extra)
@@ -99,6 +102,7 @@ def run_training(cfg: DictConfig, verbose: bool = True) -> Trained:
     exit_code = 1  # what W&B records unless the run completes
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        history = list(outputs.history)  # before testing reloads the best checkpoint's (shorter) one
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback is not None else ""
         results = trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=verbose)
         if results and str(cfg.get("optimized_metric") or "").startswith("val/"):  # a search's objective
@@ -109,6 +113,8 @@ def run_training(cfg: DictConfig, verbose: bool = True) -> Trained:
         if isinstance(task.net, SavesPretrained) and trainer.is_global_zero:  # the tested weights, as a hub has them
             folder.save_pretrained(task.net, task.input.mean, task.input.std, task.spec.class_names)
         exit_code = 0
+        if is_global_zero():
+            print(tested(trainer, history))
         return Trained(finish_run(results, folder), folder, task, datamodule)
     except SystemExit:  # Lightning's answer to Ctrl-C and SIGTERM, once Resumable saved a checkpoint
         if resumable.signal is None:
@@ -127,22 +133,24 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     checkpoint = load_checkpoint(cfg.ckpt_path)
     stored = OmegaConf.create(checkpoint["zoo_config"])
     data_cfg = OmegaConf.merge(stored.data, cfg.get("data") or {})
-    prepare_process(stored.seed)
+    verbose = bool(cfg.get("verbose", False))
+    prepare_process(stored.seed, verbose)
     datamodule = build_datamodule(data_cfg, stored.model)
     if type(datamodule).__qualname__ in checkpoint:  # what the data fitted in training (a text tokenizer)
         datamodule.load_state_dict(checkpoint[type(datamodule).__qualname__])
     task = task_from_checkpoint(checkpoint)
     config = plain_config(cfg)
-    trainer = build_trainer(cfg, folder.path, config, extra_callbacks=[TestReport(folder)])
+    shown = [TestReport(folder), ProgressBar()]  # no bar redrawn for a test pass: its metrics come as one line
+    trainer = build_trainer(cfg, folder.path, config, extra_callbacks=shown)
     folder.claim(config)
     try:
-        results = trainer.test(task, datamodule=datamodule)
+        results = trainer.test(task, datamodule=datamodule, verbose=verbose)
         return finish_run(results, folder)
     finally:
         finish_wandb()
 
 
-def cross_validate(cfg: DictConfig, verbose: bool = True) -> dict[str, float]:
+def cross_validate(cfg: DictConfig) -> dict[str, float]:
     """``cv.folds=K``: every fold trained as its own run in ``<run folder>/fold<i>`` (its own W&B run, grouped by the
     experiment), that fold held out as validation (``zoo.cv``); returns each metric's mean over the folds, with
     ``<metric>_std`` beside it."""
@@ -160,7 +168,7 @@ def cross_validate(cfg: DictConfig, verbose: bool = True) -> dict[str, float]:
             if fold_cfg.get("logger") and fold_cfg.logger.get("wandb"):
                 fold_cfg.logger.wandb.name = f"{cfg.name}-fold{fold}"  # group stays the experiment's name
         print(f"cross-validation: fold {fold + 1}/{folds}")
-        rows.append({"fold": fold, **run_training(fold_cfg, verbose).metrics})
+        rows.append({"fold": fold, **run_training(fold_cfg).metrics})
     return summarise(rows, folder)
 
 
@@ -199,6 +207,7 @@ def build_task(cfg: DictConfig, spec: DataSpec) -> SupervisedTask:
         scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else None,
         l1=model.l1,
         l2=model.l2,
+        sparsity=model.get("sparsity"),
         channels_last=bool(cfg.get("channels_last", False)),
     )
     task.steps_per_execution = check_steps_per_execution(cfg.get("steps_per_execution", 1))
@@ -369,17 +378,33 @@ def resolve_ckpt_path(ckpt_path: str | None, cfg: DictConfig, output_dir: Path) 
     return str(newest)
 
 
-def prepare_process(seed: int) -> None:
+def prepare_process(seed: int, verbose: bool = False) -> None:
     L.seed_everything(seed, workers=True, verbose=False)
     _skip_nvml_probe_without_gpu()
-    # Lightning prints through its own handler and the root one (Hydra's): keep Hydra's, drop the adverts.
+    # Lightning prints through its own handler and the root one (Hydra's): keep Hydra's
     logging.getLogger("lightning").handlers.clear()
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda rec: "Tip:" not in rec.getMessage())
-    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-    # the fast path hands Lightning few, large steps: its advice on log_every_n_steps does not apply
-    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
-    warnings.filterwarnings("ignore", message=r".*this fit will run with no optimizer.*")  # closed form (ELM): none
-    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    lines = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    for old in [f for f in lines.filters if isinstance(f, LightningLines)]:
+        lines.removeFilter(old)
+    lines.addFilter(LightningLines(verbose))
+    quiet(verbose)
+
+
+class LightningLines(logging.Filter):
+    """Lightning's adverts ("Tip: ...") never reach the screen; unless verbose, neither do the lines that zoo's own
+    ``tested: ...`` line says better (where fitting stopped, which checkpoint the test reloaded), nor the count of
+    accelerators the machine does not have (the GPU line stays: it says where the run went)."""
+
+    SAID = ("`Trainer.fit` stopped", "Restoring states from", "Loaded model weights from", "TPU available: False",
+            "HPU available: False")  # fmt: skip
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__()
+        self.hidden = ("Tip:",) if verbose else ("Tip:", *self.SAID)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(hidden in message for hidden in self.hidden)
 
 
 def _skip_nvml_probe_without_gpu() -> None:
@@ -388,6 +413,18 @@ def _skip_nvml_probe_without_gpu() -> None:
     there is no CUDA context to protect, so the probe is turned off."""
     if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and torch.cuda.device_count() == 0:
         os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
+
+
+def tested(trainer: L.Trainer, history: list[dict[str, float]]) -> str:
+    """Which weights the test used, and why: the best checkpoint's epoch and score, or the last epoch's weights."""
+    checkpoint = trainer.checkpoint_callback
+    epochs = int(history[-1]["epoch"]) if history else trainer.current_epoch
+    if checkpoint is None or not checkpoint.best_model_path or checkpoint.best_model_score is None:
+        return f"tested: the weights after epoch {epochs} (no checkpoint chose better ones)"
+    score, monitor = float(checkpoint.best_model_score), checkpoint.monitor
+    best = next((int(r["epoch"]) for r in history if math.isclose(r.get(monitor, math.nan), score, rel_tol=1e-6)), None)
+    when = f" at epoch {best} of {epochs}" if best else ""
+    return f"tested: {Path(checkpoint.best_model_path).name}, the best {monitor} ({score:.4f}){when}"
 
 
 def finish_run(results: list[dict[str, Any]], folder: RunFolder) -> dict[str, float]:

@@ -70,7 +70,7 @@ class StopOnNonFinite(L.Callback):
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
         rate = f"optimizer.lr={lr:g} is too high here: try optimizer.lr={lr / 10:g}" if lr else "lower optimizer.lr"
         raise ZooError(
-            f"the training loss became NaN or infinite at step {step} (epoch {trainer.current_epoch}); training "
+            f"the training loss became NaN or infinite at step {step} (epoch {trainer.current_epoch + 1}); training "
             f"stopped. {rate}, or add trainer.gradient_clip_val=1"
         )
 

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from zoo.console import wandb_silent
 from zoo.errors import Interrupted, ZooError
+from zoo.internals import without_wandb_anonymous
 
 MODES = ("auto", "online", "offline", "disabled")
 
@@ -37,20 +39,25 @@ def wandb_logger(mode: str = "auto", **kwargs: Any):
     from lightning.pytorch.loggers import WandbLogger
 
     resolved = wandb_mode(mode)
-    return WandbLogger(offline=resolved == "offline", mode=resolved, **kwargs)
+    return without_wandb_anonymous(WandbLogger(offline=resolved == "offline", mode=resolved, **kwargs))
 
 
 def finish_wandb(exit_code: int = 0) -> None:
     """Close the W&B run, so that the next job of a multirun starts its own. Ctrl-C while W&B sends what it has
     left is one line naming the folder that ``wandb sync`` uploads later (after the message of a training run
-    that Ctrl-C or SIGTERM stopped first, if one did), exit 130."""
+    that Ctrl-C or SIGTERM stopped first, if one did), exit 130. Where W&B keeps quiet, one line says where the
+    run went."""
     wandb = sys.modules.get("wandb")
     run = getattr(wandb, "run", None)
     if run is None:
         return
     folder = run.settings.sync_dir
+    offline = run.settings.mode in ("offline", "dryrun")  # a second run in one process reads "dryrun"
+    where = f"offline in {folder}; upload it with `wandb sync {folder}`" if offline else str(run.url or folder)
     try:
         wandb.finish(exit_code=exit_code)
+        if wandb_silent() and exit_code == 0:
+            print(f"W&B run: {where}")
     except KeyboardInterrupt as err:
         first = err.__context__  # what was on its way out when W&B was asked to close, if anything
         while first is not None and not isinstance(first, Interrupted):

@@ -50,6 +50,7 @@ class SupervisedTask(GroupedSteps):
         l1: float = 0.0,
         l2: float = 0.0,
         channels_last: bool = False,
+        sparsity: bool | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -69,6 +70,7 @@ class SupervisedTask(GroupedSteps):
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
         self.l1, self.l2 = l1, l2
+        self.sparsity = bool(l1 or l2) if sparsity is None else bool(sparsity)
         dtype = torch.uint8 if self.spec.is_image else torch.long if self.spec.is_text else torch.float32
         self.example_input_array = torch.zeros(2, *self.spec.input_shape, dtype=dtype)  # the summary shows shapes
         self._train_sums: dict[str, torch.Tensor] = {}
@@ -194,7 +196,10 @@ class SupervisedTask(GroupedSteps):
         return self.predict(self(x))
 
     def on_test_epoch_end(self) -> None:
-        """``test/sparsity``: the share of weights (tensors with 2+ dims) below 1e-3, what L1 drives up."""
+        """``test/sparsity`` (``model.sparsity``; by default where model.l1 or model.l2 penalise the weights): the share
+        of weights (tensors with 2+ dims) below 1e-3, what L1 drives up."""
+        if not self.sparsity:
+            return
         weights = [p.detach() for p in self.net.parameters() if p.ndim > 1]
         if weights:  # counted tensor by tensor: no copy of a large net's weights
             small = sum(int((w.abs() < 1e-3).sum()) for w in weights)
