@@ -191,3 +191,41 @@ def test_predict_image_files_resized_to_the_training_input(train_run, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ZooError, match="holds no images"):
         predict(predict_cfg(tmp_path, ckpt, tmp_path / "empty"))
+
+
+def encode(rows, preprocessing: dict) -> np.ndarray:
+    """What model.json's ``preprocessing.how`` tells a serving program to do, written from that text alone."""
+    numeric = preprocessing["numeric"]
+    values = rows[numeric["names"]].to_numpy(dtype=np.float64, na_value=np.nan)
+    missing = np.isnan(values)
+    parts = [(np.where(missing, numeric["median"], values) - numeric["mean"]) / numeric["std"]]
+    parts.append(missing[:, np.asarray(numeric["indicator"], dtype=bool)])
+    for column, categories in preprocessing["categorical"].items():
+        codes = rows[column].astype("string").fillna(preprocessing["missing_category"]).to_numpy()
+        parts.append(codes[:, None] == np.asarray(categories)[None, :])
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def test_an_exported_table_model_serves_raw_rows_with_the_encoding_in_model_json(train_run, tmp_path):
+    import onnxruntime as ort
+    import pandas as pd
+
+    rows = pd.DataFrame({"age": [22.0, None, 35.0, 61.0], "fare": [7.25, 71.3, None, 8.05],
+                         "port": ["S", "C", None, "S"]})  # fmt: skip
+    table = pd.concat([rows] * 15, ignore_index=True).assign(survived=[0, 1, 1, 0] * 15)
+    table.to_csv(tmp_path / "people.csv", index=False)
+    ckpt = checkpoint_of(train_run, ["data=csv", f"data.path={tmp_path / 'people.csv'}", "data.target=survived"])
+    path = run_export(ckpt, "onnx", tmp_path)
+    info = json.loads((path.parent / "model.json").read_text())
+    assert "median" in info["preprocessing"]["how"]
+    assert info["preprocessing"]["categorical"]["port"] == ["<missing>", "C", "S"]  # a missing value: a category
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"input": encode(rows, info["preprocessing"])})
+    rows.to_csv(tmp_path / "new.csv", index=False)
+    predicted = predict(predict_cfg(tmp_path, ckpt, tmp_path / "new.csv"))
+    assert info["output"].startswith("one logit per row")  # two classes: sigmoid(logit) = p(class_names[1])
+    assert [info["class_names"][int(z > 0)] for z in logits[:, 0]] == [r["predicted"] for r in predicted]
+    task = task_from_checkpoint(load_checkpoint(ckpt)).eval()
+    with torch.no_grad():
+        expected = task(torch.from_numpy(encode(rows, info["preprocessing"])))
+    np.testing.assert_allclose(logits, expected.numpy(), atol=1e-4, rtol=0)

@@ -1,6 +1,7 @@
 """Export a checkpoint's model for serving: ONNX (checked against PyTorch with onnxruntime), safetensors weights,
 or a ``torch.export`` program (``.pt2``). What is exported is the task's ``forward``: for image models raw uint8
-pixels in (the normalisation layer included), outputs as in training (logits for classifiers)."""
+pixels in (the normalisation layer included), for tables the encoded rows (``model.json`` holds the fitted
+encoding), outputs as in training (logits for classifiers)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from zoo.data.preprocess import MISSING
 from zoo.errors import ZooError
 from zoo.outputs import RunFolder
 from zoo.run import load_checkpoint, task_from_checkpoint
@@ -148,10 +150,39 @@ def describe(task: Any, example: torch.Tensor, checkpoint: dict[str, Any]) -> di
         "data": spec.name,
         "task": spec.task,
         "input": {"shape": ["batch", *example.shape[1:]], "dtype": str(example.dtype).replace("torch.", "")},
-        "output": "logits" if spec.task == CLASSIFICATION else "outputs",
+        "output": output_meaning(task),
         "class_names": spec.class_names,
         "target_names": spec.target_names,
         "target_mean": spec.target_mean,
         "target_std": spec.target_std,
         "feature_names": spec.feature_names if isinstance(spec, TableSpec) else [],
+        **({"preprocessing": table_preprocessing(checkpoint)} if isinstance(spec, TableSpec) else {}),
+    }
+
+
+def output_meaning(task: Any) -> str:
+    if task.spec.task != CLASSIFICATION:
+        return "outputs"
+    if getattr(task, "loss_name", None) == "bce":  # two classes, one logit
+        return "one logit per row: sigmoid(logit) is the probability of class_names[1]"
+    return "logits, one per class in class_names order (softmax gives the probabilities)"
+
+
+ENCODING = (
+    "the model takes encoded rows, in feature_names order: each numeric column, missing values replaced by its "
+    "median, then (x - mean) / std; 1.0 where it was missing, for the columns whose indicator is true; then one "
+    "column per category of each categorical column, 1.0 for the row's value (a missing value is the category "
+    "missing_category; an unseen one: all 0.0). "
+    "scripts/predict.py and zoo.load(...).predict apply it"
+)
+
+
+def table_preprocessing(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The fitted table encoding stored with the run's data module: what a serving program applies to raw rows
+    before the model (image models carry theirs inside the graph)."""
+    state = next((v["preprocessor"] for v in checkpoint.values() if isinstance(v, dict) and "preprocessor" in v), {})
+    return {
+        "how": ENCODING,
+        **{k: state[k] for k in ("numeric", "categorical") if k in state},
+        "missing_category": MISSING,
     }
