@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: train test test-fast lint bench notebooks clean-logs
+.PHONY: train test test-fast lint bench notebooks docs clean-logs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)  ## zoo vs a hand-written PyTorch loop, side by side
 	$(PY) benchmarks/run.py $(ARGS)
+
+docs: $(STAMP)  ## the documentation site into site/ (`$(VENV)/bin/mkdocs serve` for a live preview)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 notebooks: $(STAMP)  ## every notebook run in full, with its outputs: notebooks/rendered/*.ipynb (minutes each)
 	$(PY) scripts/render_notebooks.py $(ARGS)

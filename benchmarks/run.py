@@ -14,17 +14,21 @@ with several (``zoo:lstm``, ``keras:lstm``), ``PEER:NAME`` for a peer set up ano
 ``pip install .[bench]``; a missing one reads "not installed". The timed span is the training part of each epoch
 (first to last batch). Epoch 1 is a warm-up; the figure is the fastest of the epochs after it (other work on the
 machine only adds time); ``--rounds R`` measures every side R times in turn and keeps the fastest epoch of all, as
-the machine's speed drifts over minutes. Writes the table to benchmarks/results.md (results-cuda.md with
-``--device cuda``); the last line reads ``zoo/hand-written: R``.
+the machine's speed drifts over minutes. Writes the table into benchmarks/results.md, which keeps the latest reading
+for each kind of machine: a CPU run replaces the ``## CPU`` section, a ``--device cuda`` run the ``## GPU`` one. The
+last line reads ``zoo/hand-written: R``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib
+import importlib.metadata
 import os
 import platform
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -86,14 +90,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cases", nargs="*", default=["mlp"], choices=CASES)
     parser.add_argument("--epochs", type=positive, default=4, help="epochs per side (the first is a warm-up)")
-    parser.add_argument("--out", type=Path, help="the Markdown table (default benchmarks/results[-cuda].md)")
+    parser.add_argument("--out", type=Path, help="the Markdown file (default benchmarks/results.md)")
     parser.add_argument("--threads", type=positive, help="torch threads (1 steadies figures on a shared machine)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where every side trains")
     parser.add_argument(
         "--rounds", type=positive, default=1, help="measure every side R times, in turn (steadier on a shared machine)"
     )
     args = parser.parse_args()
-    out = args.out or ROOT / "benchmarks" / ("results-cuda.md" if args.device == "cuda" else "results.md")
+    out = args.out or ROOT / "benchmarks" / "results.md"
     if out.is_dir() or not out.parent.is_dir():  # found now, not after minutes of measuring
         parser.error(f"--out {out}: not a file in an existing folder; give a path such as /tmp/results.md")
 
@@ -117,8 +121,13 @@ def main() -> None:
             for side, seconds in sides.items():  # the raw figures, to judge the noise
                 print(f"{case} {side}: " + " ".join(f"{t:.3f}" for t in seconds))
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"{cpu_model()}, {os.cpu_count()} cores"
+    command = " ".join(["python benchmarks/run.py", *sys.argv[1:]])
     lines = [
-        f"{datetime.date.today()}, {where}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"## {'GPU' if args.device == 'cuda' else 'CPU'}",
+        "",
+        f"`{command}`",
+        "",
+        f"{datetime.date.today()}, {where}; {versions()}, {torch.get_num_threads()} threads; "
         f"fastest of epochs 2..{args.epochs}"
         f"{f' of {args.rounds} rounds' if args.rounds > 1 else ''}; "
         f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at the end",
@@ -129,8 +138,7 @@ def main() -> None:
     ]
     text = "\n".join(lines)
     print(text)
-    command = " ".join(["python benchmarks/run.py", *sys.argv[1:]])
-    out.write_text(f"# zoo benchmarks\n\n`{command}`\n\n{text}\n")
+    out.write_text(with_section(out.read_text() if out.is_file() else HEADER, text))
     first = [r for r in rows if r[0] == args.cases[0]]
     zoo = next((t for _, s, t, _ in first if s == "zoo" or s.startswith("zoo:")), None)
     hand = next((t for _, s, t, _ in first if s == "hand-written" or s.startswith("hand-written:")), None)
@@ -138,6 +146,27 @@ def main() -> None:
         print(f"zoo/hand-written: {zoo / hand:.2f}")
     else:  # elm: its floor is hpelm, in the table
         print(f"zoo/hand-written: - (case {args.cases[0]} has no hand-written side)")
+
+
+HEADER = "# zoo benchmarks\n\nThe latest reading for each kind of machine; git history keeps the older ones.\n"
+
+
+def with_section(text: str, section: str) -> str:
+    """``text`` with ``section`` (a ``## KIND`` heading and its table) in place of that kind's section, or added; the
+    other sections are kept as they are."""
+    heading, new = section.splitlines()[0], section.rstrip()
+    parts = [part.rstrip() for part in re.split(r"(?m)^(?=## )", text) if part.strip()]
+    replaced = [new if part.splitlines()[0] == heading else part for part in parts]
+    return "\n\n".join(replaced if replaced != parts or new in parts else [*parts, new]) + "\n"
+
+
+def versions() -> str:
+    """The versions of what is measured: Python, torch, Lightning and the peers that are installed."""
+    found = [f"Python {platform.python_version()}"]
+    for package in ("torch", "lightning", "keras", "hpelm"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):  # a peer that is not installed
+            found.append(f"{package} {importlib.metadata.version(package)}")
+    return ", ".join(found)
 
 
 def cpu_model() -> str:

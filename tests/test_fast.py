@@ -377,3 +377,12 @@ def test_the_benchmark_refuses_bad_arguments_before_it_measures(monkeypatch, cap
         run.main()
     assert stop.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == line
+
+
+def test_the_benchmark_keeps_the_latest_reading_of_each_kind_of_machine():
+    from benchmarks.run import HEADER, with_section
+
+    both = with_section(with_section(HEADER, "## CPU\n\nold cpu\n"), "## GPU\n\ngpu\n") + "\n## GPU options\n\nkept\n"
+    again = with_section(both, "## CPU\n\nnew cpu\n")
+    assert "new cpu" in again and "old cpu" not in again and "gpu" in again and "kept" in again
+    assert again.index("## CPU") < again.index("## GPU") and with_section(again, "## CPU\n\nnew cpu\n") == again

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zoo.config import CONF_DIR, group_options
+from zoo.config import CONF_DIR, group_options, header
 from zoo.console import quiet
 from zoo.errors import ZooError, report_user_errors
 from zoo.internals import expand_sweep
@@ -77,6 +77,35 @@ def help_text(config_name: str) -> str:
 def groups() -> list[str]:
     """The config groups a user picks from (``conf/hydra`` and ``conf/base`` are zoo's own)."""
     return sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in HIDDEN_GROUPS)
+
+
+SCRIPTS = ("train", "eval", "export", "predict", "compare")  # each reads conf/<script>.yaml
+
+
+def config_reference() -> str:
+    """The documentation's configuration reference, written from ``conf/`` itself (as ``--help`` is): each script's
+    own keys, then every group's options with their opening comments and their YAML."""
+    out = ["## Each script's own keys", ""]
+    for script in SCRIPTS:
+        own = (CONF_DIR / f"{script}.yaml").read_text().strip()
+        out += [f"### `scripts/{script}.py`", "", "```yaml", own, "```", ""]
+    primary = (CONF_DIR / "train.yaml").read_text()
+    out += ["## Config groups", ""]
+    for group in groups():
+        out += [f"### `{group}`", "", "| option | what it is |", "|---|---|"]
+        for option in group_options(group, [CONF_DIR], aliases=False):
+            default = " (default)" if f"  - {group}: {option}\n" in primary else ""
+            about = (header(CONF_DIR / group / f"{option}.yaml") or "&nbsp;").replace("|", "\\|")
+            out.append(f"| `{group}={option}`{default} | {about} |")
+        out.append("")
+        for option in group_options(group, [CONF_DIR], aliases=False):
+            text = (CONF_DIR / group / f"{option}.yaml").read_text().strip()
+            indented = [f"    {line}".rstrip() for line in text.splitlines()]
+            out += [f'??? note "{group}={option}"', "", "    ```yaml", *indented, "    ```", ""]
+        old = sorted(set(group_options(group, [CONF_DIR])) - set(group_options(group, [CONF_DIR], aliases=False)))
+        if old:
+            out += [f"Old names that still work for one more release: {', '.join(f'`{o}`' for o in old)}.", ""]
+    return "\n".join(out)
 
 
 def start(config_name: str) -> None:
