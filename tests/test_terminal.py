@@ -11,6 +11,7 @@ import sys
 import lightning as L
 import pytest
 import torch
+from torch import nn
 
 from tests.conftest import ROOT
 from zoo.cli import hydra_order
@@ -90,3 +91,10 @@ def test_a_net_without_sub_layers_is_one_row_with_its_fixed_weights():
     rows = layer_rows(Holder(ELM(64, 10, hidden=[100])))
     assert rows == [("ELM", "ELM", "[N, 10]", 64 * 100 + 100 + 101 * 10)]
     assert "fixed or solved in closed form" in summary_text(rows, ELM(64, 10, hidden=[100]))
+
+
+def test_the_model_summary_keeps_each_layer_to_one_line_of_the_terminal():
+    rows = [("encoder.stages.3.blocks.2.attention.projection", "Linear", "[N, 196, 768]", 590_592)]
+    text = summary_text(rows, nn.Linear(2, 2), columns=60)
+    assert all(len(line) <= 60 for line in text.splitlines()[:-1]) and "encoder.s" in text and "…" in text
+    assert "encoder.stages.3.blocks.2.attention.projection" in summary_text(rows, nn.Linear(2, 2), columns=200)

@@ -5,6 +5,7 @@ notebook) it is one plain line per epoch, with no colour codes or redraws."""
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 from typing import Any
@@ -170,6 +171,14 @@ def layer_rows(task: L.LightningModule) -> list[tuple[str, str, str, int]]:
     return [(n, type(m).__name__, shapes.get(n, "-"), weights(m)) for n, m in leaves]
 
 
+def shortened(name: str, width: int) -> str:
+    """``name`` cut to ``width`` characters in the middle (``encoder.stage…blocks.2.conv``), whole when it fits."""
+    if len(name) <= width:
+        return name
+    head = (width - 1) // 2
+    return f"{name[:head]}…{name[len(name) - (width - 1 - head) :]}"
+
+
 def weights(layer: nn.Module) -> int:
     """The layer's parameters, or its buffers when it has none (fixed random or closed-form weights)."""
     return sum(p.numel() for p in layer.parameters(recurse=False)) or sum(
@@ -177,11 +186,16 @@ def weights(layer: nn.Module) -> int:
     )
 
 
-def summary_text(rows: list[tuple[str, str, str, int]], net: nn.Module) -> str:
-    """The rows as a plain table (the terminal's width when it is wider than the table), then the totals."""
+def summary_text(rows: list[tuple[str, str, str, int]], net: nn.Module, columns: int | None = None) -> str:
+    """The rows as a plain table, then the totals. Layer names too long for the terminal (``columns``, by default
+    its width) are shortened in the middle, so that every row keeps to one line."""
     header = ("layer", "type", "output", "weights")
     cells = [header, *[(n, t, s, f"{w:,}") for n, t, s, w in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(4)]
+    room = (columns or shutil.get_terminal_size().columns) - sum(widths[1:]) - 6  # what the names may take
+    if widths[0] > room >= 12:
+        cells = [(shortened(row[0], room), *row[1:]) for row in cells]
+        widths[0] = room
     lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
              for row in cells]  # fmt: skip
     trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
