@@ -21,7 +21,6 @@ IRRELEVANT_WARNINGS = (
     r".*smaller than the logging interval.*",  # the fast path hands Lightning few, large steps
     r".*this fit will run with no optimizer.*",  # a closed-form fit (the ELM) has none
     r".*LeafSpec.*",  # torch's pytree deprecation inside Lightning
-    r".*IProgress not found.*",  # tqdm in Jupyter without ipywidgets: zoo draws its own progress
 )
 
 

@@ -197,9 +197,10 @@ def build_task(cfg: DictConfig, spec: DataSpec) -> SupervisedTask:
     model = cfg.model
     check_model_fits(model, spec)
     cls = task_class(model, spec)
-    options = {k: OmegaConf.to_object(model[k]) if OmegaConf.is_config(model[k]) else model[k] for k in cls.OPTIONS}
+    given = [k for k in cls.OPTIONS if k in model]
+    options = {k: OmegaConf.to_object(model[k]) if OmegaConf.is_config(model[k]) else model[k] for k in given}
     task = cls(
-        **{k: v for k, v in options.items() if k in model},
+        **options,
         net=OmegaConf.to_container(model.net, resolve=True),
         spec=spec.to_dict(),
         loss=model.loss,

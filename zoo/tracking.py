@@ -52,8 +52,9 @@ def finish_wandb(exit_code: int = 0) -> None:
     if run is None:
         return
     folder = run.settings.sync_dir
+    upload = f"upload it with `wandb sync {folder}`"
     offline = run.settings.mode in ("offline", "dryrun")  # a second run in one process reads "dryrun"
-    where = f"offline in {folder}; upload it with `wandb sync {folder}`" if offline else str(run.url or folder)
+    where = f"offline in {folder}; {upload}" if offline else str(run.url or folder)
     try:
         wandb.finish(exit_code=exit_code)
         if wandb_silent() and exit_code == 0:
@@ -64,6 +65,6 @@ def finish_wandb(exit_code: int = 0) -> None:
             first = first.__context__
         raise Interrupted(
             f"{f'{first}; then ' if first else ''}interrupted while W&B was closing the run: what it had not uploaded "
-            f"stays in {folder}; upload it with `wandb sync {folder}`",
+            f"stays in {folder}; {upload}",
             exit_code=130,
         ) from None
