@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip uninstall --quiet -y hydra-optuna-sweeper 2>/dev/null || true  # replaced by zoo's own sweeper (hydra_plugins/)
 	touch $(STAMP)
 
 train: $(STAMP)  ## the default run: MLP on digits, offline, tested, in under a minute

@@ -1,5 +1,6 @@
-"""Each private piece of Lightning or Hydra that zoo relies on (``zoo.internals``), checked against the installed
-versions: an upgrade that moves one fails here, naming it, instead of silently changing step counts or resumes."""
+"""Each private piece of Lightning, Hydra or Optuna that zoo relies on (``zoo.internals``), checked against the
+installed versions: an upgrade that moves one fails here, naming it, instead of silently changing step counts or
+resumes."""
 
 from __future__ import annotations
 
@@ -97,3 +98,16 @@ def test_lightnings_wandb_logger_holds_wandbs_init_arguments_until_the_run_start
         "(zoo.internals.without_wandb_anonymous)"
     )
     assert "anonymous" not in internals.without_wandb_anonymous(logger)._wandb_init
+
+
+def test_optuna_hands_a_running_trial_to_another_process_by_its_storage_id(tmp_path):
+    """The job's side of a search reports to the trial the sweeper asked for, through its own storage object."""
+    import optuna
+
+    storage = f"sqlite:///{tmp_path}/study.db"
+    space = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    asked = optuna.create_study(storage=storage, study_name="s").ask(space)
+    trial = internals.optuna_trial(optuna.load_study(study_name="s", storage=storage), asked.number)
+    trial.report(0.5, 1)
+    assert trial.number == asked.number and trial.params == asked.params
+    assert optuna.load_study(study_name="s", storage=storage).trials[0].intermediate_values == {1: 0.5}

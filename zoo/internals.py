@@ -1,8 +1,9 @@
-"""The one door to Lightning's and Hydra's private internals: the few places zoo needs them, each saying why.
+"""The one door to Lightning's, Hydra's and Optuna's private internals: the few places zoo needs them, each saying
+why.
 
-Nothing else in zoo touches a private attribute of Lightning or Hydra. ``tests/test_internals.py`` checks each one
-below against the installed versions and fails naming the attribute when an upgrade moves it; the lower bounds in
-``pyproject.toml`` are the versions those tests ran against. Kept free of torch and Lightning at import time.
+Nothing else in zoo touches a private attribute of Lightning, Hydra or Optuna. ``tests/test_internals.py`` checks
+each one below against the installed versions and fails naming the attribute when an upgrade moves it; the lower
+bounds in ``pyproject.toml`` are the versions those tests ran against. Kept free of torch and Lightning at import time.
 """
 
 from __future__ import annotations
@@ -65,3 +66,16 @@ def job_outcome(job_return: Any) -> Any:
     """What a Hydra job returned, or the exception that ended it: ``JobReturn.return_value`` raises the exception
     again for a failed job, so the recorded outcome is read from ``_return_value``."""
     return job_return._return_value
+
+
+# -- Optuna ----------------------------------------------------------------------------------------------------
+
+
+def optuna_trial(study: Any, number: int) -> Any:
+    """Trial ``number`` of ``study`` as the ``optuna.Trial`` its job reports to (``zoo.pruning``): the sweeper asks
+    for the trial in its own process, and Optuna's public API hands a running trial to another process only by its
+    storage id, which the study's ``_storage`` and ``_study_id`` give."""
+    import optuna
+
+    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    return optuna.trial.Trial(study, trial_id)

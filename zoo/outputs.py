@@ -66,11 +66,13 @@ class RunFolder:
             )
         return self.path
 
-    def claim(self, config: dict[str, Any]) -> None:
-        """Create the folder and write the run's ``config.yaml``, once nothing can refuse the run any more."""
+    def claim(self, config: dict[str, Any], restart: bool = False) -> None:
+        """Create the folder and write the run's ``config.yaml``, once nothing can refuse the run any more
+        (``restart``: the same run, restarted by torchrun, goes on in its own folder)."""
         from omegaconf import OmegaConf
 
-        self.check_free()
+        if not restart:
+            self.check_free()
         self.path.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(config, self.path / "config.yaml")
 
@@ -149,14 +151,15 @@ class SweepFolder:
         return [json.loads(line) for line in jobs.read_text().splitlines() if line.strip()] if jobs.is_file() else []
 
     def write_results(self, rows: list[dict[str, Any]], metric: str | None, minimise: bool) -> dict[str, Any] | None:
-        """``results.csv``: every job, best first when ``metric`` is set (failed jobs last); ``best.yaml``: the best
-        job's composed config, headed by its overrides. Returns the best row."""
+        """``results.csv``: every job, best first when ``metric`` is set (pruned trials after the others, failed jobs
+        last); ``best.yaml``: the best job's composed config, headed by its overrides. Returns the best row."""
         from omegaconf import OmegaConf
 
-        done = [r for r in rows if r["objective"] is not None and not math.isnan(r["objective"])]
+        scored = [r for r in rows if r["objective"] is not None and not math.isnan(r["objective"])]
         if metric:
-            done.sort(key=lambda r: r["objective"] if minimise else -r["objective"])
-        ordered = done + [r for r in rows if r not in done]
+            scored.sort(key=lambda r: r["objective"] if minimise else -r["objective"])
+        done = [r for r in scored if r["status"] == "ok"]  # a pruned trial stopped early: listed, never the best
+        ordered = done + [r for r in scored if r not in done] + [r for r in rows if r not in scored]
         columns = list(dict.fromkeys(k for r in ordered for k in r))
         columns = [c for c in columns if c not in ("error", "run_dir")] + ["error", "run_dir"]
         write_csv(self.path / "results.csv", columns, ordered)

@@ -30,6 +30,7 @@ from zoo.display import ProgressBar
 from zoo.errors import ZooError
 from zoo.outputs import RunFolder
 from zoo.protocols import RunFiles, SavesPretrained
+from zoo.pruning import PruneTrial
 from zoo.safety import (
     ReseedEachEpoch,
     Resumable,
@@ -37,7 +38,9 @@ from zoo.safety import (
     check_matmul_precision,
     check_resumable,
     check_trainer,
+    elastic_restart,
     is_global_zero,
+    rejoin_restarted_group,
     resume_wandb,
 )
 from zoo.spec import IMAGE, TABLE, TEXT, DataSpec, spec_from_dict
@@ -76,9 +79,12 @@ def run_training(cfg: DictConfig) -> Trained:
         return Trained(cross_validate(cfg), RunFolder(cfg.paths.output_dir))
     check_trainer(cfg)
     folder = RunFolder(cfg.paths.output_dir)
-    if is_global_zero():
+    restart = elastic_restart(folder.path)  # torchrun restarted the workers: this run goes on in its folder
+    if is_global_zero() and restart is None:
         folder.check_free()
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg, folder.path)
+    ckpt_path = restart or resolve_ckpt_path(cfg.get("ckpt_path"), cfg, folder.path)
+    if restart is not None and is_global_zero():
+        print(f"torchrun restarted the workers: the run goes on in {folder.path} from {restart or 'the start'}")
     if ckpt_path:  # refused before Lightning reads it: unsafe, or another model's
         checkpoint = load_checkpoint(ckpt_path)
         check_resumable(checkpoint, cfg, ckpt_path)
@@ -94,11 +100,16 @@ def run_training(cfg: DictConfig) -> Trained:
     extra = [outputs, TestReport(folder), ReseedEachEpoch(cfg.seed), StopOnNonFinite(), resumable]
     if cfg.model.get("finetune"):
         extra.append(Finetune.for_model(cfg.model))
+    pruning = PruneTrial.for_job(cfg)  # a trial of an Optuna search reports to its study, which may stop it
+    if pruning is not None:
+        extra.append(pruning)
     trainer = build_trainer(cfg, folder.path, config, extra_callbacks=extra)
     if is_global_zero():  # once the data, model and trainer settings hold: a failed start leaves nothing
-        folder.claim(config)
+        folder.claim(config, restart=restart is not None)
         if isinstance(datamodule, RunFiles):  # what the data fitted (a tokenizer)
             folder.write_files(datamodule.run_files())
+    if restart is not None:
+        rejoin_restarted_group(trainer)
     exit_code = 1  # what W&B records unless the run completes
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

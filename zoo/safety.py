@@ -160,6 +160,38 @@ def resume_wandb(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
             wandb_cfg.resume = "allow"
 
 
+def elastic_restart(folder: Path) -> str | None:
+    """Under ``torchrun --max-restarts=N``, a restarted attempt (``TORCHELASTIC_RESTART_COUNT`` > 0) continues the
+    same run in the same folder: returns its ``last.ckpt`` to resume from ("" when the first attempt died before
+    its first checkpoint: the run starts again); None for a first attempt."""
+    if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) == 0:
+        return None
+    last = folder / "checkpoints" / "last.ckpt"
+    return str(last) if last.is_file() else ""
+
+
+def rejoin_restarted_group(trainer: L.Trainer) -> None:
+    """Join the process group of a torchrun restart under a key prefix of this attempt's own. torchrun's agent
+    keeps one store across restarts; processes that join it as Lightning does (``env://``) can read the address a
+    dead process of the previous attempt left there, and the restart fails with "Gloo connectFullMesh failed ...
+    Connection refused". Lightning skips its own set-up when the group exists."""
+    import datetime
+
+    import torch.distributed as dist
+
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    if attempt == "0" or dist.is_initialized() or not hasattr(trainer.strategy, "process_group_backend"):
+        return
+    strategy, world = trainer.strategy, int(os.environ["WORLD_SIZE"])
+    backend = strategy.process_group_backend or ("nccl" if strategy.root_device.type == "cuda" else "gloo")
+    timeout = datetime.timedelta(minutes=30)  # Lightning's default
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world, False, timeout=timeout)
+    dist.init_process_group(
+        backend, store=dist.PrefixStore(f"/zoo/attempt_{attempt}", store), rank=int(os.environ["RANK"]),
+        world_size=world, timeout=timeout,
+    )  # fmt: skip
+
+
 def is_global_zero() -> bool:
     """Rank 0 of a distributed job, read before Lightning starts: a torchrun/SLURM rank, or a child process that
     Lightning's DDP launcher started (it sets LOCAL_RANK, NODE_RANK)."""

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
@@ -24,8 +25,11 @@ from zoo.outputs import RunFolder, SweepFolder
 
 log = logging.getLogger(__name__)
 MINIMISED = ("loss", "rmse", "mae", "mse")  # metric names where lower is better
+PRUNERS = ("median", "hyperband", "none")  # hparams_search.pruner
+PRUNED_AT = "pruned_at_epoch"  # the Optuna trial attribute a pruned job sets (zoo.pruning), the sweeper reads
 _last_error: str | None = None  # the failing job's error, for SweepResults.on_job_end (same process)
 _interrupted: Interrupted | None = None  # Ctrl-C or SIGTERM stopped the job: the search ends after recording it
+_pruned_at: int | None = None  # the epoch after which the pruner stopped this job's trial (zoo.pruning)
 
 
 def run_job(fn: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> float | dict[str, float] | None:
@@ -34,8 +38,8 @@ def run_job(fn: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> fl
     Alone, a user error exits with one line (status 2); in a multirun the job is recorded as failed and returns
     None, so the sweep goes on (an Optuna sweeper marks the trial failed), unless Ctrl-C or SIGTERM stopped it.
     """
-    global _last_error, _interrupted
-    _last_error, _interrupted = None, None
+    global _last_error, _interrupted, _pruned_at
+    _last_error, _interrupted, _pruned_at = None, None, None
     if not _in_multirun():
         return report_user_errors(lambda c: objective(c, fn(c)), cfg)
     try:
@@ -74,6 +78,34 @@ def minimised(metric: str) -> bool:
     return metric.rsplit("/", 1)[-1].endswith(MINIMISED)
 
 
+def record_pruned(epoch: int) -> None:
+    """The pruner stopped this job's trial after ``epoch``: its row in results.csv says ``pruned``."""
+    global _pruned_at
+    _pruned_at = epoch
+
+
+def study_location(sweeper: Any, sweep_dir: str) -> tuple[str, str]:
+    """The study's storage URL and name: ``hparams_search.storage`` (unset: a SQLite file in the sweep folder) and
+    ``hparams_search.study_name`` (unset: the sweep folder's name)."""
+    return (
+        sweeper.get("storage") or f"sqlite:///{sweep_dir}/study.db",
+        sweeper.get("study_name") or Path(sweep_dir).name,
+    )
+
+
+def make_pruner(name: str, warmup_epochs: int, startup_trials: int, max_epochs: int) -> Any:
+    """Optuna's pruner for ``hparams_search.pruner``: ``median`` stops a trial whose objective after an epoch
+    trails the median of earlier trials at that epoch; ``hyperband`` runs brackets of successive halving between
+    ``warmup_epochs`` and ``max_epochs``; ``none`` never prunes."""
+    import optuna
+
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=warmup_epochs)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, warmup_epochs), max_resource=max(2, max_epochs))
+    return optuna.pruners.NopPruner()
+
+
 def _in_multirun() -> bool:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -107,22 +139,20 @@ class SweepResults(Callback):
         error = _last_error or (str(value).splitlines()[0] if isinstance(value, BaseException) else "")
         run = RunFolder(config.paths.output_dir)
         metrics = run.read_metrics() if not failed else {}
+        status = "failed" if failed else "ok" if _pruned_at is None else "pruned"
         row = {
             "job": config.hydra.job.num,
-            "status": "failed" if failed else "ok",
+            "status": status,
             "objective": float(value) if isinstance(value, int | float) and not failed else None,
             "overrides": " ".join(job_return.overrides or []),
             **metrics,
-            "error": error,
+            "error": error or (f"pruned after epoch {_pruned_at}" if status == "pruned" else ""),
             "run_dir": str(run.path),
         }
         sweep = SweepFolder(config.hydra.sweep.dir)
         sweep.add_job(row)
         if _interrupted is not None:  # the jobs not yet run are not started: summary, then the signal's exit code
             self.on_multirun_end(config, exit_code=_interrupted.exit_code)
-        trials = config.hydra.sweeper.get("n_trials")  # Optuna's sweeper: it crashes where no trial completed
-        if trials and row["job"] == trials - 1 and all(r["status"] == "failed" for r in sweep.jobs()):
-            self.on_multirun_end(config)  # the summary every multirun ends with: each job's error, exit 1
 
     def on_multirun_end(self, config: DictConfig, exit_code: int = 1, **kwargs: Any) -> None:
         """``results.csv`` and ``best.yaml``, a line on the best job, each failed job's error; ``exit_code`` when
@@ -134,8 +164,11 @@ class SweepResults(Callback):
         metric = config.get("optimized_metric")
         best = sweep.write_results(rows, metric, minimise=bool(metric) and minimised(metric))
         failed = [r for r in rows if r["status"] == "failed"]
+        pruned = sum(r["status"] == "pruned" for r in rows)
         print(
-            f"multirun: {len(rows) - len(failed)} of {len(rows)} jobs finished; results: {sweep.path / 'results.csv'}"
+            f"multirun: {len(rows) - len(failed)} of {len(rows)} jobs finished"
+            + (f" ({pruned} pruned)" if pruned else "")
+            + f"; results: {sweep.path / 'results.csv'}"
         )
         if best is not None:
             print(

