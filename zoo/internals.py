@@ -51,6 +51,32 @@ def without_wandb_anonymous(logger: Any) -> Any:
     return logger
 
 
+def ddp_children_run_this_job() -> None:
+    """Lightning starts DDP's other processes (``trainer=ddp`` on one machine) with the script's own command line
+    and ``hydra.run.dir`` (its private ``_hydra_subprocess_cmd``, which the Trainer's launcher imports by name).
+    Under ``--multirun`` that line is the whole sweep, and each child would run every job of it; here a child gets
+    this job's overrides and this job's folder."""
+    import sys
+
+    from lightning.pytorch.strategies.launchers import subprocess_script
+
+    def command(local_rank: int) -> tuple[list[str], str]:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.utils import get_original_cwd, to_absolute_path
+
+        import __main__
+
+        hydra = HydraConfig.get()
+        script = [sys.executable, to_absolute_path(sys.argv[0])]
+        if __main__.__spec__ is not None:  # started with python -m
+            script = [sys.executable, "-m", __main__.__spec__.name]
+        folder = f'hydra.run.dir="{hydra.runtime.output_dir}"'
+        job = [folder, f"hydra.job.name=train_ddp_process_{local_rank}", "hydra.output_subdir=null"]
+        return [*script, *hydra.overrides.task, *job], get_original_cwd()
+
+    subprocess_script._hydra_subprocess_cmd = command
+
+
 # -- Hydra -----------------------------------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from zoo.console import quiet
 from zoo.cv import check_folds, hold_out_fold, summarise
 from zoo.display import ProgressBar
 from zoo.errors import ZooError
+from zoo.internals import ddp_children_run_this_job
 from zoo.outputs import RunFolder
 from zoo.protocols import RunFiles, SavesPretrained
 from zoo.pruning import PruneTrial
@@ -40,6 +41,8 @@ from zoo.safety import (
     check_trainer,
     elastic_restart,
     is_global_zero,
+    launch_variables,
+    leave_process_group,
     rejoin_restarted_group,
     resume_wandb,
 )
@@ -108,6 +111,7 @@ def run_training(cfg: DictConfig) -> Trained:
         folder.claim(config, restart=restart is not None)
         if isinstance(datamodule, RunFiles):  # what the data fitted (a tokenizer)
             folder.write_files(datamodule.run_files())
+    launch = launch_variables()  # DDP's launcher changes them; the next run of this process needs them back
     if restart is not None:
         rejoin_restarted_group(trainer)
     exit_code = 1  # what W&B records unless the run completes
@@ -134,6 +138,7 @@ def run_training(cfg: DictConfig) -> Trained:
         raise resumable.interrupted() from None
     finally:
         finish_wandb(exit_code)
+        leave_process_group(launch)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -393,6 +398,7 @@ def resolve_ckpt_path(ckpt_path: str | None, cfg: DictConfig, output_dir: Path) 
 def prepare_process(seed: int, verbose: bool = False) -> None:
     L.seed_everything(seed, workers=True, verbose=False)
     _skip_nvml_probe_without_gpu()
+    ddp_children_run_this_job()  # a DDP job of a --multirun starts its other processes for itself alone
     # Lightning prints through its own handler and the root one (Hydra's): keep Hydra's
     logging.getLogger("lightning").handlers.clear()
     lines = logging.getLogger("lightning.pytorch.utilities.rank_zero")

@@ -192,6 +192,30 @@ def rejoin_restarted_group(trainer: L.Trainer) -> None:
     )  # fmt: skip
 
 
+LAUNCH_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+def launch_variables() -> dict[str, str | None]:
+    """The variables Lightning's DDP launcher sets in the process that starts the others, as they are now."""
+    return {name: os.environ.get(name) for name in LAUNCH_VARIABLES}
+
+
+def leave_process_group(before: dict[str, str | None]) -> None:
+    """Close the DDP process group a finished run joined and give the launch variables back their values from
+    ``before`` the run, so that the next run of this process (the next job of a ``--multirun``, the next fit in a
+    notebook) starts processes of its own: with ``LOCAL_RANK`` left set, Lightning would wait for processes that
+    nobody starts."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def is_global_zero() -> bool:
     """Rank 0 of a distributed job, read before Lightning starts: a torchrun/SLURM rank, or a child process that
     Lightning's DDP launcher started (it sets LOCAL_RANK, NODE_RANK)."""
