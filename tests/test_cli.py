@@ -42,7 +42,7 @@ def test_help_lists_every_group_and_option_without_importing_torch():
         "optimizer": "*adam, adamw, momentum, rmsprop, sgd",
         "debug": "fdr, limit, overfit, profiler",
         "logger": "csv, none, tensorboard, *wandb",
-        "trainer": "cpu, ddp, *default, gpu",
+        "trainer": "cpu, ddp, ddp_sim, *default, gpu",
     }.items():
         assert f"{group:<11} {options}" in out
 

@@ -111,3 +111,16 @@ def test_optuna_hands_a_running_trial_to_another_process_by_its_storage_id(tmp_p
     trial.report(0.5, 1)
     assert trial.number == asked.number and trial.params == asked.params
     assert optuna.load_study(study_name="s", storage=storage).trials[0].intermediate_values == {1: 0.5}
+
+
+def test_lightnings_ddp_launcher_builds_a_childs_command_line_in_hydra_subprocess_cmd(monkeypatch):
+    """zoo.internals.ddp_children_run_this_job replaces the function the Trainer's launcher calls for each child."""
+    import inspect
+
+    from lightning.pytorch.strategies.launchers import subprocess_script
+
+    monkeypatch.setattr(subprocess_script, "_hydra_subprocess_cmd", subprocess_script._hydra_subprocess_cmd)
+    internals.ddp_children_run_this_job()
+    assert subprocess_script._hydra_subprocess_cmd.__module__ == "zoo.internals"
+    source = inspect.getsource(subprocess_script._SubprocessScriptLauncher._call_children_scripts)
+    assert "_hydra_subprocess_cmd(" in source

@@ -16,6 +16,7 @@ import optuna
 import pytest
 
 from tests.test_cli import ENV, ROOT, script
+from zoo.search import optuna_storage
 
 FAST = ("logger=none", "data=iris", "callbacks=none", "trainer.max_epochs=4")
 
@@ -34,7 +35,7 @@ def results(sweep: Path) -> list[dict[str, str]]:
 
 def study_of(sweep: Path, name: str | None = None) -> optuna.Study:
     """The study in the sweep folder's storage (the only one there unless ``name`` is given)."""
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{sweep}/study.db")
+    return optuna.load_study(study_name=name, storage=optuna_storage(f"{sweep}/study.log"))
 
 
 def states(study: optuna.Study) -> dict[int, str]:
@@ -111,7 +112,7 @@ def test_optuna_dashboard_reads_the_study(tmp_path):
     proc = script("train", *SEARCH, f"hydra.sweep.dir={tmp_path}", "hydra.sweeper.n_trials=2",
                   "hparams_search.study_name=dash")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    app = wsgi(f"sqlite:///{tmp_path}/study.db")
+    app = wsgi(optuna_storage(f"{tmp_path}/study.log"))  # as optuna-dashboard <sweep folder>/study.log opens it
 
     def get(path: str) -> dict:
         environ, answer = {"PATH_INFO": path}, {}
@@ -153,7 +154,7 @@ def test_a_study_name_searched_over_another_space_is_refused_and_kept(tmp_path):
     proc = script("train", *SEARCH, *common, "optimizer.lr=choice(0.1,0.2)")
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines() == [
-        "error: study 's' in sqlite:///" + str(sweep) + "/study.db searched another space (optimizer.lr: "
+        f"error: study 's' in {sweep}/study.log searched another space (optimizer.lr: "
         "0.0001..0.01, log there, choice(0.1, 0.2) here); give another hparams_search.study_name, or the same "
         "hydra.sweeper.params to resume it"
     ]

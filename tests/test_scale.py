@@ -121,10 +121,26 @@ def test_a_worker_killed_mid_run_restarts_from_the_last_checkpoint_and_ends_as_a
     (worker,) = [pid for pid, env in ranks.items() if b"LOCAL_RANK=1" in env]
     os.kill(worker, signal.SIGKILL)
     out = finished(proc)
-    assert "torchrun restarted the workers: the run goes on in" in out and "last.ckpt" in out
+    assert "restarted by the launcher: the run goes on in" in out and "last.ckpt" in out
     epochs = [int(row.split(",")[0]) for row in history.read_text().splitlines()[1:]]
     assert epochs == list(range(1, 31))  # one history, continued from the checkpoint
     whole = finished(torchrun("trainer.max_epochs=30", run=tmp_path / "whole", nodes=nodes, per_node=2))
     assert "restarted" not in whole
     killed, uninterrupted = (json.loads((tmp_path / f / "metrics.json").read_text()) for f in ("killed", "whole"))
     assert killed == pytest.approx(uninterrupted, abs=1e-6)
+
+
+def test_a_requeued_slurm_job_goes_on_in_its_folder_from_its_last_checkpoint(tmp_path):
+    """sbatch --requeue starts the same command again (same SLURM_JOB_ID, so the same hydra.run.dir), with
+    SLURM_RESTART_COUNT=1: the run resumes where its last checkpoint left it, in its own folder."""
+    run = tmp_path / "logs" / "slurm" / "1234"
+    first = train("trainer.max_epochs=2", "logger=none", f"hydra.run.dir={run}", log_dir=tmp_path / "logs")
+    assert first.returncode == 0, first.stderr[-3000:]
+    env = {**ENV, "SLURM_RESTART_COUNT": "1"}
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "data=iris", "trainer.max_epochs=4", "logger=none",
+           f"hydra.run.dir={run}"]  # fmt: skip
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"restarted by the launcher: the run goes on in {run} from {run}/checkpoints/last.ckpt" in again.stdout
+    epochs = [row.split(",")[0] for row in (run / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == ["1", "2", "3", "4"]

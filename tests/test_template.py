@@ -48,9 +48,12 @@ def test_resuming_from_last_ckpt_with_more_epochs(tmp_path):
 
 @pytest.mark.parametrize("trainer", [[], ["trainer=ddp_sim"]], ids=["one_process", "ddp"])
 def test_a_multirun_over_the_learning_rate_in_fast_dev_runs(tmp_path, trainer):
-    proc = script("train", "-m", *QUICK, *trainer, "optimizer.lr=0.005,0.01", "++trainer.fast_dev_run=true",
+    proc = script("train", "-m", *QUICK, *trainer, "model.optimizer.lr=0.005,0.01", "++trainer.fast_dev_run=true",
                   f"hydra.sweep.dir={tmp_path}")  # fmt: skip
     assert last_line(proc).startswith("multirun: 2 of 2 jobs finished")
+    rows = (tmp_path / "results.csv").read_text().splitlines()[1:]
+    lrs = [row.split("optimizer.lr=")[1].split()[0] for row in rows]
+    assert sorted(lrs) == ["0.005", "0.01"]  # the template's model.optimizer.lr, read as zoo's optimizer.lr
 
 
 @pytest.mark.parametrize("logger", ["none", "wandb"])

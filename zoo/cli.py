@@ -115,13 +115,27 @@ def start(config_name: str) -> None:
     exit_with_help_if_asked(config_name)
     args = sys.argv[1:]
     verbose = bool(VERBOSE & set(args))
-    args = hydra_order([a for a in args if a not in VERBOSE] + (["++verbose=true"] if verbose else []))
+    args = [template_spelling(a) for a in args if a not in VERBOSE] + (["++verbose=true"] if verbose else [])
+    args = hydra_order(args)
     sys.argv[1:] = args
     quiet(verbose or any(a.lstrip("+") == "verbose=true" for a in args))
     report_user_errors(check_overrides, config_name, args)
 
 
 VERBOSE = {"-v", "--verbose"}
+TEMPLATE_KEYS = {"model.optimizer.": "optimizer.", "model.scheduler.": "scheduler."}  # lightning-hydra-template's
+
+
+def template_spelling(arg: str) -> str:
+    """An override in lightning-hydra-template's spelling, in zoo's: the template nests the optimizer and the
+    scheduler in the model (``model.optimizer.lr=0.01``), zoo has them as groups of their own (``optimizer.lr``)."""
+    prefix = arg[: len(arg) - len(arg.lstrip("+~"))]
+    for theirs, ours in TEMPLATE_KEYS.items():
+        if arg[len(prefix) :].startswith(theirs):
+            return prefix + ours + arg[len(prefix) + len(theirs) :]
+    return arg
+
+
 VALUED_FLAGS = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name", "-cd",
                 "--config-dir", "--experimental-rerun", "-sc", "--shell-completion"}  # fmt: skip
 INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}

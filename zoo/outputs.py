@@ -68,7 +68,7 @@ class RunFolder:
 
     def claim(self, config: dict[str, Any], restart: bool = False) -> None:
         """Create the folder and write the run's ``config.yaml``, once nothing can refuse the run any more
-        (``restart``: the same run, restarted by torchrun, goes on in its own folder)."""
+        (``restart``: the same run, started again by torchrun or SLURM, goes on in its own folder)."""
         from omegaconf import OmegaConf
 
         if not restart:

@@ -13,7 +13,7 @@ import lightning as L
 from omegaconf import DictConfig
 
 from zoo.internals import optuna_trial
-from zoo.search import PRUNED_AT, make_pruner, record_pruned, study_location
+from zoo.search import PRUNED_AT, make_pruner, optuna_storage, record_pruned, study_location
 
 
 class PruneTrial(L.Callback):
@@ -41,7 +41,7 @@ class PruneTrial(L.Callback):
             sweeper.pruner, sweeper.pruner_warmup_epochs, sweeper.pruner_startup_trials, cfg.trainer.max_epochs
         )
         storage, name = study_location(sweeper, HydraConfig.get().sweep.dir)
-        study = optuna.load_study(study_name=name, storage=storage, pruner=pruner)
+        study = optuna.load_study(study_name=name, storage=optuna_storage(storage), pruner=pruner)
         return cls(optuna_trial(study, int(number)), cfg.optimized_metric)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -39,11 +39,11 @@ from zoo.safety import (
     check_matmul_precision,
     check_resumable,
     check_trainer,
-    elastic_restart,
     is_global_zero,
     launch_variables,
     leave_process_group,
     rejoin_restarted_group,
+    restarted_run,
     resume_wandb,
 )
 from zoo.spec import IMAGE, TABLE, TEXT, DataSpec, spec_from_dict
@@ -82,12 +82,12 @@ def run_training(cfg: DictConfig) -> Trained:
         return Trained(cross_validate(cfg), RunFolder(cfg.paths.output_dir))
     check_trainer(cfg)
     folder = RunFolder(cfg.paths.output_dir)
-    restart = elastic_restart(folder.path)  # torchrun restarted the workers: this run goes on in its folder
+    restart = restarted_run(folder.path)  # torchrun or SLURM started the run again: it goes on in its folder
     if is_global_zero() and restart is None:
         folder.check_free()
     ckpt_path = restart or resolve_ckpt_path(cfg.get("ckpt_path"), cfg, folder.path)
     if restart is not None and is_global_zero():
-        print(f"torchrun restarted the workers: the run goes on in {folder.path} from {restart or 'the start'}")
+        print(f"restarted by the launcher: the run goes on in {folder.path} from {restart or 'the start'}")
     if ckpt_path:  # refused before Lightning reads it: unsafe, or another model's
         checkpoint = load_checkpoint(ckpt_path)
         check_resumable(checkpoint, cfg, ckpt_path)

@@ -160,14 +160,18 @@ def resume_wandb(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
             wandb_cfg.resume = "allow"
 
 
-def elastic_restart(folder: Path) -> str | None:
-    """Under ``torchrun --max-restarts=N``, a restarted attempt (``TORCHELASTIC_RESTART_COUNT`` > 0) continues the
-    same run in the same folder: returns its ``last.ckpt`` to resume from ("" when the first attempt died before
-    its first checkpoint: the run starts again); None for a first attempt."""
-    if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) == 0:
+RESTART_COUNTS = ("TORCHELASTIC_RESTART_COUNT", "SLURM_RESTART_COUNT")  # torchrun --max-restarts, sbatch --requeue
+
+
+def restarted_run(folder: Path) -> str | None:
+    """A run that torchrun (``--max-restarts``) or SLURM (a requeued job) started again goes on in its own folder:
+    returns the newest of the folder's ``last.ckpt`` and the checkpoint Lightning saves when SLURM warns of the
+    time limit (``hpc_ckpt_N.ckpt``) to resume from; "" when the first attempt died before its first checkpoint
+    (the run starts again there); None for a first attempt."""
+    if all(int(os.environ.get(name, "0") or 0) == 0 for name in RESTART_COUNTS):
         return None
-    last = folder / "checkpoints" / "last.ckpt"
-    return str(last) if last.is_file() else ""
+    found = [p for p in [folder / "checkpoints" / "last.ckpt", *folder.glob("hpc_ckpt_*.ckpt")] if p.is_file()]
+    return str(max(found, key=lambda p: p.stat().st_mtime)) if found else ""
 
 
 def rejoin_restarted_group(trainer: L.Trainer) -> None:

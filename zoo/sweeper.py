@@ -6,8 +6,9 @@ the work:
 
 - the sampler (``hydra/sweeper/sampler``: tpe, random, nsgaii, cmaes, gp, grid) picks each trial's values from
   ``hydra.sweeper.params`` (Hydra's ``choice``, ``range``, ``interval``, ``tag(log, ...)``);
-- the study lives in ``hparams_search.storage``: by default a SQLite file in the sweep folder, so a search stopped
-  at any point (even killed) resumes when started again with the same command and ``hparams_search.study_name``;
+- the study lives in ``hparams_search.storage``: by default Optuna's journal file in the sweep folder, so a search
+  stopped at any point (even killed) resumes when started again with the same command and
+  ``hparams_search.study_name``;
   a database URL (``postgresql://...``) lets workers on several machines share one study, each running trials
   until the study holds ``hydra.sweeper.n_trials``;
 - the pruner (``hparams_search.pruner``) stops a trial whose validation curve trails the others' (in the job:
@@ -36,7 +37,7 @@ from omegaconf import MISSING, DictConfig
 from zoo.errors import ZooError, report_user_errors
 from zoo.internals import job_outcome
 from zoo.outputs import SweepFolder
-from zoo.search import PRUNED_AT, PRUNERS, minimised, study_location
+from zoo.search import PRUNED_AT, PRUNERS, minimised, optuna_storage, study_location
 
 WORKER = "worker"  # trial attribute: the host and process that runs it (a dead one's trial is failed on resume)
 OVER_BUDGET = "over_budget"  # trial attribute: asked after another worker spent the budget, never run
@@ -110,7 +111,7 @@ class OptunaSweeperConf:
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])
     sampler: Any = MISSING
     direction: str | None = None  # maximize or minimize; unset: from optimized_metric's name (loss: minimize)
-    storage: str | None = None  # SQLAlchemy URL; unset: sqlite:///<sweep folder>/study.db
+    storage: str | None = None  # a database URL or a journal file's path; unset: <sweep folder>/study.log
     study_name: str | None = None  # the same name and storage resume a search
     n_trials: int = 20  # trials in the study, all workers together
     n_jobs: int = 1  # trials handed to the launcher at once (a parallel launcher runs them together)
@@ -186,7 +187,7 @@ class OptunaSweeper(Sweeper):
 
         overrides = [
             [*(f"{k}={v}" for k, v in trial.params.items()), *(f"{k}={v}" for k, v in fixed.items())]
-            + [f"hparams_search.trial={trial.number}"]
+            + [f"++hparams_search.trial={trial.number}"]  # the job reports to this trial (zoo.pruning)
             for trial in trials
         ]
         try:
@@ -261,12 +262,14 @@ def open_study(storage: str, name: str, sampler: Any, direction: str, space: dic
     opened and a study of the same name that searched another space or direction."""
     import optuna
 
-    if storage.startswith("sqlite:///"):
-        Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(3):  # workers starting together on a new database race to create its tables
         try:
             study = optuna.create_study(
-                storage=storage, study_name=name, sampler=sampler, direction=direction, load_if_exists=True
+                storage=optuna_storage(storage),
+                study_name=name,
+                sampler=sampler,
+                direction=direction,
+                load_if_exists=True,
             )
             break
         except Exception as err:  # noqa: BLE001 - a wrong URL, a driver that is missing, a server that does not answer
@@ -276,7 +279,7 @@ def open_study(storage: str, name: str, sampler: Any, direction: str, space: dic
             first = " ".join(str(err).split())[:200]
             raise ZooError(
                 f"cannot open hparams_search.storage={storage} ({type(err).__name__}: {first}); give a database URL "
-                "that answers (postgresql://user:password@host/db, sqlite:///path.db) or leave it unset"
+                "that answers (postgresql://user:password@host/db), a file path, or leave it unset"
             ) from None
     if study.direction.name.lower() != direction:
         raise ZooError(
