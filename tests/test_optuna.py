@@ -112,7 +112,7 @@ def test_optuna_dashboard_reads_the_study(tmp_path):
     proc = script("train", *SEARCH, f"hydra.sweep.dir={tmp_path}", "hydra.sweeper.n_trials=2",
                   "hparams_search.study_name=dash")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    app = wsgi(optuna_storage(f"{tmp_path}/study.log"))  # as optuna-dashboard <sweep folder>/study.log opens it
+    app = wsgi(str(tmp_path / "study.log"))  # the path as given to: optuna-dashboard <sweep folder>/study.log
 
     def get(path: str) -> dict:
         environ, answer = {"PATH_INFO": path}, {}
@@ -207,3 +207,25 @@ def test_two_workers_share_one_study_through_postgresql(tmp_path):
         print(f"two workers: trials {numbers[0]} and {numbers[1]}; over budget, not run: {[t.number for t in late]}")
     finally:
         server.cleanup()
+
+
+def test_ctrl_c_stops_the_whole_optuna_search_and_the_study_records_the_trial_failed(tmp_path):
+    from tests.test_resume import ENDLESS, finish, start, wait_for
+
+    sweep = tmp_path / "sweep"
+    proc = start("--multirun", "hparams_search=optuna", *ENDLESS, "hydra.sweeper.n_trials=3",
+                 f"hydra.sweep.dir={sweep}", run_dir=tmp_path / "unused")  # fmt: skip
+    wait_for(sweep / "0" / "checkpoints" / "last.ckpt", proc)
+    proc.send_signal(signal.SIGINT)
+    returncode, err = finish(proc, timeout=120)  # trial 0 never ends by itself: the search must stop there
+    assert returncode == 130, err[-3000:]
+    assert "error: job 0: interrupted by SIGINT: checkpoint saved to" in err and not (sweep / "1").exists()
+    assert states(study_of(sweep)) == {0: "FAIL"}  # resumable: the same command with its study_name goes on
+
+
+@pytest.mark.parametrize("pruner", ["hyperband"])
+def test_the_other_pruners_run_a_search(tmp_path, pruner):
+    proc = script("train", *SEARCH, f"hydra.sweep.dir={tmp_path}", "hydra.sweeper.n_trials=4",
+                  f"hparams_search.pruner={pruner}", "hydra.sweeper.pruner_warmup_epochs=1")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert set(states(study_of(tmp_path)).values()) <= {"COMPLETE", "PRUNED"} and len(results(tmp_path)) == 4
