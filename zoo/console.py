@@ -21,6 +21,7 @@ IRRELEVANT_WARNINGS = (
     r".*smaller than the logging interval.*",  # the fast path hands Lightning few, large steps
     r".*this fit will run with no optimizer.*",  # a closed-form fit (the ELM) has none
     r".*LeafSpec.*",  # torch's pytree deprecation inside Lightning
+    r".*The dirpath has changed from.*",  # a resumed run keeps its checkpoints in its own new folder, by design
 )
 
 
