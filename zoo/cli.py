@@ -167,7 +167,7 @@ def check_overrides(config_name: str, args: list[str]) -> None:
     from hydra.errors import ConfigCompositionException, OverrideParseException
 
     overrides = [a for a in args if "=" in a and not a.startswith("-")]  # flags (--multirun, --cfg job) are Hydra's
-    for override in overrides:  # Optuna's sweeper crashes after a search of no trial
+    for override in overrides:  # not a positive count (a word too): one line before Hydra; zoo.sweeper checks configs
         value = override.split("=", 1)[1]
         if _key_of(override) == "hydra.sweeper.n_trials" and not (value.isdigit() and int(value) >= 1):
             raise ZooError(f"{override} is not valid; give a positive number of trials")

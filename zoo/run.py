@@ -112,8 +112,7 @@ def run_training(cfg: DictConfig) -> Trained:
         if isinstance(datamodule, RunFiles):  # what the data fitted (a tokenizer)
             folder.write_files(datamodule.run_files())
     launch = launch_variables()  # DDP's launcher changes them; the next run of this process needs them back
-    if restart is not None:
-        rejoin_restarted_group(trainer)
+    rejoin_restarted_group(trainer)  # a process that torchrun restarted joins a group of its attempt's own
     exit_code = 1  # what W&B records unless the run completes
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
