@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torchmetrics import MetricCollection
@@ -15,7 +16,9 @@ from torchmetrics.classification import (
 )
 
 from zoo.errors import ZooError
+from zoo.nets.inspect import has_convolutions, look_inside
 from zoo.plots import plot_confusion_matrix, plot_predictions, plot_word_embeddings
+from zoo.plots.conv import plot_convolution, plot_feature_maps, plot_filters
 from zoo.protocols import DecodesText, WordEmbeddings
 from zoo.report import Figure, Table
 from zoo.spec import CLASSIFICATION
@@ -23,6 +26,7 @@ from zoo.tasks.base import SupervisedTask
 
 EXAMPLES, MISTAKES = 24, 16  # test images shown with their predictions: a few of each class, then mistakes
 TEXT_MISTAKES, WORDS = 500, 80  # text: misclassified test texts tabled; frequent words drawn
+INSIDE_IMAGES = 3  # convolutional nets: test images (of different classes) whose feature maps are drawn
 MISCLASSIFIED_COLUMNS = ["text", "true", "predicted", "confidence"]
 
 
@@ -125,7 +129,22 @@ class ClassificationTask(SupervisedTask):
                 parts.append((x[order], y[order], pred[order]))
         if parts:
             report["samples"] = tuple(torch.cat(column).numpy() for column in zip(*parts, strict=True))
+            if has_convolutions(self.net):
+                report.update(self._inside_report(*report["samples"][:2]))
         return report
+
+    def _inside_report(self, images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        """What the convolutions make of a few test images (the first ones of different classes), computed on what
+        the net receives (resized and normalised by ``self.input``): ``filters``, ``feature_maps`` and
+        ``convolution`` (see ``zoo.nets.inspect.look_inside``)."""
+        firsts = np.unique(labels, return_index=True)[1]
+        pick = np.sort(firsts)[:INSIDE_IMAGES]
+        x = self.input(torch.from_numpy(images[pick]).to(self.device))
+        inside = look_inside(self.net, x)
+        if inside:
+            names = self.spec.class_names
+            inside["feature_maps"]["titles"] = [f"test image {i + 1}: {names[labels[k]]}" for i, k in enumerate(pick)]
+        return inside
 
     def _text_report(self, datamodule: Any) -> dict[str, Any]:
         """Misclassified test texts (decoded by the data's tokenizer) and the embeddings of frequent words."""
@@ -159,6 +178,14 @@ class ClassificationTask(SupervisedTask):
         }
         if "samples" in report:
             outputs["predictions"] = Figure(plot_predictions, (*report["samples"], names))
+        if "filters" in report:
+            filters = report["filters"]
+            outputs["filters"] = Figure(
+                plot_filters, (filters["layer"], filters["weights"]), {"total": filters["total"]}
+            )
+            maps = report["feature_maps"]
+            outputs["feature_maps"] = Figure(plot_feature_maps, (maps["inputs"], maps["stages"], maps["titles"]))
+            outputs["convolution"] = Figure(plot_convolution, (report["convolution"],))
         if "word_embeddings" in report:
             outputs["word_embeddings"] = Figure(plot_word_embeddings, (*report["word_embeddings"], names))
         if "misclassified" in report:
