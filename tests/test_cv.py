@@ -30,6 +30,28 @@ def test_three_folds_report_mean_and_std_and_keep_each_fold(train_run, capsys):
     assert vals == accs  # the same test split, three different validation folds
 
 
+def test_held_out_folds_are_scored_apart_from_the_test_split(train_run, capsys):
+    """cv/acc is each fold's accuracy on the samples it held out (a different set each time), test/acc the same
+    models on the fixed test split; cv_folds.png draws both from the run's numbers."""
+    metrics, out = train_run("data=iris", "model=logistic", "optimizer.lr=0.05", "trainer.max_epochs=15", "cv.folds=3")
+    rows = list(csv.DictReader((out / "cv_folds.csv").open()))
+    held_out = [float(r["cv/acc"]) for r in rows]
+    assert metrics["cv/acc"] == pytest.approx(statistics.fmean(held_out)) and metrics["cv/acc"] > 0.8
+    assert metrics["cv/acc_std"] == pytest.approx(statistics.stdev(held_out))
+    assert not any(k.startswith("val/") for k in metrics)  # the held-out scores are cv/, never mixed with val/
+    printed = capsys.readouterr().out
+    assert f"cv/acc = {metrics['cv/acc']:.4f} ± {metrics['cv/acc_std']:.4f}" in printed
+    assert (
+        printed.index("cv/acc =")
+        < printed.index("the same models on the fixed test split")
+        < printed.index("test/acc =")
+    )
+    assert (out / "cv_folds.png").stat().st_size > 10_000
+    other, out2 = train_run("data=iris", "model=logistic", "optimizer.lr=0.05", "trainer.max_epochs=15", "cv.folds=3",
+                            "data.split_seed=1", folder="other")  # fmt: skip
+    assert [float(r["cv/acc"]) for r in csv.DictReader((out2 / "cv_folds.csv").open())] != held_out
+
+
 def test_folds_are_held_out_in_turn_stratified(tmp_path):
     from tests.conftest import compose
     from zoo.cv import hold_out_fold

@@ -7,10 +7,12 @@ from __future__ import annotations
 import csv
 import random
 import re
+import string
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import CONF
 from tests.test_text import write_sarcasm
@@ -102,6 +104,28 @@ def test_every_experiment_runs_shortened(train_run, tmp_path, name):
     assert metrics and (out / "metrics.json").is_file()
     if (out / "tokenizer.json").is_file():  # the text experiments draw their word embeddings too
         assert (out / "word_embeddings.png").is_file()
+    if summary_of(name):  # what the run showed, with its own numbers (cv_digits' folds are off in SHORT)
+        text = (out / "summary.md").read_text()
+        assert "n/a" not in text or name == "cv_digits", text
+
+
+def summary_of(name: str) -> str:
+    return yaml.safe_load((CONF / "experiment" / f"{name}.yaml").read_text()).get("summary") or ""
+
+
+# What an experiment's summary may name (zoo.run.summary_values): metrics, the first and last epoch's values, counts,
+# and a linear fit's facts (zoo.tasks.regression).
+SUMMARY_NAMES = r"(test|cv)_\w+|(first|final)_(train|val)_\w+|epochs|steps|steps_per_epoch|seconds|best_epoch|" + (
+    r"learnt|tested|least_squares|w|b|gap|first_loss|last_loss"
+)
+
+
+def test_every_summary_names_what_a_run_produces():
+    with_summary = [name for name in EXPERIMENTS if summary_of(name)]
+    assert len(with_summary) >= 25
+    for name in with_summary:
+        fields = [field for _, field, _, _ in string.Formatter().parse(summary_of(name)) if field]
+        assert fields and all(re.fullmatch(SUMMARY_NAMES, f) for f in fields), f"{name}.yaml: {fields}"
 
 
 def test_every_experiment_says_what_it_teaches_and_what_to_expect():

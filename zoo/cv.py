@@ -1,8 +1,9 @@
 """K-fold cross-validation (``cv.folds=K``): the training and validation splits pooled and cut into K folds
 (stratified by class), each held out once as validation; the test split stays the same held-out split.
 
-Each fold is an ordinary run in ``<run folder>/fold<i>`` (``zoo.run.cross_validate``); the run folder gets
-``metrics.json`` (each metric's mean over folds, and ``<metric>_std``) and ``cv_folds.csv``.
+Each fold is an ordinary run in ``<run folder>/fold<i>`` (``zoo.run.cross_validate``), scored on the fold it held
+out (``cv/<metric>``) and on the test split (``test/<metric>``); the run folder gets ``metrics.json`` (each metric's
+mean over folds, and ``<metric>_std``), ``cv_folds.csv`` and ``cv_folds.png``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 
 from zoo.errors import ZooError
 from zoo.outputs import RunFolder
+from zoo.plots import CURVE_METRICS, plot_folds
 from zoo.protocols import SplitsInMemory
-from zoo.report import Table
+from zoo.report import Figure, Table
 from zoo.spec import CLASSIFICATION
 
 
@@ -59,8 +61,14 @@ def hold_out_fold(datamodule: Any, fold: int, folds: int, seed: int) -> None:
 
 
 def summarise(rows: list[dict[str, float]], folder: RunFolder) -> dict[str, float]:
-    """Write ``cv_folds.csv`` and ``metrics.json`` (means, ``_std``), print ``metric = mean ± std``."""
-    keys = [k for k in rows[0] if k != "fold"]
+    """Write ``cv_folds.csv``, ``cv_folds.png`` and ``metrics.json``, print ``metric = mean ± std``.
+
+    Two estimates, kept apart: ``cv/<metric>``, each fold's score on the samples it held out (what the k-fold picture
+    estimates: how a model trained this way does on data it never saw, with the spread over K different splits; that
+    fold also chose the epoch whose weights are scored, as a validation split does), and
+    ``test/<metric>``, the K models on the one fixed test split (the spread there is the training's alone)."""
+    rows = [{("cv/" + k[4:] if k.startswith("val/") else k): v for k, v in r.items()} for r in rows]
+    keys = sorted({k for r in rows for k in r if k != "fold"}, key=lambda k: (not k.startswith("cv/"), k))
     folder.write_table("cv_folds", Table(["fold", *keys], [[r["fold"], *(r.get(k, "") for k in keys)] for r in rows]))
     metrics: dict[str, float] = {}
     for key in keys:
@@ -68,6 +76,14 @@ def summarise(rows: list[dict[str, float]], folder: RunFolder) -> dict[str, floa
         metrics[key] = statistics.fmean(values)
         metrics[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
     folder.write_metrics(metrics)
-    lines = [f"  {k} = {metrics[k]:.4f} ± {metrics[k + '_std']:.4f}" for k in keys]
-    print(f"cross-validation over {len(rows)} folds:\n" + "\n".join(lines) + f"\nrun folder: {folder.path}")
+    shown = next((m for m in (*CURVE_METRICS, "loss") if f"cv/{m}" in metrics), None)
+    if shown:
+        scores = [(r["fold"], r.get(f"cv/{shown}"), r.get(f"test/{shown}")) for r in rows]
+        folder.write_figure("cv_folds", Figure(plot_folds, (scores, shown)))
+    held_out = [f"  {k} = {metrics[k]:.4f} ± {metrics[k + '_std']:.4f}" for k in keys if k.startswith("cv/")]
+    tested = [f"  {k} = {metrics[k]:.4f} ± {metrics[k + '_std']:.4f}" for k in keys if not k.startswith("cv/")]
+    print(
+        f"cross-validation over {len(rows)} folds, each scored on the fold it held out:\n" + "\n".join(held_out)
+        + "\nthe same models on the fixed test split:\n" + "\n".join(tested) + f"\nrun folder: {folder.path}"
+    )  # fmt: skip
     return metrics

@@ -7,14 +7,18 @@ A run folder (``RunFolder``)::
     metrics.json            the final metrics (test; cross-validation: means and ``_std``)
     history.csv             one row per epoch, what Keras' History holds
     <name>.png              figures: learning_curves, overfitting, confusion_matrix, predictions, overlays, ...
+    <name>.gif              animations: gradient_descent (a linear fit's line, step by step)
+    <name>.npz              numbers a later figure reads: loss_surface (a linear fit's loss over w and b)
     <name>.csv              tables: misclassified texts, cv_folds, comparison
     tokenizer.json          what the data fitted that a user may want beside the run
     pretrained/             the tested net as a hub serves it (for model.weights=)
     checkpoints/            Lightning's checkpoints (best, last) and interrupted.ckpt
     fold<i>/                cross-validation: each fold's run folder
 
-A sweep folder (``SweepFolder``): ``jobs.jsonl`` (a row per finished job), ``results.csv``, ``best.yaml``, and each
-job's run folder. Kept free of torch: Hydra's sweep callbacks load it at start.
+A sweep folder (``SweepFolder``): ``jobs.jsonl`` (a row per finished job), ``results.csv``, ``best.yaml``, the
+figures that draw the jobs together (``overlay.png``, ``complexity.png``, ``weights.png``, ``gd_paths.png``), and
+each job's run folder. Kept free of torch: Hydra's sweep callbacks load it at start (the weights figure imports it
+when it reads the checkpoints).
 """
 
 from __future__ import annotations
@@ -27,9 +31,21 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
-from zoo.report import Figure, Table
+from zoo.plots.overlay import (
+    SweepJob,
+    job_labels,
+    numeric_setting,
+    plot_complexity,
+    plot_gd_paths,
+    plot_overlay,
+    plot_weights,
+    varying_keys,
+)
+from zoo.report import Arrays, Figure, Table
 
 RUN_MARKERS = ("config.yaml", "metrics.json", "checkpoints")
+GD_FILES = ("gd_path.csv", "loss_surface.npz")  # what a linear-regression run writes about its gradient descent
+PENALTIES = ("model.l1", "model.l2")  # a sweep over these draws the jobs' weights
 
 
 class RunFolder:
@@ -93,7 +109,7 @@ class RunFolder:
         return path
 
     def write_figure(self, name: str, figure: Figure) -> Path:
-        path = self._file(f"{name}.png")
+        path = self._file(f"{name}.{figure.suffix}")
         figure.draw(*figure.args, path, **figure.kwargs)
         return path
 
@@ -103,15 +119,24 @@ class RunFolder:
             csv.writer(fh).writerows([table.columns, *table.rows])
         return path
 
-    def write_outputs(self, outputs: dict[str, Figure | Table]) -> dict[str, Path]:
-        """A task's test figures and tables; returns ``{name: path}`` of the figures."""
+    def write_outputs(self, outputs: dict[str, Figure | Table | Arrays]) -> dict[str, Path]:
+        """A task's test figures, tables and arrays; returns ``{name: path}`` of the figures."""
         written = {}
         for name, output in outputs.items():
             if isinstance(output, Figure):
                 written[name] = self.write_figure(name, output)
+            elif isinstance(output, Arrays):
+                self.write_arrays(name.removesuffix(".npz"), output)
             else:
                 self.write_table(name, output)
         return written
+
+    def write_arrays(self, name: str, arrays: Arrays) -> Path:
+        import numpy as np
+
+        path = self._file(f"{name}.npz")
+        np.savez(path, **arrays.arrays)
+        return path
 
     def write_files(self, files: dict[str, str]) -> None:
         """Text files beside the run (``tokenizer.json``)."""
@@ -171,6 +196,135 @@ class SweepFolder:
         header = f"# best {metric} = {best['objective']:.6g}: job {best['job']}, overrides: {best['overrides']}\n"
         (self.path / "best.yaml").write_text(header + OmegaConf.to_yaml(config))
         return best
+
+    def usable_jobs(self, rows: list[dict[str, Any]]) -> tuple[list[SweepJob], list[str]]:
+        """The jobs the figures compare (finished, with a ``history.csv``), and a note on each one left out."""
+        jobs, left_out = [], []
+        for row in rows:
+            run = Path(row.get("run_dir") or "")
+            history = read_history(run / "history.csv") if row.get("run_dir") else []
+            if row.get("status") == "failed":
+                left_out.append(f"job {row['job']} ({row.get('overrides', '')}): failed")
+            elif not history:
+                left_out.append(f"job {row['job']} ({row.get('overrides', '')}): no history")
+            else:
+                metrics = {k: v for k, v in row.items() if "/" in k and isinstance(v, int | float)}
+                jobs.append(SweepJob(int(row["job"]), row.get("overrides", ""), history, metrics, run))
+        return jobs, left_out
+
+    def write_figures(self, rows: list[dict[str, Any]]) -> tuple[list[Path], list[str]]:
+        """The figures that draw the jobs together, each where it applies: ``overlay.png`` (2+ jobs' curves),
+        ``complexity.png`` (one numeric setting over 3+ jobs), ``weights.png`` (a sweep over ``model.l1``/``l2``),
+        ``gd_paths.png`` (linear runs that wrote their gradient descent). Returns the figures written and a line per
+        figure that could not be drawn (a figure never stops the sweep's results)."""
+        jobs, left_out = self.usable_jobs(rows)
+        if len(jobs) < 2:
+            return [], []
+        overrides = [job.overrides for job in jobs]
+        labels = job_labels(overrides)
+        note = ("left out: " + "; ".join(left_out)) if left_out else ""
+        title = f"{self.path.parent.parent.name}: " if self.path.parent.name == "multiruns" else ""
+        varied = ", ".join(varying_keys(overrides)) or "nothing varied"
+        figures: dict[str, Any] = {
+            "overlay": lambda: Figure(plot_overlay, (jobs, labels), {"title": f"{title}{varied}", "note": note})
+        }
+        setting = numeric_setting(overrides)
+        if setting and len(jobs) >= 3:
+            figures["complexity"] = lambda: Figure(plot_complexity, (jobs, *setting), {"note": note})
+        if set(PENALTIES) & set(varying_keys(overrides)):
+            figures["weights"] = lambda: Figure(plot_weights, (self.job_weights(jobs), labels), {"note": note})
+        drawn_paths = [job for job in jobs if all((job.run_dir / name).is_file() for name in GD_FILES)]
+        if len(drawn_paths) >= 2:
+            figures["gd_paths"] = lambda: self.gd_paths_figure(drawn_paths, jobs, labels, left_out)
+        written, problems = [], []
+        for name, make in figures.items():
+            try:
+                figure = make()
+                path = self.path / f"{name}.png"
+                figure.draw(*figure.args, path, **figure.kwargs)
+                written.append(path)
+            except Exception as err:  # a figure is a bonus: the results are already written
+                reason = str(err).splitlines()[0] if str(err) else ""
+                problems.append(f"{name}.png not drawn: {type(err).__name__}{': ' + reason if reason else ''}")
+        return written, problems
+
+    def write_summary(self, rows: list[dict[str, Any]]) -> str:
+        """``summary.md``: what each job showed (its own ``summary.md``), headed by what varied, so that a comparison
+        reads side by side; empty where the jobs wrote none."""
+        jobs, _ = self.usable_jobs(rows)
+        labels = job_labels([job.overrides for job in jobs])
+        parts = [
+            f"## {label}\n\n{(job.run_dir / 'summary.md').read_text().split(chr(10), 2)[-1].strip()}"
+            for job, label in zip(jobs, labels, strict=True)
+            if (job.run_dir / "summary.md").is_file()
+        ]
+        if not parts:
+            return ""
+        text = "\n\n".join(parts)
+        (self.path / "summary.md").write_text(f"# {', '.join(varying_keys([j.overrides for j in jobs]))}\n\n{text}\n")
+        return text
+
+    @staticmethod
+    def job_weights(jobs: list[SweepJob]) -> list[Any]:
+        """Each job's net weights with 2+ dims (not biases or norm scales), flattened, from its best checkpoint
+        (its last one where there is no best)."""
+        import numpy as np
+        import torch
+
+        weights = []
+        for job in jobs:
+            folder = job.run_dir / "checkpoints"
+            found = sorted(folder.glob("best*.ckpt")) or sorted(folder.glob("last*.ckpt"))
+            if not found:
+                raise FileNotFoundError(f"job {job.job} has no checkpoint in {folder}")
+            state = torch.load(found[-1], map_location="cpu", weights_only=True)["state_dict"]
+            tensors = [t.detach().float().flatten() for k, t in state.items() if k.startswith("net.") and t.dim() >= 2]
+            weights.append(torch.cat(tensors).numpy() if tensors else np.zeros(0))
+        return weights
+
+    @staticmethod
+    def gd_paths_figure(drawn: list[SweepJob], jobs: list[SweepJob], labels: list[str], left_out: list[str]) -> Figure:
+        """All the jobs' optimiser paths on the first job's loss surface (the jobs share their data, so the surface is
+        one), each labelled by what varied and its batch size and learning rate."""
+        import numpy as np
+
+        with np.load(drawn[0].run_dir / "loss_surface.npz") as npz:
+            surface = {key: npz[key] for key in ("x", "y", "loss", "minimum", "labels")}
+        axes = [str(name) for name in surface["labels"].tolist()]
+        paths, names = [], []
+        for job in drawn:
+            rows = read_history(job.run_dir / "gd_path.csv")
+            columns = axes if all(a in rows[0] for a in axes) else ["w1", "w2"] if "w2" in rows[0] else ["w", "b"]
+            paths.append(np.array([[row[c] for c in columns] for row in rows]))
+            label = labels[jobs.index(job)]  # the settings from its config name batch size and lr once
+            others = [part for part in label.split(", ") if not part.startswith(("batch_size=", "lr="))]
+            names.append(", ".join(filter(None, [job_settings(job.run_dir), *others])) or label)
+        missing = [f"job {job.job}: no gradient-descent files" for job in jobs if job not in drawn]
+        note = "; ".join(left_out + missing)
+        return Figure(plot_gd_paths, (surface, paths, names), {"note": f"left out: {note}" if note else ""})
+
+
+def job_settings(run_dir: Path) -> str:
+    """``"batch 16, lr 0.1"`` from a run's ``config.yaml``: what shapes a gradient-descent path."""
+    from omegaconf import OmegaConf
+
+    file = run_dir / "config.yaml"
+    if not file.is_file():
+        return ""
+    config = OmegaConf.load(file)
+    batch, lr = OmegaConf.select(config, "data.batch_size"), OmegaConf.select(config, "optimizer.lr")
+    parts = [f"batch {batch}" if batch is not None else "", f"lr {lr:g}" if isinstance(lr, int | float) else ""]
+    return ", ".join(p for p in parts if p)
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    """A ``history.csv`` (or any all-number CSV) as rows of floats, a missing value NaN; empty if there is none."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as fh:
+        return [
+            {k: float(v) if v not in ("", None) else math.nan for k, v in row.items()} for row in csv.DictReader(fh)
+        ]
 
 
 def write_csv(path: Path, columns: list[str], rows: Iterable[dict[str, Any]]) -> None:

@@ -156,3 +156,11 @@ class TrainingBatches(Protocol):
 
     steps_per_execution: int | str  # mini-batches per Lightning step (one optimiser step each); 1: one at a time
     single_pass: bool  # one ordered pass in evaluation-sized batches (a closed-form fit), not shuffled mini-batches
+
+
+@runtime_checkable
+class ScalesFeatures(Protocol):
+    """Tables whose columns the net reads standardised: each feature's training mean and std, in ``feature_names``
+    order (1 and 0 where a column is not scaled), so a linear model's weights can be told in the data's own units."""
+
+    def feature_scaling(self) -> tuple[list[float], list[float]]: ...

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from zoo.internals import ddp_children_run_this_job
 from zoo.outputs import RunFolder
 from zoo.protocols import RunFiles, SavesPretrained
 from zoo.pruning import PruneTrial
+from zoo.report import summary_text
 from zoo.safety import (
     ReseedEachEpoch,
     Resumable,
@@ -79,7 +81,10 @@ def run_training(cfg: DictConfig) -> Trained:
     verbose = bool(cfg.get("verbose", False))  # Lightning's tables of test and validation metrics too
     cv = cfg.get("cv") or {}
     if cv.get("folds") is not None and cv.get("fold") is None:
-        return Trained(cross_validate(cfg), RunFolder(cfg.paths.output_dir))
+        folder = RunFolder(cfg.paths.output_dir)
+        metrics = cross_validate(cfg)
+        write_summary(cfg, folder, summary_values(metrics))
+        return Trained(metrics, folder)
     check_trainer(cfg)
     folder = RunFolder(cfg.paths.output_dir)
     restart = restarted_run(folder.path)  # torchrun or SLURM started the run again: it goes on in its folder
@@ -115,11 +120,14 @@ def run_training(cfg: DictConfig) -> Trained:
     rejoin_restarted_group(trainer)  # a process that torchrun restarted joins a group of its attempt's own
     exit_code = 1  # what W&B records unless the run completes
     try:
+        start = time.perf_counter()
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        seconds = time.perf_counter() - start
         history = list(outputs.history)  # before testing reloads the best checkpoint's (shorter) one
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback is not None else ""
         results = trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=verbose)
-        if results and str(cfg.get("optimized_metric") or "").startswith("val/"):  # a search's objective
+        held_out = cv.get("folds") is not None  # a cross-validation fold: its scores on the fold it held out
+        if results and (held_out or str(cfg.get("optimized_metric") or "").startswith("val/")):  # or a search's
             scores = trainer.validate(
                 task, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=verbose
             )
@@ -129,7 +137,11 @@ def run_training(cfg: DictConfig) -> Trained:
         exit_code = 0
         if is_global_zero():
             print(tested(trainer, history))
-        return Trained(finish_run(results, folder), folder, task, datamodule)
+        metrics = finish_run(results, folder)
+        if is_global_zero():
+            facts = {**getattr(task, "facts", {}), "seconds": seconds, "best_epoch": best_epoch(trainer, history)}
+            write_summary(cfg, folder, summary_values(metrics, history, facts))
+        return Trained(metrics, folder, task, datamodule)
     except SystemExit:  # Lightning's answer to Ctrl-C and SIGTERM, once Resumable saved a checkpoint
         if resumable.signal is None:
             raise
@@ -432,16 +444,51 @@ def _skip_nvml_probe_without_gpu() -> None:
         os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
 
 
+def best_epoch(trainer: L.Trainer, history: list[dict[str, float]]) -> int | None:
+    """The epoch (from 1) whose checkpoint the test used; None where no checkpoint chose one."""
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is None or not checkpoint.best_model_path or checkpoint.best_model_score is None:
+        return None
+    score, monitor = float(checkpoint.best_model_score), checkpoint.monitor
+    return next((int(r["epoch"]) for r in history if math.isclose(r.get(monitor, math.nan), score, rel_tol=1e-6)), None)
+
+
 def tested(trainer: L.Trainer, history: list[dict[str, float]]) -> str:
     """Which weights the test used, and why: the best checkpoint's epoch and score, or the last epoch's weights."""
     checkpoint = trainer.checkpoint_callback
     epochs = int(history[-1]["epoch"]) if history else trainer.current_epoch
     if checkpoint is None or not checkpoint.best_model_path or checkpoint.best_model_score is None:
         return f"tested: the weights after epoch {epochs} (no checkpoint chose better ones)"
-    score, monitor = float(checkpoint.best_model_score), checkpoint.monitor
-    best = next((int(r["epoch"]) for r in history if math.isclose(r.get(monitor, math.nan), score, rel_tol=1e-6)), None)
+    score, monitor, best = float(checkpoint.best_model_score), checkpoint.monitor, best_epoch(trainer, history)
     when = f" at epoch {best} of {epochs}" if best else ""
     return f"tested: {Path(checkpoint.best_model_path).name}, the best {monitor} ({score:.4f}){when}"
+
+
+def summary_values(
+    metrics: dict[str, float], history: list[dict[str, float]] = (), facts: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What an experiment's ``summary`` may name: each metric with ``_`` for ``/`` (``test_acc``, ``cv_acc``), the
+    first and last epoch's values (``first_train_loss``, ``final_val_loss``), ``epochs``, ``steps``,
+    ``steps_per_epoch``, and the task's and run's facts (``seconds`` of training, ``best_epoch``, a linear fit's
+    ``w``, ``b`` and ``learnt`` equation)."""
+    values: dict[str, Any] = {k.replace("/", "_"): v for k, v in metrics.items()}
+    if history:
+        epochs, steps = int(history[-1]["epoch"]), int(history[-1]["step"])
+        values.update(epochs=epochs, steps=steps, steps_per_epoch=round(steps / max(epochs, 1)))
+        values.update({f"first_{k.replace('/', '_')}": v for k, v in history[0].items()})
+        values.update({f"final_{k.replace('/', '_')}": v for k, v in history[-1].items()})
+    values.update({k: v for k, v in (facts or {}).items() if v is not None})
+    return values
+
+
+def write_summary(cfg: DictConfig, folder: RunFolder, values: dict[str, Any]) -> None:
+    """``summary.md``: the experiment's ``summary`` sentences with this run's numbers, printed too."""
+    template = cfg.get("summary")
+    if not template:
+        return
+    text = summary_text(str(template), values)
+    folder.write_text("summary.md", f"# {cfg.name}\n\n{text}\n")
+    print(f"what this run showed:\n{text}", flush=True)
 
 
 def finish_run(results: list[dict[str, Any]], folder: RunFolder) -> dict[str, float]:

@@ -1,9 +1,10 @@
 """Multiruns and hyperparameter searches (``--multirun``, ``hparams_search=grid|optuna|genetic``).
 
 A failing job is reported (``error: job N: ...``), recorded with its status and error, and the other jobs run on;
-at the end :class:`SweepResults` writes ``results.csv`` (sorted by ``optimized_metric`` when there is one) and
-``best.yaml`` (the best job's config) at the sweep folder's root. Ctrl-C or SIGTERM stops the whole search after
-the job it interrupted is recorded (its checkpoint saved), with the same summary and 128 + the signal's number.
+at the end :class:`SweepResults` writes ``results.csv`` (sorted by ``optimized_metric`` when there is one),
+``best.yaml`` (the best job's config) and the figures that draw the jobs together at the sweep folder's root.
+Ctrl-C or SIGTERM stops the whole search after the job it interrupted is recorded (its checkpoint saved), with the
+same summary and 128 + the signal's number.
 For Optuna searches (:mod:`zoo.sweeper`) it also holds the pruners and the study's place; a trial the pruner
 stopped is listed as ``pruned``. Kept free of torch: Hydra loads it at start.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -137,7 +139,9 @@ except ImportError:  # pragma: no cover
 
 
 class SweepResults(Callback):
-    """Hydra callback: one row per multirun job (``jobs.jsonl``), then ``results.csv`` and ``best.yaml``."""
+    """Hydra callback: one row per multirun job (``jobs.jsonl``), then ``results.csv``, ``best.yaml`` and the
+    figures that draw the jobs together (``overlay.png`` and, where they apply, ``complexity.png``, ``weights.png``,
+    ``gd_paths.png``)."""
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         from hydra.core.utils import JobStatus
@@ -186,10 +190,34 @@ class SweepResults(Callback):
                 f"best {metric} = {best['objective']:.4f} (job {best['job']}: {best['overrides']}); "
                 f"its config: {sweep.path / 'best.yaml'}"
             )
+        draw_figures(sweep, rows)
+        try:
+            if sweep.write_summary(rows):
+                print(f"what each job showed, side by side: {sweep.path / 'summary.md'}")
+        except OSError as err:  # a summary is a bonus: the results are already written
+            print(f"summary.md not written: {err}")
         if failed:
             for row in failed:
                 print(f"error: job {row['job']} ({row['overrides']}) failed: {row['error']}", file=sys.stderr)
             sys.exit(exit_code)
+
+
+def draw_figures(sweep: SweepFolder, rows: list[dict[str, Any]]) -> None:
+    """The figures that draw the jobs together, after results.csv is written: one line naming them (and the time
+    they took), one line per figure that failed and why; nothing here can fail the multirun."""
+    start = time.perf_counter()
+    try:
+        written, problems = sweep.write_figures(rows)
+    except Exception as err:  # reading the jobs' folders failed: the results stand
+        written, problems = [], [f"figures not drawn: {type(err).__name__}: {err}".splitlines()[0]]
+    usable = len(rows) - len([r for r in rows if r["status"] == "failed"])
+    if written:
+        names = ", ".join(path.name for path in written)
+        print(f"figures: {names} ({time.perf_counter() - start:.1f} s) in {sweep.path}")
+    elif len(rows) >= 2 and not problems:
+        print(f"figures: none; they need 2 finished jobs with a history.csv ({usable} finished)")
+    for line in problems:
+        print(f"figures: {line}")
 
 
 register_resolvers()  # the ${repeat:...} resolver the search configs use, once Hydra loads this module

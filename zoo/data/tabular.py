@@ -101,6 +101,13 @@ class TabularDataModule(InMemoryDataModule):
         super().load_state_dict(state)
         self.preprocessor.load_state_dict(state["preprocessor"])
 
+    def feature_scaling(self) -> tuple[list[float], list[float]]:
+        """Each feature column's training mean and std (``zoo.protocols.ScalesFeatures``): the numeric columns'
+        own; missing indicators and one-hot columns are not scaled (0 and 1)."""
+        numeric = self.preprocessor.state["numeric"]
+        unscaled = len(self.preprocessor.feature_names) - len(numeric["names"])
+        return [*numeric["mean"], *[0.0] * unscaled], [*numeric["std"], *[1.0] * unscaled]
+
     def encode(self, inputs: pd.DataFrame) -> torch.Tensor:
         """Rows with the training table's feature columns (others, such as the target, are ignored)."""
         state = self.preprocessor.state

@@ -263,3 +263,33 @@ def plot_comparison(rows: list[dict[str, Any]], metric: str, data_name: str, pat
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_folds(scores: list[tuple[int, float | None, float | None]], metric: str, path: Path) -> Path:
+    """Cross-validation: each fold's score on the samples it held out (bars, with their mean ± std) and the same
+    model's score on the fixed test split (dots)."""
+    plt = _pyplot()
+    folds = [f + 1 for f, _, _ in scores]
+    held = np.array([math.nan if v is None else v for _, v, _ in scores], dtype=float)
+    test = np.array([math.nan if v is None else v for _, _, v in scores], dtype=float)
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.7 * len(folds) + 2), 3.8))
+    ax.bar(folds, held, color="tab:blue", alpha=0.7, label=f"held-out fold: cv/{metric}")
+    mean, std = np.nanmean(held), np.nanstd(held, ddof=1) if np.isfinite(held).sum() > 1 else 0.0
+    ax.axhline(mean, color="tab:blue", ls="--", label=f"mean {mean:.4f} ± {std:.4f}")
+    ax.axhspan(mean - std, mean + std, color="tab:blue", alpha=0.12)
+    if np.isfinite(test).any():
+        ax.plot(folds, test, "o", color="tab:orange", label=f"fixed test split: test/{metric}")
+    finite = np.r_[held[np.isfinite(held)], test[np.isfinite(test)]]
+    if finite.size:
+        span = max(float(finite.max() - finite.min()), 0.01)
+        ax.set_ylim(float(finite.min()) - span, float(finite.max()) + span)
+    ax.set_xticks(folds)
+    ax.set_xlabel("fold")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{len(folds)}-fold cross-validation: each fold scored on the samples it held out", fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

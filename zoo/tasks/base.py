@@ -22,6 +22,7 @@ from zoo.protocols import PixelInput, WantsPixels
 from zoo.report import Figure, Table
 from zoo.spec import DataSpec, spec_from_dict
 from zoo.tasks.grouped import GroupedSteps
+from zoo.tasks.linear import BY_HAND, dense_gradients, dense_layer, output_gradient
 
 LOSSES: dict[str, type[nn.Module]] = {
     "mse": nn.MSELoss,
@@ -38,7 +39,8 @@ class SupervisedTask(GroupedSteps):
 
     kind = ""
     losses: tuple[str, ...] = ()
-    OPTIONS: ClassVar[tuple[str, ...]] = ()
+    OPTIONS: ClassVar[tuple[str, ...]] = ("gradients",)
+    GRADIENTS = ("autograd", "manual", "check")  # model.gradients: who computes ∂L/∂w (check: both, compared)
 
     def __init__(
         self,
@@ -51,6 +53,7 @@ class SupervisedTask(GroupedSteps):
         l2: float = 0.0,
         channels_last: bool = False,
         sparsity: bool | None = None,
+        gradients: str = "autograd",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -74,6 +77,36 @@ class SupervisedTask(GroupedSteps):
         dtype = torch.uint8 if self.spec.is_image else torch.long if self.spec.is_text else torch.float32
         self.example_input_array = torch.zeros(2, *self.spec.input_shape, dtype=dtype)  # the summary shows shapes
         self._train_sums: dict[str, torch.Tensor] = {}
+        self.gradients = gradients
+        self.dense = self.check_gradients(gradients)
+        self.automatic_optimization = self.dense is None  # by hand: the step sets the gradients itself
+        self._grad_diff: torch.Tensor | None = None  # gradients=check: the epoch's largest |manual - autograd|
+        self._dense_input: torch.Tensor | None = None
+
+    def check_gradients(self, gradients: str) -> nn.Linear | None:
+        """``model.gradients``: ``autograd`` (torch differentiates the loss), ``manual`` (the step computes ∂L/∂W and
+        ∂L/∂b with the formulas of ``zoo.tasks.linear``) or ``check`` (manual, and compared with autograd at every
+        step: ``train/grad_diff``). Returns the dense layer whose gradients are written by hand."""
+        if gradients not in self.GRADIENTS:
+            raise ZooError(f"model.gradients={gradients!r} is not valid; use one of {', '.join(self.GRADIENTS)}")
+        if gradients == "autograd":
+            return None
+        layer = dense_layer(self.net)
+        if layer is None:
+            raise ZooError(
+                f"model.gradients={gradients} derives the gradients of one dense layer; {type(self.net).__name__} has "
+                "other layers: use model=linear or model=logistic, or model.gradients=autograd"
+            )
+        if self.loss_name not in BY_HAND:
+            raise ZooError(
+                f"model.gradients={gradients} derives {', '.join(BY_HAND)}; model.loss={self.loss_name} needs "
+                "model.gradients=autograd"
+            )
+        layer.register_forward_pre_hook(self._keep_dense_input)
+        return layer
+
+    def _keep_dense_input(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        self._dense_input = args[0]
 
     # -- what subclasses define ---------------------------------------------------------------------------
     def default_loss(self) -> str:
@@ -87,6 +120,10 @@ class SupervisedTask(GroupedSteps):
 
     def data_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def loss_target(self, y: torch.Tensor) -> torch.Tensor:
+        """What the loss compares the net's output with (a regression scales it); the manual gradients read it."""
+        return y
 
     def batch_stats(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """Extra sums to average over the training epoch (e.g. correct predictions), kept on the device."""
@@ -135,6 +172,8 @@ class SupervisedTask(GroupedSteps):
         return total
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.dense is not None:
+            return self.step_by_hand(batch, batch_idx)
         loss, data_loss = self.step_loss(batch)
         self.log_step("train/loss_step", data_loss)
         return loss
@@ -143,16 +182,48 @@ class SupervisedTask(GroupedSteps):
         """The loss to minimise on one mini-batch (the penalty included) and the data loss alone; the epoch's sums
         stay on the device."""
         x, y = batch
-        out = self(x)
+        return self.batch_loss(self(x), y)
+
+    def step_by_hand(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """One gradient-descent step with ∂L/∂W and ∂L/∂b written out (``zoo.tasks.linear``), no autograd;
+        ``gradients=check`` also asks autograd and keeps the largest difference."""
+        x, y = batch
+        weight, bias = self.dense.weight, self.dense.bias
+        with torch.set_grad_enabled(self.gradients == "check"):
+            loss, data_loss = self.batch_loss(self(x), y)
+        out, inputs = self._last_out, self._dense_input.detach()
+        grad_out = output_gradient(self.loss_name, out, self.loss_target(y))
+        grad_weight, grad_bias = dense_gradients(inputs, grad_out, weight.detach(), self.l1, self.l2)
+        if self.gradients == "check":
+            auto_weight, auto_bias = torch.autograd.grad(loss, [weight, bias])
+            diff = torch.maximum((grad_weight - auto_weight).abs().max(), (grad_bias - auto_bias).abs().max())
+            self._grad_diff = diff if self._grad_diff is None else torch.maximum(self._grad_diff, diff)
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        weight.grad, bias.grad = grad_weight, grad_bias
+        optimizer.step()
+        self.log_step("train/loss_step", data_loss)
+        if batch_idx + 1 == self.trainer.num_training_batches:
+            self.step_epoch_schedulers(plateau=False)  # what automatic optimisation would do
+        return loss.detach()
+
+    def batch_loss(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`step_loss` on the net's output."""
+        self._last_out = out.detach()
         loss = self.data_loss(out, y)  # averaged once over the batch
-        sums = {"loss": loss.detach() * len(x), "n": len(x), **self.batch_stats(out.detach(), y)}
+        sums = {"loss": loss.detach() * len(out), "n": len(out), **self.batch_stats(out.detach(), y)}
         for key, value in sums.items():  # summed on the device: no host sync per step
             self._train_sums[key] = self._train_sums.get(key, 0) + value
         penalty = self.penalty()
         return (loss if penalty is None else loss + penalty), loss
 
+    def one_step_reason(self) -> str | None:
+        if self.dense is not None:
+            return f"model.gradients={self.gradients} (each step writes its gradients by hand)"
+        return super().one_step_reason()
+
     def on_train_epoch_start(self) -> None:
-        self._train_sums = {}
+        self._train_sums, self._grad_diff = {}, None
         super().on_train_epoch_start()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -176,6 +247,8 @@ class SupervisedTask(GroupedSteps):
         penalty = self.penalty()
         if penalty is not None:
             self.log("train/penalty", penalty.detach(), on_step=False, on_epoch=True, batch_size=1)
+        if self._grad_diff is not None:
+            self.log("train/grad_diff", self._grad_diff, on_step=False, on_epoch=True, reduce_fx="max", batch_size=1)
 
     def _eval_step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         x, y = batch

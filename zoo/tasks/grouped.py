@@ -150,7 +150,7 @@ class GroupedSteps(QuickHookName, L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
-        if self.grouped:
+        if not self.automatic_optimization:  # a group, or a step of the task's own
             self.step_epoch_schedulers(plateau=True)
 
     def step_epoch_schedulers(self, plateau: bool) -> None:
