@@ -5,6 +5,7 @@ Each module reads its texts, splits them (the official test split where there is
 training split only (``zoo.data.tokenize``) and holds the splits in memory as int64 ids ``[N, max_length]``. The
 fitted tokenizer travels in checkpoints (``state_dict``) and is written to the run folder as ``tokenizer.json``;
 ``load_state_dict`` + ``encode`` turn new texts into ids exactly as in training, without the data files.
+``text_encoding.txt`` beside it shows a few training texts as the model reads them: tokens, ids, padding, one-hot rows.
 """
 
 from __future__ import annotations
@@ -22,7 +23,18 @@ import torch
 
 from zoo.data.memory import InMemoryDataModule
 from zoo.data.splits import split_indices
-from zoo.data.tokenize import UNK, encode, fit_tokenizer, load_tokenizer, pad_id_of, pretrained_tokenizer
+from zoo.data.tokenize import (
+    UNK,
+    check_padding_side,
+    describe_encoding,
+    encode,
+    fit_tokenizer,
+    full_length,
+    load_tokenizer,
+    pad_id_of,
+    padding_side_of,
+    pretrained_tokenizer,
+)
 from zoo.errors import ZooError
 from zoo.spec import CLASSIFICATION, TEXT, TextSpec, spec_from_dict
 
@@ -61,11 +73,13 @@ class TextDataModule(InMemoryDataModule):
         split_seed: int = 0,
         max_length: int = 32,
         tokenizer: dict[str, Any] | None = None,
+        padding_side: str = "right",
     ) -> None:
         super().__init__(name, batch_size, eval_batch_size, test_fraction, val_fraction, split_seed)
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
             raise ZooError(f"data.max_length={max_length!r} must be a positive integer (tokens kept per text)")
         self.max_length = max_length
+        self.padding_side = check_padding_side(padding_side)
         self.tokenizer_cfg = dict(tokenizer or {"kind": "word"})
         self.tokenizer = None
         self.texts: dict[str, list[str]] = {}
@@ -127,7 +141,7 @@ class TextDataModule(InMemoryDataModule):
         """int64 ids ``[len(texts), max_length]``, tokenized, truncated and padded as in training."""
         if self.tokenizer is None:
             raise ZooError(f"data={self.name}: no tokenizer yet; call setup() or load_state_dict() first")
-        return encode(self.tokenizer, list(texts), self.max_length)
+        return encode(self.tokenizer, list(texts), self.max_length, self.padding_side)
 
     def decode(self, ids: torch.Tensor) -> str:
         """One row of ids back to text, padding left out (what the model saw: lower case, ``<unk>`` for unseen)."""
@@ -147,20 +161,49 @@ class TextDataModule(InMemoryDataModule):
         return [i for i in order if i not in special][:n]
 
     def state_dict(self) -> dict[str, Any]:
-        """Saved in checkpoints as plain types: the spec, the fitted tokenizer (its JSON) and the maximum length."""
-        return {**super().state_dict(), "tokenizer": self.tokenizer.to_str(), "max_length": self.max_length}
+        """Saved in checkpoints as plain types: the spec, the fitted tokenizer (its JSON), the maximum length and the
+        padding side."""
+        return {
+            **super().state_dict(),
+            "tokenizer": self.tokenizer.to_str(),
+            "max_length": self.max_length,
+            "padding_side": self.padding_side,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Take the tokenizer and spec of a checkpoint; splits already loaded are encoded again with it."""
+        """Take the tokenizer, length, padding side and spec of a checkpoint; splits already loaded are encoded again
+        with them. A checkpoint from before ``data.padding_side`` padded as its tokenizer says (on the right)."""
         self.tokenizer = load_tokenizer(state["tokenizer"])
         self.max_length = int(state["max_length"])
+        self.padding_side = state.get("padding_side") or padding_side_of(self.tokenizer) or "right"
         self._spec = spec_from_dict(state["spec"])
         if self.texts:
             self.splits = {s: (self.encode(self.texts[s]), y) for s, (_, y) in self.splits.items()}
 
+    def text_encoding(self, count: int = 3) -> str:
+        """The first ``count`` training texts as the model reads them (``text_encoding.txt``): raw, tokens, ids,
+        padding, and the first one's one-hot rows. Encoded here with :meth:`encode`, the function that encoded the
+        splits, so the ids are the run's own whatever later re-splitting (``cv.folds``) did to the splits."""
+        texts = self.texts["train"][:count]
+        lengths = [full_length(self.tokenizer, text) for text in texts]
+        kind = self.tokenizer_cfg.get("kind", "word")
+        of = f" of {self.tokenizer_cfg['source']}" if kind == "pretrained" else ""
+        source = f"data={self.name} ({kind} tokenizer{of})"
+        return describe_encoding(
+            self.tokenizer,
+            texts,
+            self.encode(texts),
+            lengths,
+            self.tokenizer.get_vocab_size(),
+            self.padding_side,
+            source,
+        )
+
     def run_files(self) -> dict[str, str]:
-        """``tokenizer.json`` beside the run: load it with ``tokenizers.Tokenizer.from_file``."""
-        return {"tokenizer.json": self.tokenizer.to_str(pretty=True)}
+        """``tokenizer.json`` beside the run (load it with ``tokenizers.Tokenizer.from_file``; it pads as training
+        did) and ``text_encoding.txt``, a few training texts as tokens, ids and one-hot rows."""
+        files = {"text_encoding.txt": self.text_encoding()} if self.texts.get("train") else {}
+        return {**files, "tokenizer.json": self.tokenizer.to_str(pretty=True)}
 
 
 # -- reading files -----------------------------------------------------------------------------------------

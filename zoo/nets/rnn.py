@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from zoo.errors import ZooError
+from zoo.nets.text_padding import tokens_first
 
 if TYPE_CHECKING:
     from zoo.spec import DataSpec
@@ -57,12 +58,8 @@ class RNN(nn.Module):
         self.head = nn.Linear(hidden_size * self.directions, out_features)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        real = ids != self.pad_id
-        # Each row's tokens first, in their order, then its padding: sorted by (is padding, position), keys that are
-        # all distinct, so any sort gives this order (ONNX has no stable sort).
-        positions = torch.arange(ids.shape[1], device=ids.device)
-        ids = ids.gather(1, torch.argsort((~real) * ids.shape[1] + positions, dim=1))
-        lengths = real.sum(1).clamp(min=1)  # an all-padding row still gets one step
+        ids = tokens_first(ids, self.pad_id)  # left padding (data.padding_side=left) moved after the tokens
+        lengths = (ids != self.pad_id).sum(1).clamp(min=1)  # an all-padding row still gets one step
         if self.directions == 1:
             # Run over every position and read each row's output at its last token, which the padding after it
             # has not reached: the packed sequence's final state, 1.1-8x faster than packing on a CPU (9 shapes of 10

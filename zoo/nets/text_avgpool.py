@@ -1,7 +1,9 @@
 """Introdução ao Deep Learning com R, exemplos 10-11: word embeddings averaged over the text (Keras' Embedding +
 GlobalAveragePooling1D), then a small dense head. Padding never counts in the average; ``one_hot`` runs the same
 maths the slides' costly way, one-hot rows times the embedding matrix; ``pooling=flatten`` keeps every position
-(exemplo 10)."""
+(exemplo 10). The mean is the same whichever side the padding is on (``data.padding_side``); flatten sees positions,
+so with left padding a text's last word always sits at the last position, with right padding its first word at the
+first."""
 
 from __future__ import annotations
 

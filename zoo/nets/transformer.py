@@ -1,7 +1,8 @@
 """A pretrained Hugging Face encoder (BERT-like: MiniLM, DistilBERT...) with a classification head, from a hub name
 or a local folder. ``features`` is the encoder and ``head`` the new classifier, so ``zoo.callbacks.Finetune``
 freezes or fine-tunes it like a timm backbone. The data is tokenized with the model's own tokenizer (the model
-config's ``tokenizer`` block), so ids mean what the encoder learnt."""
+config's ``tokenizer`` block), so ids mean what the encoder learnt. Left-padded texts (``data.padding_side=left``) are
+moved to the right first: the encoder's positions then start at its [CLS], as in its pretraining."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.nets.text_padding import tokens_first
 
 if TYPE_CHECKING:
     from zoo.spec import DataSpec
@@ -63,6 +65,7 @@ class Transformer(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.features.config.hidden_size, out_features))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        ids = tokens_first(ids, self.pad_id)  # [CLS] at position 0 whichever side the padding was on
         mask = ids != self.pad_id
         hidden = self.features(input_ids=ids, attention_mask=mask.long()).last_hidden_state
         if self.pooling == "cls":

@@ -161,7 +161,8 @@ class ClassificationTask(SupervisedTask):
             embedding = self.net.embedding
             ids = datamodule.frequent_tokens(WORDS)
             texts = torch.full((len(ids), self.spec.input_shape[0]), self.spec.pad_id, device=self.device)
-            texts[:, 0] = torch.tensor(ids, device=self.device)  # each word as a one-word text
+            at = -1 if getattr(datamodule, "padding_side", "right") == "left" else 0  # where the data puts a word
+            texts[:, at] = torch.tensor(ids, device=self.device)  # each word as a one-word text, padded as in training
             with torch.no_grad():
                 alone = self.net(texts)
             report["word_embeddings"] = (
