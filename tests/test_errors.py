@@ -53,6 +53,15 @@ def fails(tmp_path):
     return run
 
 
+def test_an_unknown_padding_side_and_gradients_by_hand_for_a_deep_net_are_one_line(fails):
+    assert fails("model=rnn", "data=text_synth", "data.padding_side=middle") == (
+        "error: data.padding_side='middle' is not valid; choose one of right, left"
+    )
+    assert fails("model=mlp", "+model.gradients=manual").startswith(
+        "error: model.gradients=manual derives the gradients of one dense layer; MLP has other layers"
+    )
+
+
 def test_unknown_model_lists_the_models_and_the_closest(fails):
     assert fails("model=mpl") == f"error: model=mpl is not a zoo model; did you mean model=mlp? choose one of {MODELS}"
 

