@@ -272,7 +272,8 @@ def plot_folds(scores: list[tuple[int, float | None, float | None]], metric: str
     finite = np.r_[held[np.isfinite(held)], test[np.isfinite(test)]]
     if finite.size:
         span = max(float(finite.max() - finite.min()), 0.01)
-        ax.set_ylim(float(finite.min()) - span, float(finite.max()) + span)
+        top = float(finite.max()) + span
+        ax.set_ylim(float(finite.min()) - span, min(top, 1.01) if finite.max() <= 1 else top)  # a share stops at 1
     ax.set_xticks(folds)
     ax.set_xlabel("fold")
     ax.set_ylabel(metric)
