@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from tests.conftest import ROOT
+from zoo.cli import SCRIPTS, check_overrides
+from zoo.config import CONF_DIR
+from zoo.errors import ZooError
 
 ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": ""}
 MODELS = (
@@ -109,24 +113,117 @@ def test_eval_checks_its_overrides_too(fails):
     )
 
 
-@pytest.mark.parametrize("script, key", [("eval", "ckpt_path"), ("export", "ckpt_path"), ("predict", "input")])
-def test_a_required_setting_left_out(fails, script, key):
-    given = [] if key == "ckpt_path" else ["ckpt_path=x.ckpt"]
-    assert fails(*given, script=script) == f"error: {key} must be given: python scripts/{script}.py {key}=..."
+def left_to_the_user(group: str, option: str) -> dict[str, bool]:
+    """Each key ``<group>/<option>.yaml`` sets, read from the YAML itself (not through zoo): True where the value is
+    ``???`` after what it includes (another option of its group, an alias's new name; ``override /data: csv``) and its
+    own keys over them."""
+    path = CONF_DIR / group / f"{option}.yaml"
+    if not path.is_file():  # a plugin's own config (override /hydra/sweeper: optuna)
+        return {}
+    text = path.read_text()
+    raw = yaml.safe_load(text) or {}
+    keys: dict[str, bool] = {}
+    for entry in raw.pop("defaults", []):
+        if isinstance(entry, str) and entry != "_self_" and not entry.startswith("/"):
+            keys.update(left_to_the_user(group, entry))
+        elif isinstance(entry, dict):
+            for name, chosen in entry.items():
+                if str(name).startswith("override /") and chosen:
+                    keys.update(left_to_the_user(str(name).removeprefix("override /"), chosen))
+    prefix = "" if "# @package _global_" in text else group.replace("/", ".")
+
+    def walk(node: object, key: str) -> None:
+        if isinstance(node, dict) and node:
+            for name, value in node.items():
+                walk(value, f"{key}.{name}")
+        else:
+            keys[key.lstrip(".")] = node == "???"
+
+    walk(raw, prefix)
+    return keys
+
+
+def required_cases() -> list[tuple[str, list[str], str, list[str]]]:
+    """(script, overrides, who needs it, keys) for every script's own config and every option in conf/ that leaves a
+    value to the user."""
+    cases = []
+    for script in SCRIPTS:
+        keys = [k for k, unset in left_to_the_user("", script).items() if unset]
+        if keys:
+            cases.append((script, [], f"scripts/{script}.py", keys))
+    for group in sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra", "base")):
+        for option in sorted(f.stem for f in (CONF_DIR / group).glob("*.yaml")):
+            keys = [k for k, unset in left_to_the_user(group, option).items() if unset]
+            if keys:
+                cases.append(("train", [f"{group}={option}"], f"{group}={option}", keys))
+    return cases
+
+
+REQUIRED = required_cases()
+
+
+def test_the_required_values_are_found_in_the_configs():
+    found = {who: keys for _, _, who, keys in REQUIRED}
+    assert found["data=csv"] == ["data.path", "data.target"] and found["scripts/eval.py"] == ["ckpt_path"]
+    assert sum(who.startswith("experiment=") for who in found) >= 5, found
+
+
+@pytest.mark.parametrize("script, overrides, who, keys", REQUIRED, ids=[case[2] for case in REQUIRED])
+def test_a_required_value_left_out_is_one_line_naming_every_key(script, overrides, who, keys):
+    """Every option with a ``???`` (an experiment that needs the user's file, its old name, an option that includes
+    it), composed as the scripts do before Hydra runs: one line naming the option, each key and what to give; given
+    on the command line, the same keys pass."""
+    with pytest.raises(ZooError) as refused:
+        check_overrides(script, overrides)
+    line = str(refused.value)
+    needs, _, give = line.partition(": give ")
+    assert needs.startswith(f"{who} needs "), line
+    assert sorted(needs.removeprefix(f"{who} needs ").replace(" and ", ", ").split(", ")) == sorted(keys), line
+    assert all(f"{key}=" in give for key in keys) and "\n" not in line, line
+    check_overrides(script, [*overrides, *(f"{key}=x" for key in keys)])
+
+
+def test_a_required_value_stays_required_where_it_lands_on_a_value(tmp_path):
+    """``???`` over a value another config set (Hydra's merge keeps the value: a frozen backbone's ``weights: ???``
+    over the model's null would train a random backbone) is still required; the command line may give null."""
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "frozen_mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /model: timm\n"
+        "model:\n  weights: ??? # model.weights=DIR (my pretrained run)\n  finetune:\n    mode: frozen\n"
+    )
+    mine = [f"hydra.searchpath=[file://{tmp_path}]", "experiment=frozen_mine"]
+    with pytest.raises(ZooError, match=r"^experiment=frozen_mine needs model.weights: give model.weights=DIR \(my pre"):
+        check_overrides("train", mine)
+    check_overrides("train", [*mine, "model.weights=null", "model.finetune.mode=full"])
 
 
 @pytest.mark.parametrize(
-    "experiment, keys",
+    "script, overrides, line",
     [
-        ("redes_demo_titanic_elm", "data.path"),
-        ("redes_exercicio04_mushroom_elm", "data.path"),
-        ("redes_exercicio05_spotify_mlp", "data.path"),
-        ("redes_exercicio05_1_multiclass_mlp", "data.path, data.target"),
+        (
+            "train",
+            ["experiment=redes_exercicio05_1_multiclass_mlp"],
+            "error: experiment=redes_exercicio05_1_multiclass_mlp needs data.path and data.target: give "
+            "data.path=FILE (the exercise's CSV file) and data.target=COLUMN (its class column)",
+        ),
+        (
+            "train",
+            ["experiment=ex10_sarcasm"],
+            "error: experiment=ex10_sarcasm needs data.path: give data.path=FILE (Kaggle's "
+            "Sarcasm_Headlines_Dataset.json)",
+        ),
+        (
+            "predict",
+            [],
+            "error: scripts/predict.py needs ckpt_path and input: give ckpt_path=FILE (a .ckpt from a run folder's "
+            "checkpoints/) and input=FILE (image files or a folder, a CSV table, or a text file with one input a line)",
+        ),
     ],
+    ids=["two_keys", "old_name", "script"],
 )
-def test_an_experiment_without_its_file_names_the_keys_to_give(fails, experiment, keys):
-    needed = " ".join(f"{k}=..." for k in keys.split(", "))
-    assert fails(f"experiment={experiment}") == f"error: {keys} must be given: python scripts/train.py {needed}"
+def test_a_required_value_left_out_on_the_command_line(fails, script, overrides, line):
+    """The same check through the scripts: exit code 2, the one line on stderr, no run folder."""
+    assert fails(*overrides, script=script) == line
 
 
 def test_negative_epochs(fails):

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zoo.config import CONF_DIR, group_options, header
+from zoo.config import CONF_DIR, Required, group_options, header, required_values
 from zoo.console import quiet
 from zoo.errors import ZooError, report_user_errors
 from zoo.internals import expand_sweep
@@ -194,7 +194,7 @@ def check_overrides(config_name: str, args: list[str]) -> None:
                 defaults = compose(config_name, overrides=kept)
                 _check_value_types(cfg, defaults, given)
             if not {"-c", "--cfg"} & set(args):
-                _check_required(cfg, config_name)
+                _check_required(cfg, config_name, combo)
 
 
 def _combinations(overrides: list[str], multirun: bool) -> list[list[str]]:
@@ -308,23 +308,47 @@ def _check_value_types(cfg: Any, defaults: Any, overrides: list[str]) -> None:
         raise ZooError(f"{key}={value} is not valid; {key} takes {kind} (default {default})")
 
 
-def _check_required(cfg: Any, config_name: str) -> None:
-    """Settings the run cannot go without (``ckpt_path: ???``; an experiment's ``data.path: ???``)."""
+def _check_required(cfg: Any, config_name: str, overrides: list[str]) -> None:
+    """Values the run cannot go without (``ckpt_path: ???``; an experiment's ``data.path: ???``, also where it lands on
+    a value another config set, as ``model.weights: ???`` on the model's null): one line naming every key left out,
+    the option that needs it and what to give (the comment after its ``???``)."""
     from omegaconf import OmegaConf
 
-    missing: list[str] = []
+    required = {r.key: r for r in required_values(config_name, overrides, _config_dirs(overrides))}
 
-    def walk(node: Any, key: str) -> None:
+    def walk(node: Any, key: str) -> None:  # a ``???`` the command line itself gave
         if isinstance(node, dict):
             for name, value in node.items():
                 walk(value, f"{key}.{name}" if key else str(name))
-        elif node == "???":
-            missing.append(key)
+        elif node == "???" and key not in required:
+            required[key] = Required(key, "", "")
 
     walk(OmegaConf.to_container(cfg, resolve=False), "")
-    if missing:
-        needed = " ".join(f"{k}=..." for k in missing)
-        raise ZooError(f"{', '.join(missing)} must be given: python scripts/{config_name}.py {needed}")
+    if not required:
+        return
+    by_option: dict[str, list[Required]] = {}
+    for value in required.values():
+        by_option.setdefault(value.option, []).append(value)
+    raise ZooError(
+        "; ".join(
+            f"{option or f'scripts/{config_name}.py'} needs {_and([r.key for r in values])}: "
+            f"give {_and([_give(r) for r in values])}"
+            for option, values in by_option.items()
+        )
+    )
+
+
+def _give(required: Required) -> str:
+    """``KEY=VALUE (what it is)`` from the comment after the ``???``, used as it stands where it spells that already
+    (``# data.path=FILE (Kaggle's titanic/train.csv)``)."""
+    if required.hint.startswith(f"{required.key}="):
+        return required.hint
+    value = "PATH" if required.key.endswith("path") else "VALUE"
+    return f"{required.key}={value}" + (f" ({required.hint})" if required.hint else "")
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def _raw(cfg: Any, key: str) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +101,83 @@ def declared(group: str, option: str, dirs: list[Path] | None = None) -> DictCon
             merged.merge_with(OmegaConf.load(CONF_DIR / f"{base.lstrip('/')}.yaml"))
     merged.merge_with(own)
     return merged
+
+
+@dataclass(frozen=True)
+class Required:
+    """A value the run cannot go without: ``KEY: ???`` in the config that sets ``key`` last, with the comment after
+    the ``???`` (what to give, ``# data.path=FILE (Kaggle's titanic/train.csv)``) and the option that brought that
+    config in (``experiment=transfer_frozen``; empty for the script's own config)."""
+
+    key: str
+    option: str
+    hint: str
+
+
+def required_values(config_name: str, overrides: list[str], dirs: list[Path]) -> list[Required]:
+    """The ``???`` values the command line leaves unset, in Hydra's merge order; Hydra must be initialised.
+
+    Read from the YAML files of Hydra's defaults list, not from the composed config: merging keeps the value a
+    ``???`` lands on (an experiment's ``model.weights: ???`` over the model's ``weights: null`` composes as null, and a
+    frozen random backbone would train on). A later config that sets the key, or the command line, gives it."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    defaults = GlobalHydra.instance().config_loader().compute_defaults_list(config_name, overrides, RunMode.RUN)
+    parents = {entry.config_path: entry.parent for entry in defaults.defaults}
+    last: dict[str, Required | None] = {}  # each key: the Required its last setter declares, or None (a value)
+    for entry in defaults.defaults:
+        path = next(
+            (d / f"{entry.config_path}.yaml" for d in dirs if (d / f"{entry.config_path}.yaml").is_file()), None
+        )
+        if path is None:  # Hydra's own configs
+            continue
+        own = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        if not isinstance(own, dict):
+            continue
+        own.pop("defaults", None)
+        top = entry.config_path  # the option the command line (or the script's config) picked that brought it in
+        while parents.get(top) not in (None, config_name, "<root>"):
+            top = parents[top]
+        option = "" if top == config_name else "=".join(top.rsplit("/", 1))
+        hints, prefix = required_hints(path), f"{entry.package}." if entry.package else ""
+        for key, value in _leaves(own):
+            full = prefix + key
+            for below in [k for k in last if k.startswith(f"{full}.")]:
+                del last[below]
+            last[full] = Required(full, option, hints.get(key, "")) if value == "???" else None
+    given = [o.key_or_group for o in defaults.config_overrides]
+    return [r for k, r in last.items() if r and not any(k == g or k.startswith(f"{g}.") for g in given)]
+
+
+def _leaves(node: Any, key: str = "") -> Iterator[tuple[str, Any]]:
+    """``(dotted key, value)`` of every value a config sets (a non-empty mapping sets its keys, not itself)."""
+    if isinstance(node, dict) and node:
+        for name, value in node.items():
+            yield from _leaves(value, f"{key}.{name}" if key else str(name))
+    elif key and not isinstance(node, dict):
+        yield key, node
+
+
+def required_hints(path: Path) -> dict[str, str]:
+    """The comment after each ``KEY: ???`` of a YAML file, by dotted key: what to give. Hydra drops comments, so
+    they are read from the file's text (PyYAML's nodes know where each value ends)."""
+    import yaml
+
+    text = path.read_text()
+    lines, hints = text.splitlines(), {}
+
+    def walk(node: Any, key: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for name, value in node.value:
+                walk(value, f"{key}.{name.value}" if key else str(name.value))
+        elif isinstance(node, yaml.ScalarNode) and node.value == "???" and node.style is None:
+            rest = lines[node.end_mark.line][node.end_mark.column :]
+            hints[key] = rest.split("#", 1)[1].strip() if "#" in rest else ""
+
+    walk(yaml.compose(text), "")
+    return hints
 
 
 # -- instantiating -------------------------------------------------------------------------------------------
