@@ -30,7 +30,31 @@ def test_compare_on_regression_data_scores_r2(tmp_path):
 def test_an_unknown_model_is_one_line(tmp_path):
     proc = script("compare", "models=[mlp,xgboost]", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2
-    assert "error: models: ['xgboost'] unknown; choose from mlp, elm, logistic, svm, random_forest, knn" in proc.stderr
+    assert (
+        "error: models: ['xgboost'] unknown; choose from mlp, elm, logistic, text_avgpool, rnn, svm, random_forest, "
+        "knn, tfidf_logreg, tfidf_svm (or auto)"
+    ) in proc.stderr
+
+
+def test_text_data_compares_zoo_text_models_with_tfidf_baselines(tmp_path):
+    proc = script("compare", "data=text_synth", "data.count=600", "epochs=2", "cpu=true", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r["model"]: float(r["test/acc"]) for r in csv.DictReader((tmp_path / "comparison.csv").open())}
+    assert list(rows) == ["text_avgpool", "rnn", "tfidf_logreg", "tfidf_svm"]  # models=auto on text
+    assert rows["tfidf_svm"] > 0.9 and rows["tfidf_logreg"] > 0.9  # word pairs see "not good"
+
+
+def test_a_model_that_cannot_read_the_data_is_one_line(tmp_path):
+    proc = script("compare", "data=iris", "models=[mlp,tfidf_svm]", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2
+    assert "error: models: tfidf_svm cannot read data=iris (table data); choose from mlp, elm, logistic, svm" in (
+        proc.stderr
+    )
+    proc = script("compare", "data=text_synth", "models=[svm]", f"hydra.run.dir={tmp_path / 'text'}")
+    assert (
+        proc.returncode == 2
+        and "error: models: svm cannot read data=text_synth (text); choose from text_avgpool" in (proc.stderr)
+    )
 
 
 def test_per_model_overrides_reach_the_zoo_model(tmp_path):

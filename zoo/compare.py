@@ -1,6 +1,10 @@
 """Side by side on one data set and one split (the "comparativo MLP, ELM e outros classificadores" of Redes Neurais e
 Deep Learning): zoo's MLP, ELM and logistic/linear regression against scikit-learn's RBF-SVM (grid-searched C and
-gamma), random forest and k-NN, all fitted on the data module's own training tensors and scored on its test split."""
+gamma), random forest and k-NN, all fitted on the data module's own training tensors and scored on its test split.
+
+On text the same table puts zoo's text models (embedding + average pooling, the LSTM) beside the classical
+baselines a practitioner tries first: TF-IDF of words and word pairs, then logistic regression or a linear SVM
+(C grid-searched), fitted on the same training texts and scored on the same test texts."""
 
 from __future__ import annotations
 
@@ -16,17 +20,23 @@ from zoo.outputs import RunFolder
 from zoo.plots import plot_comparison
 from zoo.report import Figure, Table
 from zoo.run import build_datamodule, build_task, prepare_process
-from zoo.spec import CLASSIFICATION, REGRESSION, TABLE
+from zoo.spec import CLASSIFICATION, REGRESSION, TABLE, TEXT
 
-ZOO_MODELS = ("mlp", "elm", "logistic")
+ZOO_MODELS = ("mlp", "elm", "logistic", "text_avgpool", "rnn")
 SKLEARN_MODELS = ("svm", "random_forest", "knn")
+TEXT_BASELINES = ("tfidf_logreg", "tfidf_svm")  # scikit-learn on the raw texts
+TEXT_MODELS = ("text_avgpool", "rnn", *TEXT_BASELINES)
+DEFAULTS = {TABLE: ["mlp", "elm", "logistic", *SKLEARN_MODELS], TEXT: list(TEXT_MODELS)}  # models=auto
 
 
 def compare(cfg: DictConfig) -> list[dict[str, Any]]:
-    """Fit every model in ``cfg.models``; write ``comparison.csv``, ``comparison.md`` and ``comparison.png``."""
-    unknown = [m for m in cfg.models if m not in ZOO_MODELS + SKLEARN_MODELS]
+    """Fit every model in ``cfg.models`` (``auto``: the table models, or the text ones on text data); write
+    ``comparison.csv``, ``comparison.md`` and ``comparison.png``."""
+    known = ZOO_MODELS + SKLEARN_MODELS + TEXT_BASELINES
+    asked = list(cfg.models) if cfg.models != "auto" else []
+    unknown = [m for m in asked if m not in known]
     if unknown:
-        raise ZooError(f"models: {unknown} unknown; choose from {', '.join(ZOO_MODELS + SKLEARN_MODELS)}")
+        raise ZooError(f"models: {unknown} unknown; choose from {', '.join(known)} (or auto)")
     out = RunFolder(cfg.paths.output_dir)
     if (out.path / "comparison.csv").exists():
         raise ZooError(f"'{out.path}' already holds a comparison; nothing was overwritten. Pick another hydra.run.dir")
@@ -35,13 +45,22 @@ def compare(cfg: DictConfig) -> list[dict[str, Any]]:
     spec = data.spec
     if spec.task not in (CLASSIFICATION, REGRESSION):
         raise ZooError(f"data={spec.name} is a {spec.task} data set; compare takes classification or regression data")
-    if any(name in SKLEARN_MODELS for name in cfg.models):  # before any fit: they take the splits as arrays
+    kind = TEXT if spec.is_text else TABLE
+    models = asked or DEFAULTS[kind]
+    misfits = [m for m in models if (m in TEXT_MODELS) != spec.is_text]
+    if misfits:
+        what = "text" if spec.is_text else f"{'image' if spec.is_image else 'table'} data"
+        raise ZooError(
+            f"models: {', '.join(misfits)} cannot read data={spec.name} ({what}); choose from "
+            f"{', '.join(DEFAULTS[kind])}, or models=auto"
+        )
+    if any(name in SKLEARN_MODELS for name in models):  # before any fit: they take the splits as arrays
         data.require_memory(f"compare (with {', '.join(SKLEARN_MODELS)})")
     metric = "acc" if spec.task == CLASSIFICATION else "r2"
     rows = []
-    for name in cfg.models:
+    for name in models:
         print(f"compare: fitting {name} on {spec.name}")
-        fit = fit_zoo if name in ZOO_MODELS else fit_sklearn
+        fit = fit_zoo if name in ZOO_MODELS else fit_text if name in TEXT_BASELINES else fit_sklearn
         score, fit_s, predict_s = fit(name, cfg, data, out.path)
         rows.append({"model": name, f"test/{metric}": score, "fit_s": fit_s, "predict_s": predict_s})
     write_table(rows, out, f"test/{metric}", spec.name)
@@ -105,6 +124,31 @@ def fit_sklearn(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float
     score = model.score(xs, ys)  # accuracy for classifiers, R^2 for regressors
     predict_s = time.perf_counter() - start
     return float(score), fit_s, predict_s
+
+
+def fit_text(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float, float, float]:
+    """TF-IDF of words and word pairs (sublinear term frequencies, the tokens scikit-learn finds), then logistic
+    regression or a linear SVM with C grid-searched by 3-fold cross-validation; fitted on the raw training and
+    validation texts, scored on the test texts. Returns (test accuracy, fit seconds, predict seconds)."""
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.svm import LinearSVC
+
+    texts = data.texts["train"] + data.texts["val"]
+    labels = np.concatenate([data.splits["train"][1].numpy(), data.splits["val"][1].numpy()])
+    classifier = LogisticRegression(max_iter=2000) if name == "tfidf_logreg" else LinearSVC()
+    pipeline = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), classifier)
+    grid = {f"{type(classifier).__name__.lower()}__C": list(cfg.text_c_grid)}
+    model = GridSearchCV(pipeline, grid, cv=3, n_jobs=1)
+    start = time.perf_counter()
+    model.fit(texts, labels)
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    score = model.score(data.texts["test"], data.splits["test"][1].numpy())
+    return float(score), fit_s, time.perf_counter() - start
 
 
 def _table(data: Any, split: str) -> tuple[Any, Any]:
