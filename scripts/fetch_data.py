@@ -1,0 +1,82 @@
+"""Put a data set's real files where zoo reads them, from a Debian package (for machines that reach the package
+registries but not the data sets' own sites).
+
+``python scripts/fetch_data.py fashion_mnist`` runs ``apt-get download dataset-fashion-mnist``, unpacks the ``.deb``
+with ``dpkg-deb`` and copies its IDX ``.gz`` files into ``<data dir>/FashionMNIST/raw``, where ``data=fashion_mnist``
+looks for them (zoo unpacks the ``.gz`` on first use). ``--data-dir`` (default: ``ZOO_DATA_DIR`` or ``data``) is
+``paths.data_dir``; ``--deb FILE`` unpacks a package already downloaded. ``make data`` fetches every set listed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from zoo.errors import ZooError, report_user_errors
+
+# data set -> (Debian package, folder under the data dir, files the data module reads)
+IDX_GZ = [f"{s}-{k}.gz" for s in ("train", "t10k") for k in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+SETS: dict[str, tuple[str, str, list[str]]] = {
+    "fashion_mnist": ("dataset-fashion-mnist", "FashionMNIST/raw", IDX_GZ),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line: which data sets, where to put them, and an optional package file already downloaded."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="+", choices=sorted(SETS), help="data sets to fetch")
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("ZOO_DATA_DIR", "data")))
+    parser.add_argument("--deb", type=Path, help="a .deb already downloaded (skips apt-get)")
+    return parser.parse_args(argv)
+
+
+def download(package: str, folder: Path) -> Path:
+    """``apt-get download PACKAGE`` into ``folder``: the package file alone, nothing installed, no root needed."""
+    if shutil.which("apt-get") is None:
+        raise ZooError(
+            f"apt-get not found: fetch the Debian package {package} on a Debian/Ubuntu machine, or pass --deb"
+        )
+    done = subprocess.run(["apt-get", "download", package], cwd=folder, capture_output=True, text=True)
+    debs = sorted(folder.glob(f"{package}_*.deb"))
+    if done.returncode != 0 or not debs:
+        why = (done.stderr.strip().splitlines() or ["no .deb written"])[-1]
+        raise ZooError(f"apt-get download {package} failed ({why}); run apt-get update, or pass a .deb with --deb")
+    return debs[-1]
+
+
+def extract(deb: Path, files: list[str], target: Path) -> list[Path]:
+    """Unpack ``deb`` with ``dpkg-deb -x`` and copy the named files, wherever they lie in it, into ``target``."""
+    if shutil.which("dpkg-deb") is None:
+        raise ZooError("dpkg-deb not found: unpack the .deb with another tool and copy its files by hand")
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run(["dpkg-deb", "-x", str(deb), tmp], capture_output=True, text=True)
+        if done.returncode != 0:
+            why = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
+            raise ZooError(f"dpkg-deb cannot unpack '{deb}' ({why}); download it again")
+        found = {p.name: p for p in Path(tmp).rglob("*") if p.is_file() and p.name in files}
+        missing = [f for f in files if f not in found]
+        if missing:
+            raise ZooError(f"'{deb}' holds no {', '.join(missing)}; is it the right package?")
+        target.mkdir(parents=True, exist_ok=True)
+        return [Path(shutil.copyfile(found[f], target / f)) for f in files]
+
+
+def fetch(name: str, data_dir: Path, deb: Path | None = None) -> list[Path]:
+    """One data set's files into ``data_dir``; returns their paths."""
+    package, folder, files = SETS[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        return extract(deb or download(package, Path(tmp)), files, data_dir / folder)
+
+
+def run(args: argparse.Namespace) -> None:
+    for name in args.names:
+        paths = fetch(name, args.data_dir, args.deb)
+        print(f"{name}: {len(paths)} files in {paths[0].parent}")
+
+
+if __name__ == "__main__":
+    report_user_errors(run, parse_args())
