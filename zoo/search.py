@@ -170,8 +170,8 @@ class SweepResults(Callback):
             self.on_multirun_end(config, exit_code=_interrupted.exit_code)
 
     def on_multirun_end(self, config: DictConfig, exit_code: int = 1, **kwargs: Any) -> None:
-        """``results.csv`` and ``best.yaml``, a line on the best job, each failed job's error; ``exit_code`` when
-        any job failed."""
+        """``results.csv`` and ``best.yaml``, the figures and ``summary.md`` that put the jobs side by side, a line on
+        the best job, each failed job's error; ``exit_code`` when any job failed."""
         sweep = SweepFolder(config.hydra.sweep.dir)
         rows = sweep.jobs()
         if not rows:
@@ -180,6 +180,12 @@ class SweepResults(Callback):
         best = sweep.write_results(rows, metric, minimise=bool(metric) and minimised(metric))
         failed = [r for r in rows if r["status"] == "failed"]
         pruned = sum(r["status"] == "pruned" for r in rows)
+        draw_figures(sweep, rows)  # before the closing lines: the run's last lines stay where the results are
+        try:
+            if sweep.write_summary(rows):
+                print(f"what each job showed, side by side: {sweep.path / 'summary.md'}")
+        except OSError as err:  # a summary is a bonus: the results are already written
+            print(f"summary.md not written: {err}")
         print(
             f"multirun: {len(rows) - len(failed)} of {len(rows)} jobs finished"
             + (f" ({pruned} pruned)" if pruned else "")
@@ -190,12 +196,6 @@ class SweepResults(Callback):
                 f"best {metric} = {best['objective']:.4f} (job {best['job']}: {best['overrides']}); "
                 f"its config: {sweep.path / 'best.yaml'}"
             )
-        draw_figures(sweep, rows)
-        try:
-            if sweep.write_summary(rows):
-                print(f"what each job showed, side by side: {sweep.path / 'summary.md'}")
-        except OSError as err:  # a summary is a bonus: the results are already written
-            print(f"summary.md not written: {err}")
         if failed:
             for row in failed:
                 print(f"error: job {row['job']} ({row['overrides']}) failed: {row['error']}", file=sys.stderr)
