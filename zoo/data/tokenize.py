@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from zoo.config import installed_copy
 from zoo.errors import ZooError
 
 PAD, UNK = "<pad>", "<unk>"
@@ -63,7 +64,7 @@ def pretrained_tokenizer(source: str):
     except ImportError:
         raise ZooError("a pretrained tokenizer needs transformers: pip install 'zoo[text]'") from None
     try:
-        hf = AutoTokenizer.from_pretrained(source)
+        hf = AutoTokenizer.from_pretrained(installed_copy(source))
     except (OSError, ValueError) as err:
         raise ZooError(
             f"tokenizer {source!r} (model.backbone): not found ({str(err).splitlines()[0]}); give a hub name "

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from zoo.config import installed_copy
 from zoo.errors import ZooError
 from zoo.nets.text_padding import tokens_first
 
@@ -48,7 +49,7 @@ class Transformer(nn.Module):
         hf_logging.set_verbosity_error()  # "some weights were not used" for a sentence model's pooler is expected
         hf_logging.disable_progress_bar()  # a bar for loading a local file's weights says nothing
         try:
-            self.features = AutoModel.from_pretrained(backbone)
+            self.features = AutoModel.from_pretrained(installed_copy(backbone))
         except (OSError, ValueError) as err:
             raise ZooError(
                 f"model.backbone={backbone!r}: cannot load it ({str(err).splitlines()[0]}); give a hub name (online "
