@@ -190,9 +190,10 @@ class SupervisedTask(GroupedSteps):
         x, y = batch
         weight, bias = self.dense.weight, self.dense.bias
         with torch.set_grad_enabled(self.gradients == "check"):
-            loss, data_loss = self.batch_loss(self(x), y)
-        out, inputs = self._last_out, self._dense_input.detach()
-        grad_out = output_gradient(self.loss_name, out, self.loss_target(y))
+            out = self(x)
+            loss, data_loss = self.batch_loss(out, y)
+        inputs = self._dense_input.detach()
+        grad_out = output_gradient(self.loss_name, out.detach(), self.loss_target(y))
         grad_weight, grad_bias = dense_gradients(inputs, grad_out, weight.detach(), self.l1, self.l2)
         if self.gradients == "check":
             auto_weight, auto_bias = torch.autograd.grad(loss, [weight, bias])
@@ -209,7 +210,6 @@ class SupervisedTask(GroupedSteps):
 
     def batch_loss(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`step_loss` on the net's output."""
-        self._last_out = out.detach()
         loss = self.data_loss(out, y)  # averaged once over the batch
         sums = {"loss": loss.detach() * len(out), "n": len(out), **self.batch_stats(out.detach(), y)}
         for key, value in sums.items():  # summed on the device: no host sync per step
