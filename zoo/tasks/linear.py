@@ -101,7 +101,8 @@ def loss_surface(x: torch.Tensor, y: torch.Tensor, path: list[list[float]], loss
     """The training loss over a grid of two parameters around the path and the minimum: (w, b) for one input, (w1, w2)
     with b at its least-squares value for two. ``x`` standardised ``[N, F]``, ``y`` as the loss reads it ``[N, 1]``;
     ``path`` rows of ``[w..., b]``. Returns the grid axes ``x``/``y``, ``loss`` ``[len(y), len(x)]``, the ``minimum``
-    on those axes (closed form for MSE, else the grid's lowest point), the ``labels`` and the ``path`` on the axes."""
+    on those axes (closed form for MSE, else the grid's lowest point), the ``labels``, the ``path`` on the axes and the
+    least-squares ``solution`` ``[w..., b]``."""
     x, y = x.double(), y.double().reshape(len(y), 1)
     best = least_squares(x, y)
     features = x.shape[1]
@@ -133,6 +134,7 @@ def loss_surface(x: torch.Tensor, y: torch.Tensor, path: list[list[float]], loss
         "labels": labels,
         "path": points[:, :2].numpy(),
         "closed_form": isinstance(loss, nn.MSELoss),
+        "solution": best.tolist(),
     }
 
 

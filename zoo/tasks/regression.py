@@ -23,7 +23,6 @@ from zoo.tasks.linear import (
     distance_to_minimum,
     equation,
     in_data_units,
-    least_squares,
     loss_surface,
     path_losses,
 )
@@ -85,14 +84,15 @@ class RegressionTask(SupervisedTask):
         columns, rows = self.path.table()
         x, y = datamodule.splits["train"]
         target = self.loss_target(y.to(self.target_mean.device)).cpu()
-        surface = loss_surface(x, target, [r[2:] for r in rows], self.loss_fn)
-        losses = path_losses(x, target, [r[2:] for r in rows], self.loss_fn)
+        points = [r[2:] for r in rows]  # [w..., b] at each step
+        surface = loss_surface(x, target, points, self.loss_fn)
+        losses = path_losses(x, target, points, self.loss_fn)
         columns, rows = [*columns, "loss"], [[*r, loss] for r, loss in zip(rows, losses, strict=True)]
         mean, std = datamodule.feature_scaling() if isinstance(datamodule, ScalesFeatures) else ([0.0], [1.0])
         scale = (mean, std, float(self.target_mean[0]), float(self.target_std[0]))
         tested = torch.cat([self.path.layer.weight.detach()[0], self.path.layer.bias.detach()]).double().tolist()
         tested_line = in_data_units(tested, *scale)  # the weights the test used (the best checkpoint's)
-        best = in_data_units(least_squares(x, target).tolist(), *scale)
+        best = in_data_units(surface["solution"], *scale)
         names, target_name = self.spec.feature_names or ["x"], self.spec.target_names[0]
         last = in_data_units(rows[-1][2:-1], *scale)
         self.facts = {
