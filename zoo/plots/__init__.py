@@ -79,20 +79,31 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str], path: Path
     return saved(fig, path)
 
 
+def image_grid(n: int, max_cols: int, cell: tuple[float, float]) -> tuple[Any, np.ndarray]:
+    """A figure of ``n`` image cells, at most ``max_cols`` a row, each ``cell`` inches, axes off; returns the figure and
+    its axes in reading order (spare cells stay blank)."""
+    plt = _pyplot()
+    cols = min(max_cols, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cell[0] * cols, cell[1] * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    return fig, axes.ravel()
+
+
+def show_image(ax: Any, image: np.ndarray) -> None:
+    """A uint8 image ``[C, H, W]``: grey for one channel, colour for three."""
+    grey = image.shape[0] == 1
+    ax.imshow(image[0] if grey else image.transpose(1, 2, 0), cmap="gray" if grey else None, vmin=0, vmax=255)
+
+
 def plot_predictions(
     images: np.ndarray, true: np.ndarray, pred: np.ndarray, class_names: list[str], path: Path
 ) -> Path:
     """A grid of test images ``[N, C, H, W]`` (uint8) titled ``true -> predicted``, mistakes in red."""
-    plt = _pyplot()
-    n = len(images)
-    cols = min(8, n)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, image, t, p in zip(axes.ravel(), images, true, pred, strict=False):
-        grey = image.shape[0] == 1
-        ax.imshow(image[0] if grey else image.transpose(1, 2, 0), cmap="gray" if grey else None, vmin=0, vmax=255)
+    fig, axes = image_grid(len(images), 8, (1.6, 1.8))
+    for ax, image, t, p in zip(axes, images, true, pred, strict=False):
+        show_image(ax, image)
         ax.set_title(f"{class_names[t]} -> {class_names[p]}", fontsize=8, color="black" if t == p else "red")
     fig.suptitle("test images: true -> predicted")
     return saved(fig, path)
@@ -145,15 +156,9 @@ def plot_detections(
     from matplotlib.patches import Rectangle
 
     colours = plt.get_cmap("tab10").colors
-    n = len(images)
-    cols = min(4, n)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 3.0 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, image, true, pred in zip(axes.ravel(), images, truth, predictions, strict=False):
-        grey = image.shape[0] == 1
-        ax.imshow(image[0] if grey else image.transpose(1, 2, 0), cmap="gray" if grey else None, vmin=0, vmax=255)
+    fig, axes = image_grid(len(images), 4, (3.0, 3.0))
+    for ax, image, true, pred in zip(axes, images, truth, predictions, strict=False):
+        show_image(ax, image)
         for _, x1, y1, x2, y2 in true:
             # pixel (i, j) covers [j - 0.5, j + 0.5] in imshow's coordinates; boxes are in pixel edges
             ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, ec="white", ls="--", lw=1))
@@ -185,11 +190,9 @@ def plot_segmentation(
     cmap = ListedColormap(colours)
     fig, axes = plt.subplots(len(images), 3, figsize=(7.5, 2.4 * len(images)), squeeze=False)
     for row, image, t, p in zip(axes, images, true, pred, strict=True):
-        grey = image.shape[0] == 1
-        picture = image[0] if grey else image.transpose(1, 2, 0)
         titles = ("image", "true mask", f"predicted (IoU {_foreground_iou(t, p, k):.2f})")
         for ax, mask, title in zip(row, (None, t, p), titles, strict=True):
-            ax.imshow(picture, cmap="gray" if grey else None, vmin=0, vmax=255)
+            show_image(ax, image)
             if mask is not None:
                 ax.imshow(mask, cmap=cmap, vmin=-0.5, vmax=k - 0.5, alpha=0.55, interpolation="nearest")
             ax.set_title(title, fontsize=9)
