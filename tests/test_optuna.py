@@ -16,6 +16,7 @@ import optuna
 import pytest
 
 from tests.test_cli import ENV, ROOT, script
+from zoo.errors import ZooError
 from zoo.search import optuna_storage
 
 FAST = ("logger=none", "data=iris", "callbacks=none", "trainer.max_epochs=4")
@@ -161,6 +162,23 @@ def test_a_study_name_searched_over_another_space_is_refused_and_kept(tmp_path):
     assert states(study_of(sweep, "s")) == before and len(results(sweep)) == 2
     again = script("train", *SEARCH, *common)  # the same space: the budget is spent, nothing more runs
     assert again.returncode == 0 and "2 of 2 trials done" in again.stdout and states(study_of(sweep, "s")) == before
+
+
+def test_a_trial_another_worker_is_still_asking_for_does_not_read_as_another_space(tmp_path):
+    """A worker writes a new trial's parameters one by one; one opening the study meanwhile sees a part of the
+    space, which is no reason to refuse. A finished trial lacking a parameter is."""
+    from optuna.distributions import FloatDistribution
+
+    from zoo.sweeper import open_study
+
+    space = {"lr": FloatDistribution(1e-4, 1e-2, log=True), "dropout": FloatDistribution(0.0, 0.5)}
+    storage = str(tmp_path / "study.log")
+    study = open_study(storage, "s", optuna.samplers.RandomSampler(seed=0), "minimize", space)
+    asking = study.ask({"lr": space["lr"]})  # the other worker has written lr, not yet dropout
+    open_study(storage, "s", optuna.samplers.RandomSampler(seed=0), "minimize", space)
+    study.tell(asking, 0.5)
+    with pytest.raises(ZooError, match=r"searched another space \(dropout: not searched there, 0.0..0.5 here\)"):
+        open_study(storage, "s", optuna.samplers.RandomSampler(seed=0), "minimize", space)
 
 
 @pytest.mark.slow

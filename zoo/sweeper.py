@@ -261,6 +261,7 @@ def open_study(storage: str, name: str, sampler: Any, direction: str, space: dic
     """Create the study or load it to resume; refuse (one line, the study untouched) a storage that cannot be
     opened and a study of the same name that searched another space or direction."""
     import optuna
+    from optuna.trial import TrialState
 
     for attempt in range(3):  # workers starting together on a new database race to create its tables
         try:
@@ -288,9 +289,12 @@ def open_study(storage: str, name: str, sampler: Any, direction: str, space: dic
             f"{study.direction.name.lower()} to resume it"
         )
     for trial in study.get_trials(deepcopy=False):
-        if trial.distributions and trial.distributions != space:
-            theirs, ours = trial.distributions, space
-            key = next(k for k in sorted(theirs.keys() | ours.keys()) if theirs.get(k) != ours.get(k))
+        # a trial another worker is still asking for (or one killed while asking) holds only the parameters
+        # written so far, so only a trial that ran to its end tells of another space by a parameter it lacks
+        theirs, ours = trial.distributions, space
+        keys = theirs.keys() | ours.keys() if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) else theirs.keys()
+        key = next((k for k in sorted(keys) if theirs.get(k) != ours.get(k)), None)
+        if key is not None:
             raise ZooError(
                 f"study '{name}' in {storage} searched another space ({key}: {describe(theirs.get(key))} there, "
                 f"{describe(ours.get(key))} here); give another hparams_search.study_name, or the same "
