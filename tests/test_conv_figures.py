@@ -39,7 +39,7 @@ def assert_pngs(folder, names=FIGURES) -> None:
 
 
 def test_a_cnn_run_draws_its_filters_maps_and_one_convolution_from_its_own_numbers(train_run, reports):
-    _, out = train_run("model=cnn", "data=digits", "trainer.max_epochs=1", "seed=1")
+    _, out = train_run("model=cnn", "data=digits", "recipe=none", "trainer.max_epochs=1", "seed=1")  # no batch norm
     assert_pngs(out)
     report = reports[-1]
     tested = torch.load(next((out / "checkpoints").glob("best-*.ckpt")), weights_only=True)["state_dict"]
@@ -72,7 +72,7 @@ def test_a_cnn_run_draws_its_filters_maps_and_one_convolution_from_its_own_numbe
 
     assert_summary_lists_every_conv_and_pool_with_its_output_shape(out)
 
-    _, again = train_run("model=cnn", "data=digits", "trainer.max_epochs=1", "seed=2", folder="seed2")
+    _, again = train_run("model=cnn", "data=digits", "recipe=none", "trainer.max_epochs=1", "seed=2", folder="seed2")
     other = reports[-1]
     assert not np.allclose(other["filters"]["weights"], report["filters"]["weights"])
     assert other["convolution"]["total"] == pytest.approx(other["convolution"]["value"], abs=1e-5)

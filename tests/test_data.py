@@ -90,6 +90,19 @@ def test_shuffling_depends_on_seed_and_epoch_only():
     assert sorted(first.tolist()) == list(range(100))  # every sample once per epoch
 
 
+def test_a_last_batch_of_one_sample_joins_the_one_before_so_batch_norm_can_train_on_it():
+    x = torch.arange(33).float().unsqueeze(1)
+    batches = TensorBatches(x, x, batch_size=16, shuffle=True, seed=0)
+    assert [len(b) for b, _ in batches] == [16, 17] and len(batches) == 2
+    y = torch.arange(34).float().unsqueeze(1)
+    assert [len(b) for b, _ in TensorBatches(y, y, batch_size=16)] == [16, 16, 2]
+    grouped = TensorBatches(x, x, batch_size=8, shuffle=True, group=2)  # 8, 8, 8, 9: two groups of two
+    assert len(grouped) == 2 and [[len(b) for b, _ in g] for g in grouped] == [[8, 8], [8, 9]]
+    net = torch.nn.Sequential(torch.nn.Linear(1, 4), torch.nn.BatchNorm1d(4)).train()
+    for b, _ in batches:
+        net(b)
+
+
 @pytest.mark.parametrize("bad", [0, -1, "abc", 2.5])
 def test_bad_batch_size_is_refused(bad):
     with pytest.raises(ZooError, match="data.batch_size"):

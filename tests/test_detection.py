@@ -259,9 +259,3 @@ def test_cli_bad_label_file_is_one_line(tmp_path):
         f"error: data.path: label file '{root}/labels/pic2.txt' line 1: expected 5 numbers 'class cx cy w h', got "
         "'0 0.5 0.5 0.2'"
     ]
-
-
-@pytest.mark.slow
-def test_detector_on_boxes_reaches_the_map_goal(train_run):
-    metrics, _ = train_run("experiment=detector_boxes")
-    assert metrics["test/map_50"] >= 0.7

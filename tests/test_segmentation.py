@@ -307,10 +307,3 @@ def test_cli_unet_on_a_table_is_one_line(tmp_path):
     proc = script("train", "model=unet", "data=iris", "logger=none", f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "error: model=unet does segmentation but data=iris is a classification data set" in proc.stderr
-
-
-@pytest.mark.slow
-def test_unet_on_shapes_reaches_iou_0_9(train_run):
-    metrics, out = train_run("experiment=unet_shapes")
-    assert metrics["test/iou"] >= 0.9, metrics
-    assert metrics["test/dice"] >= 0.9

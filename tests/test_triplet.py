@@ -207,9 +207,3 @@ def test_run_writes_metrics_and_the_embedding_figure_and_eval_reproduces_it(trai
     again = evaluate(cfg)
     assert again == pytest.approx(metrics, abs=1e-5)
     assert (Path(cfg.paths.output_dir) / "embeddings.png").exists()
-
-
-@pytest.mark.slow
-def test_triplet_embeddings_on_digits_reach_the_goal(train_run):
-    metrics, _ = train_run("experiment=triplet_digits")
-    assert metrics["test/knn_acc"] >= 0.95

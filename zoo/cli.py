@@ -9,12 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zoo.config import CONF_DIR, Required, group_options, header, required_values
+from zoo.config import CONF_DIR, Required, group_options, header, required_values, with_recipe
 from zoo.console import quiet
 from zoo.errors import ZooError, report_user_errors
 from zoo.internals import expand_sweep
 
-HIDDEN_GROUPS = {"hydra", "base"}
+HIDDEN_GROUPS = {"hydra", "base", "recipes"}  # recipes: conf/recipes/, what a bare model=X data=Y adds
 
 EXAMPLES = """\
 examples:
@@ -84,7 +84,9 @@ SCRIPTS = ("train", "eval", "export", "predict", "compare")  # each reads conf/<
 
 def config_reference() -> str:
     """The documentation's configuration reference, written from ``conf/`` itself (as ``--help`` is): each script's
-    own keys, then every group's options with their opening comments and their YAML."""
+    own keys, then every group's options with their opening comments and their YAML, then the recipes."""
+    from omegaconf import OmegaConf
+
     out = ["## Each script's own keys", ""]
     for script in SCRIPTS:
         own = (CONF_DIR / f"{script}.yaml").read_text().strip()
@@ -105,6 +107,14 @@ def config_reference() -> str:
         old = sorted(set(group_options(group, [CONF_DIR])) - set(group_options(group, [CONF_DIR], aliases=False)))
         if old:
             out += [f"Old names that still work for one more release: {', '.join(f'`{o}`' for o in old)}.", ""]
+    out += ["## Recipes", "", "What a bare `model=X data=Y` adds (`recipe=auto`); what the command line gives wins, "
+            "`recipe=none` leaves them out, an `experiment=` is a recipe of its own.", "",
+            "| model+data | what it is | overrides |", "|---|---|---|"]  # fmt: skip
+    for name in group_options("recipes", [CONF_DIR]):
+        path = CONF_DIR / "recipes" / f"{name}.yaml"
+        overrides = " ".join(f"`{o}`" for o in OmegaConf.load(path).overrides)
+        about = header(path).replace("|", "\\|")
+        out.append(f"| `{name}` | {about} | {overrides} |")
     return "\n".join(out)
 
 
@@ -117,9 +127,22 @@ def start(config_name: str) -> None:
     verbose = bool(VERBOSE & set(args))
     args = [template_spelling(a) for a in args if a not in VERBOSE] + (["++verbose=true"] if verbose else [])
     args = hydra_order(args)
-    sys.argv[1:] = args
     quiet(verbose or any(a.lstrip("+") == "verbose=true" for a in args))
+    if config_name == "train":
+        args = report_user_errors(recipe_args, args)
+    sys.argv[1:] = args
     report_user_errors(check_overrides, config_name, args)
+
+
+def recipe_args(args: list[str]) -> list[str]:
+    """The command line with the model+data recipe's overrides put before the user's (``zoo.config.with_recipe``),
+    and a line saying which were added."""
+    split = next((i for i, a in enumerate(args) if not a.startswith("-") and "=" in a), len(args))
+    flags, overrides = args[:split], args[split:]
+    overrides, recipe = with_recipe(overrides, _config_dirs(overrides))
+    if recipe is not None and not {"-c", "--cfg", "-i", "--info"} & set(flags):
+        print(recipe.line(), flush=True)
+    return [*flags, *overrides]
 
 
 VERBOSE = {"-v", "--verbose"}

@@ -46,10 +46,79 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("repeat", lambda value, times: [value] * int(times))
 
 
+# -- recipes: what a bare model=X data=Y trains with ---------------------------------------------------------
+
+RECIPES = "recipes"  # conf/recipes/<model>+<data>.yaml
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The settings a bare ``model=X data=Y`` gets (``conf/recipes/X+Y.yaml``: overrides as one types them), less
+    those the command line gives itself."""
+
+    name: str
+    path: Path
+    overrides: tuple[str, ...]
+
+    def line(self) -> str:
+        """What a run prints first: which recipe, what it sets, how to go without it."""
+        return f"using the {self.name} recipe: {' '.join(self.overrides)} (recipe=none for the plain defaults)"
+
+
+def _choice(overrides: list[str], key: str) -> str | None:
+    """The last value the overrides give ``key`` (``model=cnn``, ``+model=cnn``), or None."""
+    values = [o.split("=", 1)[1] for o in overrides if "=" in o and o.split("=", 1)[0].lstrip("+~") == key]
+    return values[-1] if values else None
+
+
+def recipe_for(overrides: list[str], dirs: list[Path] | None = None) -> Recipe | None:
+    """The recipe a training run with these overrides takes: ``recipe=auto`` (the default) picks
+    ``conf/recipes/<model>+<data>.yaml`` where one exists, ``recipe=NAME`` that one, ``recipe=none`` none. An
+    experiment is a recipe of its own (none is added), and so is a sweep over the model or the data (each job would
+    need its own). The recipe's overrides for keys the command line gives (or a group above them other than the
+    model and the data: ``optimizer=sgd`` drops the recipe's ``optimizer.lr``) are left out: what the user types
+    wins."""
+    from omegaconf import OmegaConf
+
+    dirs = dirs or [CONF_DIR]
+    asked = _choice(overrides, "recipe") or "auto"
+    if asked in ("none", "null") or _choice(overrides, "experiment") not in (None, "null"):
+        return None
+    model, data = _choice(overrides, "model") or "mlp", _choice(overrides, "data") or "digits"
+    if asked == "auto" and any(c in model + data for c in ",()[]"):
+        return None
+    name = f"{model}+{data}" if asked == "auto" else asked
+    path = next((d / RECIPES / f"{name}.yaml" for d in dirs if (d / RECIPES / f"{name}.yaml").is_file()), None)
+    if path is None:
+        if asked == "auto":
+            return None
+        known = ", ".join(group_options(RECIPES, dirs)) or "none"
+        raise ZooError(f"recipe={asked} is not a zoo recipe; choose auto, none or one of {known}")
+    given = [o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o and not o.startswith("-")]
+    given = [g for g in given if g not in ("model", "data")]  # the choices that picked the recipe
+    kept = tuple(
+        o
+        for o in OmegaConf.to_container(OmegaConf.load(path).overrides)
+        if not any(o.split("=", 1)[0] == g or o.startswith(g + ".") for g in given)
+    )
+    return Recipe(name, path, kept)
+
+
+def with_recipe(overrides: list[str], dirs: list[Path] | None = None) -> tuple[list[str], Recipe | None]:
+    """``overrides`` with the recipe's in front of them (so the user's come last and win) and ``recipe=NAME``
+    recording which one ran; unchanged where no recipe applies."""
+    recipe = recipe_for(overrides, dirs)
+    if recipe is None:
+        return overrides, None
+    rest = [o for o in overrides if _choice([o], "recipe") is None]
+    return [*recipe.overrides, *rest, f"recipe={recipe.name}"], recipe
+
+
 def compose_config(
     overrides: list[str], log_dir: str | Path | None = None, config_name: str = "train", folder: str | None = "run"
 ) -> DictConfig:
-    """Compose ``conf/<config_name>.yaml`` with ``overrides``. The run folder is ``log_dir/<name>/runs/<folder>``;
+    """Compose ``conf/<config_name>.yaml`` with ``overrides`` (and a training run's recipe, :func:`with_recipe`,
+    as the script would). The run folder is ``log_dir/<name>/runs/<folder>``;
     with ``log_dir=None`` the composed ``paths.log_dir`` stays, and with ``folder=None`` the folder is the one a
     script would get (``hydra.run.dir``: a new time stamp)."""
     from hydra import compose, initialize_config_dir
@@ -57,6 +126,8 @@ def compose_config(
     from omegaconf import open_dict
 
     register_resolvers()
+    if config_name == "train":
+        overrides, _ = with_recipe(overrides)
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # so ${hydra:...} interpolations resolve outside a Hydra run

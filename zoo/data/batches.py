@@ -62,9 +62,17 @@ class TensorBatches:
         return to_device(order[rank::world], self.x.device)
 
     def __len__(self) -> int:
-        _, world = _rank_and_world()
-        n = -(-len(self.x) // world)
-        return -(-n // (self.batch_size * self.group))
+        rank, world = _rank_and_world()
+        return -(-len(self._bounds(len(range(rank, len(self.x), world)))) // self.group)
+
+    def _bounds(self, n: int) -> list[tuple[int, int]]:
+        """Each mini-batch's (start, stop) over ``n`` samples. A last batch of one sample joins the one before it:
+        batch norm cannot train on a single sample (404 rows in batches of 16 would end on one). ``batch_size=1``
+        (SGD) stays one sample a step."""
+        starts = list(range(0, n, self.batch_size))
+        if self.batch_size > 1 and len(starts) > 1 and n - starts[-1] == 1:
+            starts.pop()
+        return list(zip(starts, [*starts[1:], n], strict=True))
 
     def __iter__(self) -> Iterator[Any]:
         if self.group == 1:
@@ -86,8 +94,7 @@ class TensorBatches:
             return
         rank, world = _rank_and_world()
         gen = torch.Generator().manual_seed((self.seed + self.epoch) * 1_000_003 + rank)
-        n = len(range(rank, len(self.x), world))  # this rank's samples
-        sizes = [min(self.batch_size, n - start) for start in range(0, n, self.batch_size)]
+        sizes = [stop - start for start, stop in self._bounds(len(range(rank, len(self.x), world)))]
         draws = self.augment.draws(sizes, gen, self.x.device)  # the epoch's, drawn up front
         for (x, y), draw in zip(batches, draws, strict=True):
             yield self.augment.apply(x, y, draw, self.targets)
@@ -95,11 +102,11 @@ class TensorBatches:
     def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         idx = self._indices()
         if idx is None:
-            for start in range(0, len(self.x), self.batch_size):
-                yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
+            for start, stop in self._bounds(len(self.x)):
+                yield self.x[start:stop], self.y[start:stop]
             return
-        for start in range(0, len(idx), self.batch_size):
-            take = idx[start : start + self.batch_size]
+        for start, stop in self._bounds(len(idx)):
+            take = idx[start:stop]
             yield self.x[take], self.y[take]
 
 

@@ -1,0 +1,100 @@
+"""What a bare ``model=X data=Y`` trains with: the model+data recipe (conf/recipes/), what the command line gives
+winning over it, and the goal each bare pair reaches."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import compose
+from tests.test_cli import script
+from zoo.config import CONF_DIR, recipe_for, with_recipe
+from zoo.errors import ZooError
+
+
+def test_a_bare_pair_takes_its_recipe_and_records_it(tmp_path):
+    cfg = compose(["model=cnn", "data=digits"], tmp_path)
+    assert cfg.recipe == "cnn+digits"
+    assert cfg.model.net.batch_norm is True and cfg.get("scheduler") is not None and cfg.trainer.max_epochs == 40
+    plain = compose(["model=cnn", "data=digits", "recipe=none"], tmp_path)
+    assert plain.recipe == "none" and plain.model.net.batch_norm is False and plain.get("scheduler") is None
+
+
+def test_what_the_command_line_gives_wins_over_the_recipe(tmp_path):
+    cfg = compose(["model=cnn", "data=digits", "trainer.max_epochs=3", "scheduler=step"], tmp_path)
+    assert cfg.trainer.max_epochs == 3 and "StepLR" in cfg.scheduler._target_
+    assert cfg.model.net.batch_norm is True  # the rest of the recipe stays
+
+
+def test_a_group_the_user_picks_drops_the_recipes_keys_under_it():
+    recipe = recipe_for(["model=lenet5", "data=mnist5k", "optimizer=adam"])
+    assert recipe is not None and not any(o.startswith("optimizer") for o in recipe.overrides)
+    assert "scheduler=cosine" in recipe.overrides
+
+
+def test_an_experiment_or_a_sweep_over_the_pair_takes_no_recipe(tmp_path):
+    assert recipe_for(["experiment=cnn_digits"]) is None
+    assert recipe_for(["model=cnn,lenet5", "data=digits"]) is None
+    assert recipe_for(["model=cnn", "data=cifar10"]) is None  # no recipe for this pair: the model's defaults
+    cfg = compose(["experiment=lenet5_mnist5k"], tmp_path)
+    assert cfg.recipe == "auto" and cfg.optimizer.lr == 0.05
+
+
+def test_a_recipe_can_be_named_and_an_unknown_one_is_one_line():
+    overrides, recipe = with_recipe(["model=cnn", "data=mnist5k", "recipe=cnn+digits"])
+    assert recipe is not None and recipe.name == "cnn+digits" and overrides[-1] == "recipe=cnn+digits"
+    with pytest.raises(ZooError, match=r"^recipe=cnn\+cifar is not a zoo recipe; choose auto, none or one of "):
+        recipe_for(["recipe=cnn+cifar"])
+    proc = script("train", "recipe=cnn+cifar", "logger=none")
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: recipe=cnn+cifar is not a zoo recipe")
+
+
+def test_the_command_line_says_which_recipe_it_used():
+    proc = script("train", "model=cnn", "data=digits", "trainer.max_epochs=3", "--cfg", "job")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "recipe: cnn+digits" in proc.stdout and "max_epochs: 3" in proc.stdout
+    line = "using the cnn+digits recipe: scheduler=cosine model.net.batch_norm=true model.net.dropout=0.3"
+    dry = script("train", "model=cnn", "data=digits", "trainer.fast_dev_run=true", "logger=none", "callbacks=none")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert dry.stdout.startswith(line) and "(recipe=none for the plain defaults)" in dry.stdout.splitlines()[0]
+
+
+def test_every_recipe_is_a_model_and_a_data_set_that_exist_and_composes(tmp_path):
+    for path in sorted((CONF_DIR / "recipes").glob("*.yaml")):
+        model, data = path.stem.split("+")
+        assert (CONF_DIR / "model" / f"{model}.yaml").is_file() and (CONF_DIR / "data" / f"{data}.yaml").is_file()
+        assert compose([f"model={model}", f"data={data}"], tmp_path).recipe == path.stem
+
+
+# The goal of each family (what a bare pair must reach); what each reaches and in how long: docs/models/recipes.md.
+GOALS = {
+    ("mlp", "digits"): ("test/acc", 0.986),
+    ("cnn", "digits"): ("test/acc", 0.985),
+    ("lenet5", "digits"): ("test/acc", 0.985),
+    ("resnet", "digits"): ("test/acc", 0.985),
+    ("lenet5", "mnist5k"): ("test/acc", 0.975),
+    ("cnn", "mnist5k"): ("test/acc", 0.98),
+    ("resnet", "mnist5k"): ("test/acc", 0.98),
+    ("unet", "shapes"): ("test/iou", 0.9),
+    ("detector", "boxes"): ("test/map_50", 0.7),
+    ("triplet", "digits"): ("test/knn_acc", 0.95),
+    ("rnn", "text_synth"): ("test/acc", 0.95),
+    ("logistic", "breast_cancer"): ("test/acc", 0.96),
+    ("mlp", "boston"): ("test/rmse", -4.0),  # at most 4.0
+}
+SHORT = {  # pairs whose bare run is still below the goal (docs/models/recipes.md says by how much)
+    ("mlp", "digits"): "0.975; experiment=mlp_digits_tuned's 0.992 takes 100 epochs of a wider net",
+    ("lenet5", "digits"): "0.981 with its recipe: LeNet-5 on 8x8 digits resized to 32x32",
+}
+
+
+def _pairs() -> list:
+    marks = {pair: pytest.mark.xfail(reason=why, strict=False) for pair, why in SHORT.items()}
+    return [pytest.param(m, d, id=f"{m}+{d}", marks=marks.get((m, d), ())) for m, d in GOALS]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("model", "data"), _pairs())
+def test_a_bare_pair_reaches_the_goal_of_its_family(train_run, model, data):
+    metrics, _ = train_run(f"model={model}", f"data={data}")
+    key, goal = GOALS[model, data]
+    assert metrics[key] >= goal if goal > 0 else metrics[key] <= -goal, (key, metrics[key])
