@@ -58,6 +58,15 @@ def test_the_command_line_says_which_recipe_it_used():
     assert dry.stdout.startswith(line) and "(recipe=none for the plain defaults)" in dry.stdout.splitlines()[0]
 
 
+def test_zoo_fit_takes_the_same_recipe_and_says_so(tmp_path, monkeypatch, capsys):
+    import zoo
+
+    monkeypatch.chdir(tmp_path)
+    run = zoo.fit("model=logistic", "data=breast_cancer", "logger=none", "callbacks=none", "trainer.max_epochs=1")
+    assert capsys.readouterr().out.startswith("using the logistic+breast_cancer recipe: optimizer.lr=0.01")
+    assert run.config.recipe == "logistic+breast_cancer" and run.config.optimizer.lr == 0.01
+
+
 def test_every_recipe_is_a_model_and_a_data_set_that_exist_and_composes(tmp_path):
     for path in sorted((CONF_DIR / "recipes").glob("*.yaml")):
         model, data = path.stem.split("+")

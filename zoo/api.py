@@ -31,7 +31,7 @@ from torch import nn
 
 from zoo.callbacks import to_float_dict
 from zoo.cli import check_overrides
-from zoo.config import compose_config
+from zoo.config import compose_config, with_recipe
 from zoo.errors import ZooError
 from zoo.nets.given import class_name, give
 from zoo.outputs import RunFolder
@@ -59,6 +59,9 @@ def fit(*overrides: str, net: nn.Module | None = None, quiet: bool = True, **opt
         name = class_name(net)
         short = name.rsplit(".", 1)[-1]
         args = ["model=net", f"model.name={short}", f"model.net.token={give(net)}", f"model.net.name={name}", *args]
+    args, recipe = with_recipe(args)
+    if recipe is not None:
+        print(recipe.line())
     check_overrides("train", args)
     cfg = compose_config(args, folder=None)
     with open_dict(cfg):
