@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zoo.config import CONF_DIR, Required, group_options, header, required_values, with_recipe
+from zoo.config import CONF_DIR, Required, group_options, header, override_key, required_values, with_recipe
 from zoo.console import quiet
 from zoo.errors import ZooError, report_user_errors
 from zoo.internals import expand_sweep
@@ -192,7 +192,7 @@ def check_overrides(config_name: str, args: list[str]) -> None:
     overrides = [a for a in args if "=" in a and not a.startswith("-")]  # flags (--multirun, --cfg job) are Hydra's
     for override in overrides:  # not a positive count (a word too): one line before Hydra; zoo.sweeper checks configs
         value = override.split("=", 1)[1]
-        if _key_of(override) == "hydra.sweeper.n_trials" and not (value.isdigit() and int(value) >= 1):
+        if override_key(override) == "hydra.sweeper.n_trials" and not (value.isdigit() and int(value) >= 1):
             raise ZooError(f"{override} is not valid; give a positive number of trials")
     try:
         combos = _combinations(overrides, multirun=bool({"-m", "--multirun"} & set(args)))
@@ -208,12 +208,12 @@ def check_overrides(config_name: str, args: list[str]) -> None:
                 key = _override_key(str(err))
                 if key is None:
                     raise ZooError(" ".join(str(err).split())) from None
-                rest = [o for o in combo if _key_of(o) != key]
+                rest = [o for o in combo if override_key(o) != key]
                 raise ZooError(_unknown_key(compose(config_name, overrides=rest), key, combo)) from None
-            given = [o for o in combo if _plain_key(o, dirs) and _is_scalar_not_bool(_raw(cfg, _key_of(o)))]
+            given = [o for o in combo if _plain_key(o, dirs) and _is_scalar_not_bool(_raw(cfg, override_key(o)))]
             # the second composition only when a word or a number may stand where a number or a switch belongs
             if given:
-                kept = [o for o in combo if _is_group(_key_of(o), dirs) or _key_of(o) == "hydra.searchpath"]
+                kept = [o for o in combo if _is_group(override_key(o), dirs) or override_key(o) == "hydra.searchpath"]
                 defaults = compose(config_name, overrides=kept)
                 _check_value_types(cfg, defaults, given)
             if not {"-c", "--cfg"} & set(args):
@@ -234,17 +234,13 @@ def _combinations(overrides: list[str], multirun: bool) -> list[list[str]]:
         return [[o.input_line for o in parsed if not o.is_sweep_override()]]
 
 
-def _key_of(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def _config_dirs(overrides: list[str]) -> list[Path]:
     """``conf/`` and the folders a ``hydra.searchpath=[file://DIR,...]`` override adds (a user's own configs)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     dirs = [CONF_DIR]
     for override in overrides:
-        if _key_of(override) == "hydra.searchpath":
+        if override_key(override) == "hydra.searchpath":
             paths = OverridesParser.create().parse_overrides([override])[0].value()
             dirs += [Path(str(p).removeprefix("file://")) for p in paths if str(p).startswith("file://")]
     return dirs
@@ -256,7 +252,7 @@ def _is_group(key: str, dirs: list[Path]) -> bool:
 
 def _check_group_options(overrides: list[str], dirs: list[Path]) -> None:
     for override in overrides:
-        key, value = _key_of(override), override.split("=", 1)[1]
+        key, value = override_key(override), override.split("=", 1)[1]
         if not _is_group(key, dirs) or override.startswith("~") or value in ("null", ""):
             continue
         options = group_options(key, dirs)
@@ -287,7 +283,7 @@ def _unknown_key(cfg: Any, key: str, overrides: list[str]) -> str:
         if part not in known:
             where = ".".join(parts[:depth])
             close = difflib.get_close_matches(part, [str(k) for k in known], n=1)
-            value = next(o.split("=", 1)[1] for o in overrides if _key_of(o) == key)
+            value = next(o.split("=", 1)[1] for o in overrides if override_key(o) == key)
             hint = f"did you mean {'.'.join([*parts[:depth], close[0]])}? " if close else ""
             return f"{key} is not a setting{f' of {where}' if where else ''}; {hint}to add a new key: +{key}={value}"
         parent = OmegaConf.select(parent, part, throw_on_resolution_failure=False) if depth < len(parts) - 1 else None
@@ -296,7 +292,7 @@ def _unknown_key(cfg: Any, key: str, overrides: list[str]) -> str:
 
 def _plain_key(override: str, dirs: list[Path]) -> bool:
     """A ``key=value`` that sets an existing setting (not a group, an addition, a deletion or Hydra's own)."""
-    key = _key_of(override)
+    key = override_key(override)
     return not override.startswith(("~", "+")) and not _is_group(key, dirs) and not key.startswith("hydra.")
 
 
@@ -315,7 +311,7 @@ def _check_value_types(cfg: Any, defaults: Any, overrides: list[str]) -> None:
     """A word where the config holds a number (``optimizer.lr=abc``; ``auto`` and ``full`` stand for counts), anything
     but true or false where it holds a switch (``compile=maybe``, ``channels_last=3``)."""
     for override in overrides:
-        key = _key_of(override)
+        key = override_key(override)
         default, value = _raw(defaults, key), _raw(cfg, key)
         if isinstance(default, bool) and not isinstance(value, bool) and value is not None:
             also, accepts = SWITCHES_AND_MORE.get(key, ("", lambda _: False))

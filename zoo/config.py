@@ -65,9 +65,14 @@ class Recipe:
         return f"using the {self.name} recipe: {' '.join(self.overrides)} (recipe=none for the plain defaults)"
 
 
+def override_key(override: str) -> str:
+    """The key an override sets: ``model`` for ``model=cnn``, ``+model=cnn`` and ``~model``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def _choice(overrides: list[str], key: str) -> str | None:
     """The last value the overrides give ``key`` (``model=cnn``, ``+model=cnn``), or None."""
-    values = [o.split("=", 1)[1] for o in overrides if "=" in o and o.split("=", 1)[0].lstrip("+~") == key]
+    values = [o.split("=", 1)[1] for o in overrides if "=" in o and override_key(o) == key]
     return values[-1] if values else None
 
 
@@ -88,18 +93,18 @@ def recipe_for(overrides: list[str], dirs: list[Path] | None = None) -> Recipe |
     if asked == "auto" and any(c in model + data for c in ",()[]"):
         return None
     name = f"{model}+{data}" if asked == "auto" else asked
-    path = next((d / RECIPES / f"{name}.yaml" for d in dirs if (d / RECIPES / f"{name}.yaml").is_file()), None)
+    path = option_file(RECIPES, name, dirs)
     if path is None:
         if asked == "auto":
             return None
         known = ", ".join(group_options(RECIPES, dirs)) or "none"
         raise ZooError(f"recipe={asked} is not a zoo recipe; choose auto, none or one of {known}")
-    given = [o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o and not o.startswith("-")]
+    given = [override_key(o) for o in overrides if "=" in o and not o.startswith("-")]
     given = [g for g in given if g not in ("model", "data")]  # the choices that picked the recipe
     kept = tuple(
         o
         for o in OmegaConf.to_container(OmegaConf.load(path).overrides)
-        if not any(o.split("=", 1)[0] == g or o.startswith(g + ".") for g in given)
+        if not any(override_key(o) == g or o.startswith(g + ".") for g in given)
     )
     return Recipe(name, path, kept)
 
@@ -161,6 +166,11 @@ def group_options(group: str, dirs: list[Path] | None = None, aliases: bool = Tr
     return sorted(o for o, f in files.items() if aliases or not header(f).startswith("Alias:"))
 
 
+def option_file(group: str, option: str, dirs: list[Path]) -> Path | None:
+    """``<group>/<option>.yaml`` in the first config folder that has it, or None."""
+    return next((d / group / f"{option}.yaml" for d in dirs if (d / group / f"{option}.yaml").is_file()), None)
+
+
 def header(path: Path) -> str:
     """A config file's opening comment (what it is for), as one paragraph; ``# @package`` lines are not part of it."""
     lines = []
@@ -178,7 +188,7 @@ def declared(group: str, option: str, dirs: list[Path] | None = None) -> DictCon
     from omegaconf import OmegaConf
 
     dirs = dirs or config_dirs()
-    path = next((d / group / f"{option}.yaml" for d in dirs if (d / group / f"{option}.yaml").is_file()), None)
+    path = option_file(group, option, dirs)
     if path is None:
         raise ZooError(f"{group}={option} is not a zoo {group}; choose one of {', '.join(group_options(group, dirs))}")
     own = OmegaConf.load(path)
