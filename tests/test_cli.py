@@ -36,7 +36,7 @@ def test_help_lists_every_group_and_option_without_importing_torch():
     for group, options in {
         "model": "cnn, detector, elm, lenet5, linear, logistic, *mlp, mlp_layers, net, resnet, rnn, text_avgpool, "
         "timm, transformer, triplet, unet",
-        "hparams_search": "genetic, grid, optuna",
+        "hparams_search": "auto, genetic, grid, optuna",
         "data": "boston, boxes, breast_cancer, cifar10, csv, *digits, fashion_mnist, house_prices, images, imdb, "
         "iris, masks, mnist, mnist5k, pets, sarcasm, shapes, synthetic, text_csv, text_synth, wine, yolo",
         "optimizer": "*adam, adamw, momentum, rmsprop, sgd",

@@ -137,6 +137,8 @@ def test_optuna_dashboard_reads_the_study(tmp_path):
          "error: cannot open hparams_search.storage=postgresql://nobody@127.0.0.1:9/none (OperationalError: "),
         (["hydra.sweeper.n_trials=0"],
          "error: hydra.sweeper.n_trials=0 is not valid; give a positive number of trials"),
+        (["hparams_search.budget=soon"],
+         "error: hparams_search.budget=soon is not a duration; give e.g. 5m, 90s or 1h"),
     ],
 )  # fmt: skip
 def test_a_bad_search_setting_is_one_line_and_exit_2_with_nothing_written(tmp_path, args, message):
@@ -247,3 +249,56 @@ def test_the_other_pruners_run_a_search(tmp_path, pruner):
                   f"hparams_search.pruner={pruner}", "hydra.sweeper.pruner_warmup_epochs=1")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert set(states(study_of(tmp_path)).values()) <= {"COMPLETE", "PRUNED"} and len(results(tmp_path)) == 4
+
+
+AUTO = (
+    "hparams_search=auto",
+    "logger=none",
+    "data=iris",
+    "trainer.max_epochs=5",
+)  # no --multirun: a search is many runs
+
+
+def test_the_budgeted_search_tries_the_mlp_and_the_elm_each_on_its_own_settings_and_resumes(tmp_path):
+    common = (*AUTO, f"paths.log_dir={tmp_path}", "hparams_search.study_name=s", "hydra.sweeper.n_trials=6")
+    proc = script("train", *common)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "0 of 6 trials done, until 5m have passed" in proc.stdout
+    sweep = tmp_path / "iris-search" / "searches" / "s"  # one folder, whichever model each trial took
+    trials = study_of(sweep, "s").get_trials(deepcopy=False)
+    mlp = {"model", "search.units", "search.layers", "model.net.dropout", "model.net.batch_norm", "optimizer.lr",
+           "optimizer.weight_decay", "data.batch_size"}  # fmt: skip
+    elm = {"model", "model.net.hidden", "model.net.activation", "model.ridge"}
+    assert {t.params["model"] for t in trials} == {"mlp", "elm"}
+    assert all(set(t.params) == (mlp if t.params["model"] == "mlp" else elm) for t in trials)
+    rows = results(sweep)
+    assert len(rows) == 6 and all(r["status"] in ("ok", "pruned") for r in rows)
+    assert "++" not in rows[0]["overrides"]  # the sweeper's own overrides (trial, time limit) are not the settings
+    best = next(r for r in rows if r["status"] == "ok")
+    assert f"best val/acc = {float(best['objective']):.4f}, test/acc = {float(best['test/acc']):.4f}" in proc.stdout
+    again = script("train", *common, "hydra.sweeper.n_trials=8")  # the same space, branches included: it resumes
+    assert again.returncode == 0 and "6 of 8 trials done" in again.stdout, again.stderr[-2000:]
+    assert len(results(sweep)) == 8
+
+
+def test_no_trial_starts_after_the_budget_and_training_stops_at_it(tmp_path):
+    proc = script("train", *AUTO, "trainer.max_epochs=100000", "callbacks.early_stopping.patience=null",
+                  "model=mlp", "hparams_search.budget=3s", f"paths.log_dir={tmp_path}",
+                  "hparams_search.study_name=s")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "the 3s budget is spent after 1 trials" in proc.stdout and "Time limit reached" in proc.stdout
+    (row,) = results(tmp_path / "iris-search" / "searches" / "s")
+    assert row["status"] == "ok" and 0 <= float(row["test/acc"]) <= 1  # stopped by the clock, then tested as any run
+
+
+def test_a_branch_on_a_setting_the_search_does_not_choose_is_one_line():
+    from optuna.distributions import CategoricalDistribution
+
+    from zoo.sweeper import Branch
+
+    space = {"model": CategoricalDistribution(["mlp", "elm"])}
+    assert Branch.parse("model=elm", {"model.ridge": "interval(0.1, 1.0)"}, space, {}).holds({"model": "elm"})
+    assert not Branch.parse("model=cnn", {}, space, {}).holds({"model": "mlp"})  # a choice narrowed on the command line
+    assert Branch.parse("model=mlp", {}, {}, {"model": "mlp"}).holds({})  # model=mlp given: the MLP's branch only
+    with pytest.raises(ZooError, match=r"^hydra.sweeper.branches: 'optimizer=sgd' names no choice\(...\) of "):
+        Branch.parse("optimizer=sgd", {"optimizer.lr": "interval(0.1, 1.0)"}, space, {})

@@ -126,12 +126,21 @@ def start(config_name: str) -> None:
     args = sys.argv[1:]
     verbose = bool(VERBOSE & set(args))
     args = [template_spelling(a) for a in args if a not in VERBOSE] + (["++verbose=true"] if verbose else [])
-    args = hydra_order(args)
+    args = hydra_order(searched(args) if config_name == "train" else args)
     quiet(verbose or any(a.lstrip("+") == "verbose=true" for a in args))
     if config_name == "train":
         args = report_user_errors(recipe_args, args)
     sys.argv[1:] = args
     report_user_errors(check_overrides, config_name, args)
+
+
+def searched(args: list[str]) -> list[str]:
+    """The command line with ``--multirun`` added where it picks a search (``hparams_search=auto``): a search is
+    many runs, whether or not the flag was typed."""
+    picks = {v for k, _, v in (a.lstrip("+").partition("=") for a in args) if k == "hparams_search"} - {"null", ""}
+    if picks and not {"-m", "--multirun", "-c", "--cfg", "-i", "--info"} & set(args):
+        return ["--multirun", *args]
+    return args
 
 
 def recipe_args(args: list[str]) -> list[str]:

@@ -176,13 +176,14 @@ class SweepFolder:
         return [json.loads(line) for line in jobs.read_text().splitlines() if line.strip()] if jobs.is_file() else []
 
     def write_results(self, rows: list[dict[str, Any]], metric: str | None, minimise: bool) -> dict[str, Any] | None:
-        """``results.csv``: every job, best first when ``metric`` is set (pruned trials after the others, failed jobs
-        last); ``best.yaml``: the best job's composed config, headed by its overrides. Returns the best row."""
+        """``results.csv``: every job, best first when ``metric`` is set (ties: the lower ``val/loss`` first; pruned
+        trials after the others, failed jobs last); ``best.yaml``: the best job's composed config, headed by its
+        overrides. Returns the best row."""
         from omegaconf import OmegaConf
 
         scored = [r for r in rows if r["objective"] is not None and not math.isnan(r["objective"])]
-        if metric:
-            scored.sort(key=lambda r: r["objective"] if minimise else -r["objective"])
+        if metric:  # ties (an accuracy on a small validation split often ties) go to the lower validation loss
+            scored.sort(key=lambda r: (r["objective"] if minimise else -r["objective"], tie_break(r)))
         done = [r for r in scored if r["status"] == "ok"]  # a pruned trial stopped early: listed, never the best
         ordered = done + [r for r in scored if r not in done] + [r for r in rows if r not in scored]
         columns = list(dict.fromkeys(k for r in ordered for k in r))
@@ -332,3 +333,9 @@ def write_csv(path: Path, columns: list[str], rows: Iterable[dict[str, Any]]) ->
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def tie_break(row: dict[str, Any]) -> float:
+    """What orders jobs of equal objective: their validation loss (lower first), jobs without one last."""
+    loss = row.get("val/loss")
+    return float(loss) if isinstance(loss, int | float) and not math.isnan(loss) else math.inf

@@ -29,6 +29,7 @@ from zoo.outputs import RunFolder, SweepFolder
 log = logging.getLogger(__name__)
 MINIMISED = ("loss", "rmse", "mae", "mse")  # metric names where lower is better
 PRUNERS = ("median", "hyperband", "none")  # hparams_search.pruner
+SWEEPER_OWN = ("++name=", "++trainer.max_time=", "++hparams_search.trial=")  # added to each trial, not the search's
 PRUNED_AT = "pruned_at_epoch"  # the Optuna trial attribute a pruned job sets (zoo.pruning), the sweeper reads
 _last_error: str | None = None  # the failing job's error, for SweepResults.on_job_end (same process)
 _interrupted: Interrupted | None = None  # Ctrl-C or SIGTERM stopped the job: the search ends after recording it
@@ -159,7 +160,7 @@ class SweepResults(Callback):
             "job": config.hydra.job.num,
             "status": status,
             "objective": float(value) if isinstance(value, int | float) and not failed else None,
-            "overrides": " ".join(job_return.overrides or []),
+            "overrides": " ".join(o for o in job_return.overrides or [] if not o.startswith(SWEEPER_OWN)),
             **metrics,
             "error": error or (f"pruned after epoch {_pruned_at}" if status == "pruned" else ""),
             "run_dir": str(run.path),
@@ -192,8 +193,10 @@ class SweepResults(Callback):
             + f"; results: {sweep.path / 'results.csv'}"
         )
         if best is not None:
+            held_out = metric.replace("val/", "test/", 1)  # the best job's score on data no job was chosen by
+            tested = f", {held_out} = {best[held_out]:.4f}" if isinstance(best.get(held_out), float) else ""
             print(
-                f"best {metric} = {best['objective']:.4f} (job {best['job']}: {best['overrides']}); "
+                f"best {metric} = {best['objective']:.4f}{tested} (job {best['job']}: {best['overrides']}); "
                 f"its config: {sweep.path / 'best.yaml'}"
             )
         if failed:

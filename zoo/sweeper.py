@@ -52,6 +52,7 @@ class TPESamplerConf:
     seed: int | None = None
     n_startup_trials: int = 10  # random trials before the model of good and bad values takes over
     multivariate: bool = False
+    group: bool = False  # with multivariate: a model per set of parameters searched together (branches)
     constant_liar: bool = True  # workers sharing a study do not all pick the same values
 
 
@@ -118,7 +119,13 @@ class OptunaSweeperConf:
     pruner: str = "none"  # median, hyperband or none
     pruner_warmup_epochs: int = 5  # epochs every trial trains before it may be pruned
     pruner_startup_trials: int = 5  # trials that run in full before the median pruner prunes any
-    params: dict[str, str] | None = None  # the search space: {key: choice(...)|range(...)|interval(...)}
+    params: dict[str, Any] | None = (
+        None  # the search space (a key set to null is left out): {key: choice(...)|range(...)|interval(...)}
+    )
+    branches: dict[str, dict[str, str]] | None = None  # {"model=mlp": {key: ...}}: searched where a trial took that
+    budget: str | None = (
+        None  # wall-clock time for this search (5m, 90s, 1h): no trial starts after it, none runs past it
+    )
 
 
 # -- the sweeper -------------------------------------------------------------------------------------------------
@@ -128,10 +135,11 @@ class OptunaSweeper(Sweeper):
     """Ask the study for a trial, launch it as a Hydra job, tell the study how it ended; until the study holds
     ``n_trials`` trials."""
 
-    def __init__(self, sampler: Any, n_trials: int, params: Any = None, **settings: Any) -> None:
+    def __init__(self, sampler: Any, n_trials: int, params: Any = None, branches: Any = None, **settings: Any) -> None:
         self.sampler = sampler  # instantiated by Hydra from hydra/sweeper/sampler
         self.n_trials = n_trials
-        self.params = dict(params or {})
+        self.params = {k: v for k, v in (params or {}).items() if v is not None}  # null: left out of the search
+        self.branches = {str(k): dict(v or {}) for k, v in (branches or {}).items()}
         self.settings = settings
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
@@ -152,42 +160,59 @@ class OptunaSweeper(Sweeper):
             raise ZooError(f"hydra.sweeper.n_trials={self.n_trials} is not valid; give a positive number of trials")
         if s.get("pruner") not in PRUNERS:
             raise ZooError(f"hparams_search.pruner={s.get('pruner')!r} is not valid; use {', '.join(PRUNERS)}")
+        seconds = duration(s.get("budget"))
+        deadline = None if seconds is None else time.monotonic() + seconds
         space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
-        sampler = self._sampler(space)
+        branches = [Branch.parse(when, overrides, space, fixed) for when, overrides in self.branches.items()]
+        sampler = self._sampler(space, branches)
         metric = self.config.get("optimized_metric") or ""
         direction = s.get("direction") or ("minimize" if minimised(metric) else "maximize")
         sweep_dir = Path(self.config.hydra.sweep.dir)
         storage, name = study_location(s, str(sweep_dir))
-        study = open_study(storage, name, sampler, direction, space)  # refused mistakes leave the study as it was
+        study = open_study(storage, name, sampler, direction, space, branches)  # a refusal leaves the study as it was
         folder = SweepFolder(sweep_dir)
         fail_interrupted(study, folder)
         done = len(counted(study.get_trials(deepcopy=False)))
+        limit = f", until {s.get('budget')} have passed" if seconds is not None else ""
         print(
-            f"search: study '{name}' in {storage}: {done} of {self.n_trials} trials done"
+            f"search: study '{name}' in {storage}: {done} of {self.n_trials} trials done{limit}"
             f" ({type(sampler).__name__}, pruner {s.get('pruner')}); watch it with: optuna-dashboard {storage}"
         )
-        while True:
-            trials = [t for t in (ask(study, space, self.n_trials) for _ in range(max(1, s.get("n_jobs", 1)))) if t]
+        while deadline is None or time.monotonic() < deadline:
+            n_jobs = max(1, s.get("n_jobs", 1))
+            trials = [t for t in (ask(study, space, self.n_trials, branches) for _ in range(n_jobs)) if t]
             if not trials:
                 break
             for batch in consecutive(trials):
-                self._launch(study, batch, fixed)
+                left = None if deadline is None else max(1.0, deadline - time.monotonic())
+                self._launch(study, batch, fixed, branches, left)
+        if deadline is not None and time.monotonic() >= deadline:
+            ran = len(counted(study.get_trials(deepcopy=False))) - done
+            print(f"search: the {s.get('budget')} budget is spent after {ran} trials; the same command runs more")
 
-    def _sampler(self, space: dict[str, Any]) -> Any:
+    def _sampler(self, space: dict[str, Any], branches: list[Branch]) -> Any:
         """The sampler Hydra instantiated; the grid sampler (a partial) gets the search space's values."""
         sampler = self.sampler
         if isinstance(sampler, functools.partial):
+            if branches:
+                raise ZooError("the grid sampler cannot search hydra.sweeper.branches; use tpe or random")
             grid = {key: grid_values(key, dist) for key, dist in space.items()}
             self.n_trials = min(self.n_trials, math.prod(len(v) for v in grid.values()))
             sampler = sampler(grid)
         return sampler
 
-    def _launch(self, study: Any, trials: list[Any], fixed: dict[str, str]) -> None:
+    def _launch(
+        self, study: Any, trials: list[Any], fixed: dict[str, str], branches: list[Branch], left: float | None
+    ) -> None:
         from optuna.trial import TrialState
 
+        name = self.config.get("name")  # one sweep folder and study, whatever model a trial takes
+        own = [] if name is None else [f"++name={quoted(name)}"]
+        own += [] if left is None else [f"++trainer.max_time='{clock(left)}'"]  # the budget's end stops training
         overrides = [
             [*(f"{k}={v}" for k, v in trial.params.items()), *(f"{k}={v}" for k, v in fixed.items())]
-            + [f"++hparams_search.trial={trial.number}"]  # the job reports to this trial (zoo.pruning)
+            + [f"{k}={v}" for b in branches if b.holds(trial.params) for k, v in b.fixed.items()]
+            + [*own, f"++hparams_search.trial={trial.number}"]  # the job reports to this trial (zoo.pruning)
             for trial in trials
         ]
         try:
@@ -246,6 +271,75 @@ def search_space(overrides: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
     return space, fixed
 
 
+@dataclass
+class Branch:
+    """Parameters searched only in the trials that took one value of a choice (``model=mlp``: the MLP's widths and
+    learning rate; ``model=elm``: the ELM's ridge), and overrides given to those trials alone."""
+
+    key: str
+    value: str
+    space: dict[str, Any]
+    fixed: dict[str, str]
+    given: str | None = None  # the key's value where the command line fixed it (model=mlp: the MLP's branch only)
+
+    @classmethod
+    def parse(cls, when: str, overrides: dict[str, str], space: dict[str, Any], given: dict[str, str]) -> Branch:
+        key, sep, value = when.partition("=")
+        if not sep or not (hasattr(space.get(key), "choices") or key in given):  # a value left out: never taken
+            raise ZooError(
+                f"hydra.sweeper.branches: '{when}' names no choice(...) of hydra.sweeper.params; give KEY=VALUE, "
+                "e.g. model=mlp with model: choice(mlp, elm)"
+            )
+        sub, fixed = search_space([f"{k}={v}" for k, v in overrides.items()])
+        return cls(key, value, sub, fixed, given.get(key))
+
+    def holds(self, params: dict[str, Any]) -> bool:
+        return str(params.get(self.key, self.given)) == self.value
+
+    def suggest(self, trial: Any) -> None:
+        """Ask ``trial`` (a trial that took this branch) for this branch's parameters."""
+        from optuna.distributions import CategoricalDistribution, IntDistribution
+
+        for key, dist in self.space.items():
+            if isinstance(dist, CategoricalDistribution):
+                trial.suggest_categorical(key, dist.choices)
+            elif isinstance(dist, IntDistribution):
+                trial.suggest_int(key, dist.low, dist.high, step=dist.step, log=dist.log)
+            else:
+                trial.suggest_float(key, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def expected_space(space: dict[str, Any], branches: list[Branch], params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters a trial with ``params`` is searched over: the space's, and those of the branches it took."""
+    return {**space, **{k: d for b in branches if b.holds(params) for k, d in b.space.items()}}
+
+
+def duration(budget: Any) -> float | None:
+    """Seconds in ``hparams_search.budget``: a number of seconds, or a number with s, m or h (``5m``, ``1.5h``)."""
+    if budget is None or str(budget).strip().lower() in ("", "none", "null"):
+        return None
+    text = str(budget).strip().lower()
+    unit = {"s": 1, "m": 60, "h": 3600}.get(text[-1:])
+    try:
+        seconds = float(text[:-1] if unit else text) * (unit or 1)
+    except ValueError:
+        seconds = -1.0
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ZooError(f"hparams_search.budget={budget} is not a duration; give e.g. 5m, 90s or 1h")
+    return seconds
+
+
+def quoted(value: Any) -> str:
+    """``value`` as a quoted string in a Hydra override."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def clock(seconds: float) -> str:
+    """``seconds`` as Lightning's ``max_time`` reads it: DD:HH:MM:SS."""
+    s = math.ceil(seconds)
+    return f"{s // 86400:02d}:{s // 3600 % 24:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
 def grid_values(key: str, dist: Any) -> list[Any]:
     from optuna.distributions import CategoricalDistribution
 
@@ -257,7 +351,9 @@ def grid_values(key: str, dist: Any) -> list[Any]:
     return [dist.low + i * dist.step for i in range(count)]
 
 
-def open_study(storage: str, name: str, sampler: Any, direction: str, space: dict[str, Any]) -> Any:
+def open_study(
+    storage: str, name: str, sampler: Any, direction: str, space: dict[str, Any], branches: list[Branch] = ()
+) -> Any:
     """Create the study or load it to resume; refuse (one line, the study untouched) a storage that cannot be
     opened and a study of the same name that searched another space or direction."""
     import optuna
@@ -291,7 +387,7 @@ def open_study(storage: str, name: str, sampler: Any, direction: str, space: dic
     for trial in study.get_trials(deepcopy=False):
         # a trial another worker is still asking for (or one killed while asking) holds only the parameters
         # written so far, so only a trial that ran to its end tells of another space by a parameter it lacks
-        theirs, ours = trial.distributions, space
+        theirs, ours = trial.distributions, expected_space(space, list(branches), trial.params)
         keys = theirs.keys() | ours.keys() if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) else theirs.keys()
         key = next((k for k in sorted(keys) if theirs.get(k) != ours.get(k)), None)
         if key is not None:
@@ -319,10 +415,10 @@ def counted(trials: list[Any]) -> list[Any]:
     return [t for t in trials if not t.user_attrs.get(OVER_BUDGET)]
 
 
-def ask(study: Any, space: dict[str, Any], n_trials: int) -> Any:
-    """A new trial, or None when the study holds ``n_trials`` (all workers together). Trial numbers are unique
-    in a study, so where two workers ask for the last trial at once, the higher number is marked over budget and
-    never run."""
+def ask(study: Any, space: dict[str, Any], n_trials: int, branches: list[Branch] = ()) -> Any:
+    """A new trial, its branches' parameters asked for too, or None when the study holds ``n_trials`` (all workers
+    together). Trial numbers are unique in a study, so where two workers ask for the last trial at once, the higher
+    number is marked over budget and never run."""
     from optuna.trial import TrialState
 
     if len(counted(study.get_trials(deepcopy=False))) >= n_trials:
@@ -332,6 +428,9 @@ def ask(study: Any, space: dict[str, Any], n_trials: int) -> Any:
         trial.set_user_attr(OVER_BUDGET, True)
         study.tell(trial, state=TrialState.FAIL)
         return None
+    for branch in branches:
+        if branch.holds(trial.params):
+            branch.suggest(trial)
     trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
     return trial
 

@@ -8,6 +8,7 @@ varied: its overrides, kept to the keys whose values differ between the jobs dra
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,9 @@ def _footnote(fig: Any, note: str) -> None:
 
 def _finish(fig: Any, path: Path, note: str) -> None:
     plt = _pyplot()
-    fig.tight_layout(rect=(0, 0.05 if note else 0, 1, 1))
+    with warnings.catch_warnings():  # a long legend (a search's many trials) cannot fit: the figure is drawn anyway
+        warnings.simplefilter("ignore", UserWarning)
+        fig.tight_layout(rect=(0, 0.05 if note else 0, 1, 1))
     _footnote(fig, note)
     fig.savefig(path, dpi=100)
     plt.close(fig)
