@@ -280,7 +280,7 @@ def test_settings_torch_or_lightning_refuse_are_refused_before_the_run_starts(fa
 
 
 def test_a_learning_rate_that_makes_the_loss_nan_stops_naming_the_step(fails):
-    line = fails("optimizer=sgd", "optimizer.lr=1e12", "trainer.max_epochs=3", "callbacks=none")
+    line = fails("optimizer=sgd", "optimizer.lr=1e12", "trainer.max_epochs=3", "callbacks=none", "recipe=none")
     assert line.startswith("error: the training loss became NaN or infinite at step ")
     assert "training stopped. optimizer.lr=1e+12 is too high here: try optimizer.lr=1e+11" in line
 

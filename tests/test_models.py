@@ -46,7 +46,7 @@ def test_batch_size_chooses_full_batch_stochastic_or_mini_batch_descent(tmp_path
 
 
 def test_l1_and_l2_penalise_weights_not_biases_or_norms(tmp_path):
-    cfg = compose(["model=mlp", "model.net.batch_norm=true", "model.l1=0.1", "model.l2=0.01"], tmp_path)
+    cfg = compose(["model=mlp", "model.net.batch_norm=true", "model.l1=0.1", "model.l2=0.01", "recipe=none"], tmp_path)
     task = build_task(cfg, build_datamodule(cfg.data, cfg.model).spec)
     weights = [task.net.dense1.weight, task.net.output.weight]
     expected = 0.1 * sum(w.abs().sum() for w in weights) + 0.01 * sum(w.pow(2).sum() for w in weights)
@@ -146,7 +146,7 @@ def test_a_loss_that_does_not_fit_the_data_is_refused(tmp_path, data, loss, mess
     ],
 )
 def test_optimizers(tmp_path, name, cls, extra):
-    cfg = compose([f"optimizer={name}", "optimizer.lr=0.05"], tmp_path)
+    cfg = compose([f"optimizer={name}", "optimizer.lr=0.05", "recipe=none"], tmp_path)
     optimizer = build_task(cfg, build_datamodule(cfg.data, cfg.model).spec).configure_optimizers()
     assert type(optimizer) is cls
     decay, no_decay = optimizer.param_groups

@@ -3,7 +3,7 @@ only shrinks them."""
 
 from __future__ import annotations
 
-SMALL = ("model.net.hidden=[32]", "trainer.max_epochs=10", "callbacks=none")
+SMALL = ("model.net.hidden=[32]", "trainer.max_epochs=10", "callbacks=none", "recipe=none")
 
 
 def test_l1_makes_weights_sparse_and_l2_does_not(train_run):

@@ -16,7 +16,7 @@ from zoo.run import evaluate, train
 
 
 def test_mlp_learns_digits(train_run):
-    metrics, _ = train_run("model=mlp", "data=digits", "trainer.max_epochs=30")
+    metrics, _ = train_run("model=mlp", "data=digits", "trainer.max_epochs=30", "recipe=none")  # the plain MLP
     assert metrics["test/acc"] >= 0.97
 
 

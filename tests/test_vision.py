@@ -261,7 +261,7 @@ def test_image_model_on_a_table_names_both(tmp_path):
 
 def test_flat_models_standardise_pixels_image_nets_channels(tmp_path):
     for model, n in (("mlp", 64), ("cnn", 1)):
-        cfg = compose([f"model={model}", "data=digits"], tmp_path)
+        cfg = compose([f"model={model}", "data=digits", "recipe=none"], tmp_path)  # normalize=auto
         assert len(build_datamodule(cfg.data, cfg.model).spec.pixel_mean) == n
 
 
