@@ -91,9 +91,7 @@ GOALS = {
     ("mlp", "boston"): ("test/rmse", -4.0),  # at most 4.0
 }
 SHORT = {  # pairs whose bare run is still below the goal (docs/models/recipes.md says by how much)
-    ("lenet5", "digits"): "0.975 with its recipe: LeNet-5 on 8x8 digits resized to 32x32",
     ("resnet", "mnist5k"): "0.976 with its recipe in 99 s",
-    ("mlp", "boston"): "RMSE 4.07-4.26 over seeds with its recipe",
 }
 LONG = {("resnet", "mnist5k")}  # over a minute and a half: make test-matrix, not CI
 
