@@ -119,13 +119,12 @@ class OptunaSweeperConf:
     pruner: str = "none"  # median, hyperband or none
     pruner_warmup_epochs: int = 5  # epochs every trial trains before it may be pruned
     pruner_startup_trials: int = 5  # trials that run in full before the median pruner prunes any
-    params: dict[str, Any] | None = (
-        None  # the search space (a key set to null is left out): {key: choice(...)|range(...)|interval(...)}
-    )
-    branches: dict[str, dict[str, str]] | None = None  # {"model=mlp": {key: ...}}: searched where a trial took that
-    budget: str | None = (
-        None  # wall-clock time for this search (5m, 90s, 1h): no trial starts after it, none runs past it
-    )
+    # the search space: {key: choice(...)|range(...)|interval(...)}; a key set to null is left out
+    params: dict[str, Any] | None = None
+    # {"model=mlp": {key: choice(...), ...}}: searched only in the trials that took that value
+    branches: dict[str, dict[str, str]] | None = None
+    # wall-clock time for the search (5m, 90s, 1h): no trial starts after it, none trains past it
+    budget: str | None = None
 
 
 # -- the sweeper -------------------------------------------------------------------------------------------------
