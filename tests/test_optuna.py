@@ -302,3 +302,11 @@ def test_a_branch_on_a_setting_the_search_does_not_choose_is_one_line():
     assert Branch.parse("model=mlp", {}, {}, {"model": "mlp"}).holds({})  # model=mlp given: the MLP's branch only
     with pytest.raises(ZooError, match=r"^hydra.sweeper.branches: 'optimizer=sgd' names no choice\(...\) of "):
         Branch.parse("optimizer=sgd", {"optimizer.lr": "interval(0.1, 1.0)"}, space, {})
+
+
+def test_a_budget_that_is_no_duration_is_one_line_with_nothing_written(tmp_path):
+    proc = script("train", *AUTO, "hparams_search.budget=soon", f"paths.log_dir={tmp_path}")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: hparams_search.budget=soon is not a duration; give e.g. 5m, 90s or 1h"
+    ]  # Optuna's note on its experimental TPE settings stays off the screen too
+    assert not list(tmp_path.iterdir())

@@ -22,6 +22,7 @@ IRRELEVANT_WARNINGS = (
     r".*this fit will run with no optimizer.*",  # a closed-form fit (the ELM) has none
     r".*LeafSpec.*",  # torch's pytree deprecation inside Lightning
     r".*The dirpath has changed from.*",  # a resumed run keeps its checkpoints in its own new folder, by design
+    r"Argument ``(multivariate|group)`` is an experimental feature.*",  # Optuna's TPE in hparams_search=auto
 )
 
 
