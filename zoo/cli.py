@@ -137,8 +137,8 @@ def start(config_name: str) -> None:
 def searched(args: list[str]) -> list[str]:
     """The command line with ``--multirun`` added where it picks a search (``hparams_search=auto``): a search is
     many runs, whether or not the flag was typed."""
-    picks = {v for k, _, v in (a.lstrip("+").partition("=") for a in args) if k == "hparams_search"} - {"null", ""}
-    if picks and not {"-m", "--multirun", "-c", "--cfg", "-i", "--info"} & set(args):
+    picks = {a.split("=", 1)[1] for a in args if "=" in a and override_key(a) == "hparams_search"} - {"null", ""}
+    if picks and not {"-m", "--multirun", *INSPECT_FLAGS} & set(args):
         return ["--multirun", *args]
     return args
 
@@ -149,12 +149,13 @@ def recipe_args(args: list[str]) -> list[str]:
     split = next((i for i, a in enumerate(args) if not a.startswith("-") and "=" in a), len(args))
     flags, overrides = args[:split], args[split:]
     overrides, recipe = with_recipe(overrides, _config_dirs(overrides))
-    if recipe is not None and not {"-c", "--cfg", "-i", "--info"} & set(flags):
+    if recipe is not None and not INSPECT_FLAGS & set(flags):
         print(recipe.line(), flush=True)
     return [*flags, *overrides]
 
 
 VERBOSE = {"-v", "--verbose"}
+INSPECT_FLAGS = {"-c", "--cfg", "-i", "--info"}  # Hydra prints the config or its sources: nothing runs
 TEMPLATE_KEYS = {"model.optimizer.": "optimizer.", "model.scheduler.": "scheduler."}  # lightning-hydra-template's
 
 
