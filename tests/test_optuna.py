@@ -183,6 +183,40 @@ def test_a_trial_another_worker_is_still_asking_for_does_not_read_as_another_spa
         open_study(storage, "s", optuna.samplers.RandomSampler(seed=0), "minimize", space)
 
 
+def test_a_worker_that_loses_the_race_to_create_a_new_databases_tables_tries_again(tmp_path, monkeypatch):
+    """Two workers opening one new PostgreSQL database both create its tables; the one that loses sees
+    DuplicateTable ("relation ... already exists") or UniqueViolation and opens the study the other made. A failure
+    of any other kind is one line at once."""
+    import zoo.sweeper
+    from zoo.sweeper import open_study
+
+    class ProgrammingError(Exception):
+        pass
+
+    real, calls = optuna.create_study, []
+
+    def racing(**kwargs):
+        calls.append(kwargs["study_name"])
+        if len(calls) == 1:
+            raise ProgrammingError('relation "alembic_version" already exists')
+        return real(**kwargs)
+
+    monkeypatch.setattr(optuna, "create_study", racing)
+    monkeypatch.setattr(zoo.sweeper.time, "sleep", lambda s: None)
+    study = open_study(str(tmp_path / "study.log"), "s", optuna.samplers.RandomSampler(seed=0), "maximize", {})
+    assert study.study_name == "s" and calls == ["s", "s"]
+
+    def refusing(**kwargs):
+        calls.append(kwargs["study_name"])
+        raise ProgrammingError('database "nope" does not exist')
+
+    calls.clear()
+    monkeypatch.setattr(optuna, "create_study", refusing)
+    with pytest.raises(ZooError, match=r'cannot open hparams_search.storage=.*database "nope" does not exist'):
+        open_study("postgresql://u@h/nope", "s", optuna.samplers.RandomSampler(seed=0), "maximize", {})
+    assert calls == ["s"]
+
+
 @pytest.mark.slow
 def test_two_workers_share_one_study_through_postgresql(tmp_path):
     """A real PostgreSQL server; two worker processes (their own sweep folders, as on two machines) run one study's

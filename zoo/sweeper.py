@@ -350,6 +350,12 @@ def grid_values(key: str, dist: Any) -> list[Any]:
     return [dist.low + i * dist.step for i in range(count)]
 
 
+def lost_race(err: Exception) -> bool:
+    """Whether opening a new database failed only because another worker was creating the same tables or rows
+    (PostgreSQL says UniqueViolation, an IntegrityError, or DuplicateTable, a ProgrammingError "already exists")."""
+    return type(err).__name__ == "IntegrityError" or "already exists" in str(err)
+
+
 def open_study(
     storage: str, name: str, sampler: Any, direction: str, space: dict[str, Any], branches: list[Branch] = ()
 ) -> Any:
@@ -358,7 +364,7 @@ def open_study(
     import optuna
     from optuna.trial import TrialState
 
-    for attempt in range(3):  # workers starting together on a new database race to create its tables
+    for attempt in range(5):  # workers starting together on a new database race to create its tables
         try:
             study = optuna.create_study(
                 storage=optuna_storage(storage),
@@ -369,7 +375,7 @@ def open_study(
             )
             break
         except Exception as err:  # noqa: BLE001 - a wrong URL, a driver that is missing, a server that does not answer
-            if attempt < 2 and type(err).__name__ == "IntegrityError":
+            if attempt < 4 and lost_race(err):
                 time.sleep(1 + attempt)
                 continue
             first = " ".join(str(err).split())[:200]
