@@ -13,16 +13,22 @@ from zoo.errors import ZooError
 
 
 def test_three_folds_report_mean_and_std_and_keep_each_fold(train_run, capsys):
-    metrics, out = train_run("data=iris", "model=logistic", "optimizer.lr=0.05", "trainer.max_epochs=15", "cv.folds=3")
+    metrics, out = train_run("data=iris", "model=logistic", "optimizer.lr=0.05", "trainer.max_epochs=15", "cv.folds=3",
+                             "summary='held out: {cv_acc:.4f}'")  # fmt: skip
     rows = list(csv.DictReader((out / "cv_folds.csv").open()))
     accs = [float(r["test/acc"]) for r in rows]
     assert [r["fold"] for r in rows] == ["0", "1", "2"]
     assert metrics["test/acc"] == pytest.approx(statistics.fmean(accs)) and metrics["test/acc"] > 0.8
     assert metrics["test/acc_std"] == pytest.approx(statistics.stdev(accs))
     assert json.loads((out / "metrics.json").read_text()) == metrics
-    assert f"test/acc = {metrics['test/acc']:.4f} ± {metrics['test/acc_std']:.4f}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"test/acc = {metrics['test/acc']:.4f} ± {metrics['test/acc_std']:.4f}" in printed
+    summary = f"held out: {metrics['cv/acc']:.4f}"  # the whole cross-validation's, once: no fold has one
+    assert printed.count("what this run showed") == 1 and f"what this run showed:\n{summary}" in printed
+    assert (out / "summary.md").read_text().endswith(f"{summary}\n")
     vals = []
     for fold in range(3):
+        assert not (out / f"fold{fold}" / "summary.md").exists()
         assert (out / f"fold{fold}" / "checkpoints" / "last.ckpt").is_file()
         config = yaml.safe_load((out / f"fold{fold}" / "config.yaml").read_text())
         assert config["cv"]["fold"] == fold

@@ -138,7 +138,7 @@ def run_training(cfg: DictConfig) -> Trained:
         if is_global_zero():
             print(tested(trainer, history))
         metrics = finish_run(results, folder)
-        if is_global_zero():
+        if is_global_zero() and not held_out:  # a fold's numbers are not the cross-validation's summary
             facts = {**getattr(task, "facts", {}), "seconds": seconds, "best_epoch": best_epoch(trainer, history)}
             write_summary(cfg, folder, summary_values(metrics, history, facts))
         return Trained(metrics, folder, task, datamodule)
