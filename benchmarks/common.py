@@ -15,6 +15,11 @@ from typing import Any
 import lightning as L
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # read when keras is first imported
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Skip(Exception):
+    """A case that cannot run here (its data is not fetched): ``run.py`` prints the reason and goes on."""
 
 
 def accelerator(device: str) -> str:

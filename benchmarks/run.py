@@ -4,6 +4,8 @@
     python benchmarks/run.py lenet5           # LeNet-5 (classic), 3,500 real 28x28 MNIST images, batch 128
     python benchmarks/run.py mlp lenet5 text elm   # several; the last line is the first case's ratio
     python benchmarks/run.py mlp lenet5 text --device cuda   # every side on the GPU (hpelm stays on the CPU)
+    python benchmarks/run.py fashion          # time to accuracy on real Fashion-MNIST: experiment=fashion_fast
+                                              # against Keras' convnet example (make data fetches the images)
 
 A case is a module ``benchmarks/cases/<name>.py`` whose ``measure(epochs, workdir, device=...)`` returns seconds per
 epoch for each side: ``zoo`` (composed config, Lightning Trainer, progress bar, checkpoints, as a user runs it), the
@@ -17,6 +19,10 @@ machine only adds time); ``--rounds R`` measures every side R times in turn and 
 the machine's speed drifts over minutes. Writes the table into benchmarks/results.md, which keeps the latest reading
 for each kind of machine: a CPU run replaces the ``## CPU`` section, a ``--device cuda`` run the ``## GPU`` one. The
 last line reads ``zoo/hand-written: R``.
+
+A time-to-accuracy case (``fashion``) has a ``report(rounds, folder)`` of its own: it trains each side for the whole
+budget, scores the test set after each epoch, writes its figure beside results.md and its own section
+(``## Fashion-MNIST time to accuracy, CPU``), and its last line is the ratio of training times to the same accuracy.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: the cases import ``benchmarks.common``
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import positive, require_cuda, zoo_epochs  # noqa: E402  (zoo_epochs: the cases' helper, importable here)
+from benchmarks.common import Skip, positive, require_cuda, zoo_epochs  # noqa: E402  (zoo_epochs: the cases' helper, importable here)
 
 CASES = sorted(p.stem for p in (ROOT / "benchmarks" / "cases").glob("*.py") if not p.stem.startswith("_"))
 PEERS = ("keras", "lightning-dataloader", "hpelm")
@@ -89,7 +95,9 @@ def summarise(case: str, sides: dict[str, list[float]]) -> list[tuple[str, str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cases", nargs="*", default=["mlp"], choices=CASES)
-    parser.add_argument("--epochs", type=positive, default=4, help="epochs per side (the first is a warm-up)")
+    parser.add_argument(
+        "--epochs", type=positive, help="epochs per side (the first is a warm-up); default 4, fashion: its experiment's"
+    )
     parser.add_argument("--out", type=Path, help="the Markdown file (default benchmarks/results.md)")
     parser.add_argument("--threads", type=positive, help="torch threads (1 steadies figures on a shared machine)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where every side trains")
@@ -111,35 +119,63 @@ def main() -> None:
     os.environ["KERAS_TORCH_DEVICE"] = args.device  # read when keras is first imported
 
     load = os.getloadavg()[0]  # another busy process on these cores slows every side, unevenly
-    rows = []
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"{cpu_model()}, {os.cpu_count()} cores"
+    kind = "GPU" if args.device == "cuda" else "CPU"
+    command = " ".join(["python benchmarks/run.py", *sys.argv[1:]])
+
+    def section(heading: str, measured: str, table: list[str]) -> None:
+        """Print a section and put it in ``out`` in place of the one with the same heading."""
+        text = "\n".join(
+            [
+                f"## {heading}",
+                "",
+                f"`{command}`",
+                "",
+                f"{datetime.date.today()}, {where}; {versions()}, {torch.get_num_threads()} threads; {measured}; "
+                f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at the end",
+                "",
+                *table,
+            ]
+        )
+        print(text)
+        out.write_text(with_section(out.read_text() if out.is_file() else HEADER, text))
+
+    rows, endings = [], {}  # endings: the last line of each time-to-accuracy case
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases:
-            measure = importlib.import_module(f"benchmarks.cases.{case}").measure
-            rounds = [measure(args.epochs, Path(tmp) / case / str(r), device=args.device) for r in range(args.rounds)]
+            module = importlib.import_module(f"benchmarks.cases.{case}")
+            epochs = args.epochs or getattr(module, "EPOCHS", 4)
+            try:
+                rounds = [
+                    module.measure(epochs, Path(tmp) / case / str(r), device=args.device) for r in range(args.rounds)
+                ]
+            except Skip as why:
+                print(f"{case}: skipped: {why}")
+                continue
+            if hasattr(module, "report"):  # time to accuracy: a section of its own
+                table, endings[case] = module.report(rounds, out.parent)
+                rounds_note = f", the fastest of {args.rounds} rounds" if args.rounds > 1 else ""
+                section(f"Fashion-MNIST time to accuracy, {kind}", f"{epochs} epochs a side{rounds_note}", table)
+                continue
             sides = merge_rounds(rounds)
             rows += summarise(case, sides)
             for side, seconds in sides.items():  # the raw figures, to judge the noise
                 print(f"{case} {side}: " + " ".join(f"{t:.3f}" for t in seconds))
-    where = torch.cuda.get_device_name() if args.device == "cuda" else f"{cpu_model()}, {os.cpu_count()} cores"
-    command = " ".join(["python benchmarks/run.py", *sys.argv[1:]])
-    lines = [
-        f"## {'GPU' if args.device == 'cuda' else 'CPU'}",
-        "",
-        f"`{command}`",
-        "",
-        f"{datetime.date.today()}, {where}; {versions()}, {torch.get_num_threads()} threads; "
-        f"fastest of epochs 2..{args.epochs}"
-        f"{f' of {args.rounds} rounds' if args.rounds > 1 else ''}; "
-        f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at the end",
-        "",
-        "| case | side | s/epoch | comparison |",
-        "|---|---|---|---|",
-        *[f"| {c} | {s} | {'-' if t is None else f'{t:.3f}'} | {n} |" for c, s, t, n in rows],
-    ]
-    text = "\n".join(lines)
-    print(text)
-    out.write_text(with_section(out.read_text() if out.is_file() else HEADER, text))
+    if rows:
+        rounds_note = f" of {args.rounds} rounds" if args.rounds > 1 else ""
+        section(
+            kind,
+            f"fastest of epochs 2..{args.epochs or 4}{rounds_note}",
+            [
+                "| case | side | s/epoch | comparison |",
+                "|---|---|---|---|",
+                *[f"| {c} | {s} | {'-' if t is None else f'{t:.3f}'} | {n} |" for c, s, t, n in rows],
+            ],
+        )
     first = [r for r in rows if r[0] == args.cases[0]]
+    if args.cases[0] in endings or not first:
+        print(endings.get(args.cases[0], f"{args.cases[0]}: nothing measured"))
+        return
     zoo = next((t for _, s, t, _ in first if s == "zoo" or s.startswith("zoo:")), None)
     hand = next((t for _, s, t, _ in first if s == "hand-written" or s.startswith("hand-written:")), None)
     if zoo and hand:

@@ -79,7 +79,17 @@ def descriptions(tmp: Path) -> list[str]:
     return [f"data.path={write_csv(tmp / 'debian_descriptions.csv', ['text', 'label'], rows)}"]
 
 
+def fashion(tmp: Path) -> list[str]:
+    """Fashion-MNIST's four IDX files, gzipped as Debian's package ships them (real MNIST pixels in them here)."""
+    from tests.formats import real_digits, write_idx
+
+    for prefix, n, offset in (("train", 300, 0), ("t10k", 60, 300)):
+        write_idx(tmp / "fashion" / "FashionMNIST" / "raw", prefix, *real_digits(n, offset), compress=True)
+    return [f"paths.data_dir={tmp / 'fashion'}", "data.download=false"]
+
+
 EXTRA: dict[str, Callable[[Path], list[str]]] = {
+    "fashion_fast": fashion,
     "redes_demo_titanic_elm": titanic,
     "redes_exercicio04_mushroom_elm": mushrooms,
     "redes_exercicio05_spotify_mlp": spotify,

@@ -386,3 +386,67 @@ def test_the_benchmark_keeps_the_latest_reading_of_each_kind_of_machine():
     again = with_section(both, "## CPU\n\nnew cpu\n")
     assert "new cpu" in again and "old cpu" not in again and "gpu" in again and "kept" in again
     assert again.index("## CPU") < again.index("## GPU") and with_section(again, "## CPU\n\nnew cpu\n") == again
+
+
+def fashion_files(root):
+    """Fashion-MNIST's IDX files as Debian ships them (gzipped), real MNIST pixels inside."""
+    from tests.formats import real_digits, write_idx
+
+    for prefix, n, offset in (("train", 400, 0), ("t10k", 100, 400)):
+        write_idx(root / "FashionMNIST" / "raw", prefix, *real_digits(n, offset), compress=True)
+    return root
+
+
+@pytest.mark.slow
+def test_the_fashion_benchmark_times_both_sides_to_the_same_test_accuracy(tmp_path):
+    """Each side's epochs and its test accuracy after each; the report gives the time each needs to the best
+    accuracy both reach, their ratio, and the accuracy-against-time figure."""
+    from benchmarks.cases import fashion
+
+    data = fashion_files(tmp_path / "data")
+    sides = fashion.measure(3, tmp_path / "work", overrides=(f"paths.data_dir={data}", "data.download=false"))
+    assert {"zoo", "acc:zoo", "keras", "acc:keras"} <= set(sides)
+    assert all(len(sides[k]) == 3 for k in ("zoo", "acc:zoo", "keras", "acc:keras"))
+    assert all(0 <= a <= 1 for a in sides["acc:zoo"] + sides["acc:keras"]) and max(sides["acc:zoo"]) > 0.5
+    table, last = fashion.report([sides], tmp_path)
+    common = min(max(sides["acc:zoo"]), max(sides["acc:keras"]))
+    assert last.startswith(f"keras/zoo time to test/acc {common:.4f}: ")
+    keras_time = fashion.time_to(common, sides["keras"], sides["acc:keras"])
+    assert float(last.rsplit(" ", 1)[1]) == pytest.approx(
+        keras_time / fashion.time_to(common, sides["zoo"], sides["acc:zoo"]), abs=0.01
+    )
+    assert [row.split(" | ")[0] for row in table[2:4]] == ["| zoo", "| keras"] and fashion.FIGURE in table[-1]
+    assert (tmp_path / fashion.FIGURE).stat().st_size > 10_000
+
+
+def test_time_to_accuracy_is_the_training_time_until_the_first_epoch_that_reaches_it():
+    from benchmarks.cases.fashion import time_to
+
+    assert time_to(0.9, [10.0, 12.0, 11.0], [0.85, 0.91, 0.93]) == 22.0
+    assert time_to(0.95, [10.0, 12.0, 11.0], [0.85, 0.91, 0.93]) is None
+
+
+def test_the_fashion_benchmark_without_the_data_says_how_to_fetch_it_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from benchmarks import run
+
+    out = tmp_path / "results.md"
+    monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setattr(sys, "argv", ["run.py", "fashion", "--out", str(out)])
+    run.main()
+    printed = capsys.readouterr().out.splitlines()
+    folder = tmp_path / "empty" / "FashionMNIST" / "raw"
+    assert printed == [
+        f"fashion: skipped: no Fashion-MNIST in {folder}; fetch it with: make data "
+        "(or python scripts/fetch_data.py fashion_mnist)",
+        "fashion: nothing measured",
+    ]
+    assert not out.exists()
+
+
+def test_the_fashion_benchmark_runs_experiment_fashion_fasts_own_epochs():
+    from benchmarks.cases import fashion
+    from zoo.config import compose_config
+
+    assert compose_config(fashion.OVERRIDES).trainer.max_epochs == fashion.EPOCHS
