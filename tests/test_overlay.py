@@ -212,3 +212,23 @@ def test_gradient_descent_paths_leave_out_a_job_without_the_files(tmp_path):
     assert problems == [] and [p.name for p in written] == ["overlay.png", "gd_paths.png"]
     rows[1]["run_dir"] = str(tmp_path / "nowhere")  # one job with files left: no paths figure
     assert [p.name for p in SweepFolder(tmp_path).write_figures(rows)[0]] == ["overlay.png"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "experiment, figure, jobs",
+    [
+        ("intro_exercicio02_minibatch_sgd", "gd_paths.png", 3),
+        ("intro_exercicio08_dropout_batchnorm", "overlay.png", 4),
+        ("model_complexity", "complexity.png", 5),
+        ("l1_vs_l2", "weights.png", 4),
+    ],
+)
+def test_the_course_comparisons_draw_their_figure_as_multiruns(tmp_path, experiment, figure, jobs):
+    """Each course experiment that compares things is a multirun over what it compares, as its header says:
+    its jobs all finish and the sweep folder gets the figure that draws them together."""
+    proc = script("train", f"experiment={experiment}", "--multirun", "debug=limit", "trainer.max_epochs=2",
+                  f"hydra.sweep.dir={tmp_path}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [r["status"] for r in results(tmp_path)] == ["ok"] * jobs
+    assert (tmp_path / figure).stat().st_size > 10_000 and figure in proc.stdout
