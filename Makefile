@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: train test test-fast test-matrix lint bench notebooks docs data clean-logs
+.PHONY: train test test-fast lint bench notebooks docs data clean-logs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,11 +16,8 @@ $(STAMP): pyproject.toml
 train: $(STAMP)  ## the default run: MLP on digits, offline, tested, in under a minute
 	$(PY) scripts/train.py $(ARGS)
 
-test: $(STAMP)  ## the whole suite, slow tests included (what CI runs), the longest bare pairs aside
-	$(PY) -m pytest -m "not matrix" $(ARGS)
-
-test-matrix: $(STAMP)  ## the bare pairs too long for CI (resnet on mnist5k: about 2 minutes)
-	$(PY) -m pytest -m matrix $(ARGS)
+test: $(STAMP)  ## the whole suite, slow tests included (what CI runs)
+	$(PY) -m pytest $(ARGS)
 
 test-fast: $(STAMP)  ## the suite without the tests marked slow
 	$(PY) -m pytest -m "not slow" $(ARGS)

@@ -90,22 +90,10 @@ GOALS = {
     ("logistic", "breast_cancer"): ("test/acc", 0.96),
     ("mlp", "boston"): ("test/rmse", -4.0),  # at most 4.0
 }
-SHORT = {  # pairs whose bare run is still below the goal (docs/models/recipes.md says by how much)
-    ("resnet", "mnist5k"): "0.976 with its recipe in 99 s",
-}
-LONG = {("resnet", "mnist5k")}  # over a minute and a half: make test-matrix, not CI
-
-
-def _pairs() -> list:
-    def marks(pair: tuple[str, str]) -> list:
-        short = [pytest.mark.xfail(reason=SHORT[pair], strict=False)] if pair in SHORT else []
-        return short + ([pytest.mark.matrix] if pair in LONG else [])
-
-    return [pytest.param(m, d, id=f"{m}+{d}", marks=marks((m, d))) for m, d in GOALS]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("model", "data"), _pairs())
+@pytest.mark.parametrize(("model", "data"), list(GOALS), ids=[f"{m}+{d}" for m, d in GOALS])
 def test_a_bare_pair_reaches_the_goal_of_its_family(train_run, model, data):
     metrics, _ = train_run(f"model={model}", f"data={data}")
     key, goal = GOALS[model, data]
