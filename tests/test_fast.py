@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import logging
+import subprocess
+import sys
 
 import lightning as L
 import numpy as np
@@ -368,8 +370,6 @@ def test_average_pooling_passes_back_the_gradient_torchs_own_does():
     ids=["epochs", "rounds", "out"],
 )
 def test_the_benchmark_refuses_bad_arguments_before_it_measures(monkeypatch, capsys, args, line):
-    import sys
-
     from benchmarks import run
 
     monkeypatch.setattr(sys, "argv", ["run.py", "mlp", *args])
@@ -427,8 +427,6 @@ def test_time_to_accuracy_is_the_training_time_until_the_first_epoch_that_reache
 
 
 def test_the_fashion_benchmark_without_the_data_says_how_to_fetch_it_and_writes_nothing(tmp_path, monkeypatch, capsys):
-    import sys
-
     from benchmarks import run
 
     out = tmp_path / "results.md"
@@ -450,3 +448,16 @@ def test_the_fashion_benchmark_runs_experiment_fashion_fasts_own_epochs():
     from zoo.config import compose_config
 
     assert compose_config(fashion.OVERRIDES).trainer.max_epochs == fashion.EPOCHS
+
+
+@pytest.mark.slow
+def test_the_default_runs_keras_peer_trains_the_same_job_and_writes_its_curve(tmp_path):
+    """benchmarks/startup.py times this script beside the default run: it must do the whole job it stands for."""
+    pytest.importorskip("keras")  # the bench extra
+    from tests.test_cli import ENV, ROOT
+
+    proc = subprocess.run([sys.executable, "benchmarks/peers/keras_digits.py", str(tmp_path / "out")], cwd=ROOT,
+                          env=ENV, capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert float(proc.stdout.split()[2].rstrip(",")) > 0.9  # "test accuracy 0.9694, test loss 0.1..."
+    assert (tmp_path / "out" / "learning_curves.png").stat().st_size > 10_000
