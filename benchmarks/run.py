@@ -20,9 +20,9 @@ the machine's speed drifts over minutes. Writes the table into benchmarks/result
 for each kind of machine: a CPU run replaces the ``## CPU`` section, a ``--device cuda`` run the ``## GPU`` one. The
 last line reads ``zoo/hand-written: R``.
 
-A time-to-accuracy case (``fashion``) has a ``report(rounds, folder)`` of its own: it trains each side for the whole
-budget, scores the test set after each epoch, writes its figure beside results.md and its own section
-(``## Fashion-MNIST time to accuracy, CPU``), and its last line is the ratio of training times to the same accuracy.
+A time-to-accuracy case (``fashion``) has a ``report(rounds, folder)`` and a ``TITLE`` of its own: it trains each
+side for the whole budget, scores the test set after each epoch, writes its figure beside results.md and its own
+section (``## <TITLE>, CPU``), and its last line is the ratio of training times to the same accuracy.
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def main() -> None:
             if hasattr(module, "report"):  # time to accuracy: a section of its own
                 table, endings[case] = module.report(rounds, out.parent)
                 rounds_note = f", the fastest of {args.rounds} rounds" if args.rounds > 1 else ""
-                section(f"Fashion-MNIST time to accuracy, {kind}", f"{epochs} epochs a side{rounds_note}", table)
+                section(f"{module.TITLE}, {kind}", f"{epochs} epochs a side{rounds_note}", table)
                 continue
             sides = merge_rounds(rounds)
             rows += summarise(case, sides)
