@@ -126,7 +126,7 @@ def main() -> None:
             f"{keras_out.split()[2].rstrip(',')} |"
         )
     phases_line = ", ".join(f"{k} {v:.2f}" + ("" if "MB" in k else " s") for k, v in breakdown.items())
-    from benchmarks.run import HEADER, cpu_model, versions, with_section
+    from benchmarks.run import HEADER, cpu_model, versions, with_section  # here: --phases times its own imports
 
     text = "\n".join(
         [

@@ -108,10 +108,11 @@ def measure(epochs: int, workdir: Path, overrides: tuple[str, ...] = (), device:
     sides = {"zoo": seconds, "acc:zoo": test.accuracy}
     (x, y), (x_test, y_test) = (tuple(t.cpu() for t in dm.splits[split]) for split in ("train", "test"))
 
+    def pixels(images) -> np.ndarray:  # uint8 NCHW -> float NHWC / 255, as the example prepares them
+        return (images.permute(0, 2, 3, 1).numpy() / np.float32(255)).astype("float32")
+
     def keras_side() -> list[float]:
-        pixels = (x.permute(0, 2, 3, 1).numpy() / np.float32(255)).astype("float32")  # NHWC, as the example
-        test_pixels = (x_test.permute(0, 2, 3, 1).numpy() / np.float32(255)).astype("float32")
-        keras_seconds, sides["acc:keras"] = keras_run(pixels, y.numpy(), test_pixels, y_test.numpy(), epochs)
+        keras_seconds, sides["acc:keras"] = keras_run(pixels(x), y.numpy(), pixels(x_test), y_test.numpy(), epochs)
         return keras_seconds
 
     sides["keras"] = peer("keras", keras_side)
