@@ -97,6 +97,13 @@ def show_image(ax: Any, image: np.ndarray) -> None:
     ax.imshow(image[0] if grey else image.transpose(1, 2, 0), cmap="gray" if grey else None, vmin=0, vmax=255)
 
 
+def cell_title(ax: Any, text: str, **kwargs: Any) -> None:
+    """The title of an image cell (axes off or without ticks), at a fixed height: matplotlib would otherwise place
+    each title above the axis' tick labels, measuring every axis of the figure at each draw (0.4 s of a 32-image
+    grid)."""
+    ax.set_title(text, y=1.0, **kwargs)
+
+
 def plot_predictions(
     images: np.ndarray, true: np.ndarray, pred: np.ndarray, class_names: list[str], path: Path
 ) -> Path:
@@ -104,7 +111,7 @@ def plot_predictions(
     fig, axes = image_grid(len(images), 8, (1.6, 1.8))
     for ax, image, t, p in zip(axes, images, true, pred, strict=False):
         show_image(ax, image)
-        ax.set_title(f"{class_names[t]} -> {class_names[p]}", fontsize=8, color="black" if t == p else "red")
+        cell_title(ax, f"{class_names[t]} -> {class_names[p]}", fontsize=8, color="black" if t == p else "red")
     fig.suptitle("test images: true -> predicted")
     return saved(fig, path)
 
@@ -170,7 +177,7 @@ def plot_detections(
             caption = f"{class_names[int(label)]} {score:.2f}"
             tag = {"fc": colour, "ec": "none", "pad": 0.5, "alpha": 0.8}
             ax.text(x1 - 0.5, y1 - 1, caption, color="black", fontsize=7, va="bottom", bbox=tag)
-        ax.set_title(f"{len(true)} true, {int(shown.sum())} found", fontsize=8)
+        cell_title(ax, f"{len(true)} true, {int(shown.sum())} found", fontsize=8)
     fig.suptitle(f"test images: true boxes dashed, predictions (score >= {min_score:g}) in colour")
     return saved(fig, path)
 
@@ -195,7 +202,7 @@ def plot_segmentation(
             show_image(ax, image)
             if mask is not None:
                 ax.imshow(mask, cmap=cmap, vmin=-0.5, vmax=k - 0.5, alpha=0.55, interpolation="nearest")
-            ax.set_title(title, fontsize=9)
+            cell_title(ax, title, fontsize=9)
             ax.axis("off")
     handles = [Patch(color=colours[c], label=class_names[c]) for c in range(1, k)]
     fig.legend(handles=handles, loc="lower center", ncol=min(k - 1, 6), fontsize=8, frameon=False)

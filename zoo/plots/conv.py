@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.plots import _pyplot
+from zoo.plots import _pyplot, cell_title
 
 ANNOTATE_UP_TO = 5  # kernels up to 5x5 get their numbers written in each cell
 
@@ -82,7 +82,7 @@ def plot_filters(layer: str, weights: np.ndarray, path: Path, total: int | None 
             r, c = divmod(k, cols)
             ax.text(c * (tile_w + gap) + (tile_w - 1) / 2, r * (kh + gap + top) + (top - 1) / 2, str(k), ha="center",
                     va="center", fontsize=7)  # fmt: skip
-        ax.set_title(title, fontsize=9)
+        cell_title(ax, title, fontsize=9)
         ax.axis("off")
     first = f" (the first {out} of {total})" if total and total > out else ""
     fig.suptitle(f"{layer}: learnt filters{first}, {channels}×{kh}×{kw} each", fontsize=10)
@@ -183,7 +183,7 @@ def plot_convolution(step: dict[str, Any], path: Path, max_channels: int = 3) ->
                 for (i, j), v in np.ndenumerate(values):
                     text = "pad" if pad is not None and pad[i, j] else f"{v:.2f}"
                     ax.text(j, i, text, ha="center", va="center", fontsize=size, color=_ink(shown_as, v))
-            ax.set_title(title, fontsize=9)
+            cell_title(ax, title, fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
         axes[row, 4].axis("off")
