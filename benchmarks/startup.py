@@ -8,18 +8,23 @@
    epochs, evaluate, a learning-curve PNG) and ``recipe=none`` (zoo's plain MLP 64-128-10 for 30 epochs: the Keras
    script's job), in turn, twice each; the faster of each pair, and the ratios. The table goes into
    benchmarks/results.md (``## Start-up and the default run, CPU``).
-3. The same run again inside one process, timed by phase: imports (torch, Lightning, Hydra, W&B, zoo), data (load,
-   split, normalise), training (``Trainer.fit`` less the learning-curves plot), testing (``Trainer.test`` less
-   the test figures), writing outputs (config, plots, figures, metrics.json, W&B set-up and finish: the rest of
-   ``zoo.run.train``), and the process's peak resident memory (``ru_maxrss``; W&B's own service process aside).
+3. The same run once more, ``scripts/train.py`` itself run inside a process that times its parts: imports (torch,
+   Lightning, Hydra, zoo), the command line (checked, the recipe added), Hydra's composition, data (load, split,
+   normalise), model, trainer and W&B start (W&B's import and ``wandb.init`` included), training
+   (``Trainer.fit`` less the learning-curves plot), testing (``Trainer.test`` less the test figures), figures,
+   W&B finish, the rest (run folder, checkpoints, metrics.json), and the interpreter's own start and exit
+   (the whole process less the rest): the rows add up to the whole process. Also its peak resident memory
+   (``ru_maxrss``; W&B's own service process aside).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -44,44 +49,59 @@ def timed(*args: str, cwd: Path = ROOT) -> tuple[float, str]:
 
 
 def phases(folder: Path) -> dict[str, float]:
-    """The default run in this process, seconds per phase and peak memory (MB)."""
-    import resource
-
+    """The default run in this process, as ``scripts/train.py`` runs it (the script itself, with its arguments),
+    seconds per phase and peak memory (MB). The phases add up to the time from this function's first line to the
+    script's end; the parent adds the interpreter's start and exit (the whole process less that)."""
     start = time.perf_counter()
+    gc.disable()  # as zoo.cli.start does before a script's imports
+    import runpy
+    from collections import defaultdict
+
+    import hydra._internal.hydra
     import lightning as L
 
     import zoo.callbacks
+    import zoo.cli
     import zoo.run
-    from zoo.config import compose_config
+    import zoo.search  # noqa: F401  (the script's own imports, as it makes them)
 
-    seconds = {"imports": time.perf_counter() - start}
-    spent = dict.fromkeys(["data", "training", "testing", "curves", "test figures"], 0.0)
+    seconds = {"imports (torch, Lightning, Hydra, zoo)": time.perf_counter() - start}
+    spent: dict[str, float] = defaultdict(float)
+    inside: list[float] = []  # per timed call under way, the seconds its timed callees took: counted once, theirs
 
     def timed(owner, name: str, phase: str) -> None:
         inner = getattr(owner, name)
 
         def wrapper(*args, **kwargs):
             t = time.perf_counter()
+            inside.append(0.0)
             try:
                 return inner(*args, **kwargs)
             finally:
-                spent[phase] += time.perf_counter() - t
+                took = time.perf_counter() - t
+                spent[phase] += took - inside.pop()
+                if inside:
+                    inside[-1] += took
 
         setattr(owner, name, wrapper)
 
+    timed(zoo.cli, "start", "command line (checked, recipe)")
+    timed(hydra._internal.hydra.Hydra, "compose_config", "Hydra composition (the check's and the run's)")
     timed(zoo.run, "build_datamodule", "data")
+    timed(zoo.run, "build_task", "model")
+    timed(zoo.run, "build_trainer", "trainer and W&B start (W&B imported)")
     timed(L.Trainer, "fit", "training")
     timed(L.Trainer, "test", "testing")
-    timed(zoo.callbacks.RunOutputs, "on_fit_end", "curves")  # inside fit: the learning curves
-    timed(zoo.callbacks.TestReport, "on_test_epoch_end", "test figures")  # inside test: confusion matrix...
-    cfg = compose_config([], folder)
+    timed(zoo.callbacks.RunOutputs, "on_fit_end", "figures")  # inside fit: the learning curves
+    timed(zoo.callbacks.TestReport, "on_test_epoch_end", "figures")  # inside test: confusion matrix...
+    timed(zoo.run, "finish_wandb", "W&B finish")
+    sys.argv = [str(ROOT / "scripts" / "train.py"), f"hydra.run.dir={folder}/run", f"paths.log_dir={folder}/logs"]
     t = time.perf_counter()
-    zoo.run.train(cfg)
-    total = time.perf_counter() - t
-    seconds["data"] = spent["data"]
-    seconds["training"] = spent["training"] - spent["curves"]
-    seconds["testing"] = spent["testing"] - spent["test figures"]
-    seconds["writing outputs"] = total - seconds["data"] - seconds["training"] - seconds["testing"]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+    script = time.perf_counter() - t
+    seconds.update(spent)
+    seconds["rest (run folder, checkpoints, metrics.json)"] = script - sum(spent.values())
+    seconds["total"] = time.perf_counter() - start
     seconds["peak memory MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return seconds
 
@@ -101,10 +121,10 @@ def main() -> None:
             )
             with contextlib.suppress(subprocess.CalledProcessError):  # keras missing: pip install .[bench]
                 keras_runs.append(timed("benchmarks/peers/keras_digits.py", f"{tmp}/keras{i}"))
-        out = subprocess.run(
-            [sys.executable, __file__, "--phases", f"{tmp}/phases"], env=ENV, check=True, capture_output=True, text=True
-        ).stdout
+        whole, out = timed(__file__, "--phases", f"{tmp}/phases")
     breakdown = json.loads(out.strip().splitlines()[-1])
+    memory = breakdown.pop("peak memory MB")
+    breakdown["interpreter start and exit"] = whole - breakdown.pop("total")
     (run_s, run_out), (plain_s, plain_out) = min(runs), min(plain_runs)
 
     def accuracy(printed: str) -> str:
@@ -125,7 +145,7 @@ def main() -> None:
             f"| `python benchmarks/peers/keras_digits.py` (its Keras 3 peer) | {keras_s:.1f} s (best of 2) | "
             f"{keras_out.split()[2].rstrip(',')} |"
         )
-    phases_line = ", ".join(f"{k} {v:.2f}" + ("" if "MB" in k else " s") for k, v in breakdown.items())
+    phase_rows = [f"| {phase} | {seconds:.2f} s |" for phase, seconds in breakdown.items()]
     from benchmarks.run import HEADER, cpu_model, versions, with_section  # here: --phases times its own imports
 
     text = "\n".join(
@@ -139,7 +159,12 @@ def main() -> None:
             "",
             *rows,
             "",
-            f"The default run inside one process, by phase: {phases_line}.",
+            "The default run once more, by phase (`--phases`: the script run inside a process that times its parts):",
+            "",
+            "| phase | time |",
+            "|---|---|",
+            *phase_rows,
+            f"| **whole process** | **{whole:.2f} s** (peak memory {memory:.0f} MB) |",
         ]
     )
     print(text)

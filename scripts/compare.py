@@ -1,7 +1,7 @@
 """Compare zoo's MLP, ELM and logistic regression with scikit-learn's SVM, random forest and k-NN on one split:
 ``python scripts/compare.py data=digits`` (any tabular or flattenable data set)."""
 
-from zoo.cli import start
+from zoo.cli import collect_new_objects_only, start
 
 start("compare")  # --help at once; a bad override is one line and exit 2, before Hydra runs
 
@@ -16,7 +16,8 @@ from zoo.errors import report_user_errors  # noqa: E402
 def main(cfg: DictConfig) -> None:
     from zoo.compare import compare
 
-    report_user_errors(compare, cfg)
+    with collect_new_objects_only():
+        report_user_errors(compare, cfg)
 
 
 if __name__ == "__main__":

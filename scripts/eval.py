@@ -1,6 +1,6 @@
 """Evaluate a checkpoint on its test split: ``python scripts/eval.py ckpt_path=PATH``."""
 
-from zoo.cli import start
+from zoo.cli import collect_new_objects_only, start
 
 start("eval")  # --help at once; a bad override is one line and exit 2, before Hydra runs
 
@@ -14,7 +14,8 @@ from zoo.errors import report_user_errors  # noqa: E402
 def main(cfg: DictConfig) -> dict[str, float]:
     from zoo.run import evaluate
 
-    return report_user_errors(evaluate, cfg)
+    with collect_new_objects_only():
+        return report_user_errors(evaluate, cfg)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Export a checkpoint for serving: ``python scripts/export.py ckpt_path=PATH format=onnx|safetensors|pt2``."""
 
-from zoo.cli import start
+from zoo.cli import collect_new_objects_only, start
 
 start("export")  # --help at once; a bad override is one line and exit 2, before Hydra runs
 
@@ -14,7 +14,8 @@ from zoo.errors import report_user_errors  # noqa: E402
 def main(cfg: DictConfig) -> None:
     from zoo.export import export
 
-    report_user_errors(export, cfg)
+    with collect_new_objects_only():
+        report_user_errors(export, cfg)
 
 
 if __name__ == "__main__":

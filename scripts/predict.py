@@ -1,6 +1,6 @@
 """Predict new inputs: ``python scripts/predict.py ckpt_path=PATH input=FILE_OR_FOLDER [output=FILE.csv]``."""
 
-from zoo.cli import start
+from zoo.cli import collect_new_objects_only, start
 
 start("predict")  # --help at once; a bad override is one line and exit 2, before Hydra runs
 
@@ -14,7 +14,8 @@ from zoo.errors import report_user_errors  # noqa: E402
 def main(cfg: DictConfig) -> None:
     from zoo.predict import predict
 
-    report_user_errors(predict, cfg)
+    with collect_new_objects_only():
+        report_user_errors(predict, cfg)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 The run module (torch, Lightning) is imported inside ``main``: ``--cfg job`` pays only for Hydra.
 """
 
-from zoo.cli import start
+from zoo.cli import collect_new_objects_only, start
 
 start("train")  # --help at once; a bad override is one line and exit 2, before Hydra runs
 
@@ -17,7 +17,8 @@ from zoo.search import run_job  # noqa: E402  (also registers the ${repeat:...} 
 def main(cfg: DictConfig) -> float | dict[str, float] | None:
     from zoo.run import train
 
-    return run_job(train, cfg)  # optimized_metric's value for a search; a failing multirun job is recorded
+    with collect_new_objects_only():
+        return run_job(train, cfg)  # optimized_metric's value for a search; a failing multirun job is recorded
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ back where they cannot hold; data stays on the GPU only when it fits; the benchm
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import subprocess
 import sys
@@ -461,3 +462,45 @@ def test_the_default_runs_keras_peer_trains_the_same_job_and_writes_its_curve(tm
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert float(proc.stdout.split()[2].rstrip(",")) > 0.9  # "test accuracy 0.9694, test loss 0.1..."
     assert (tmp_path / "out" / "learning_curves.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_the_startup_breakdown_runs_the_whole_default_run_and_its_phases_add_up(tmp_path):
+    """benchmarks/startup.py --phases runs scripts/train.py itself: every output written, each phase timed once."""
+    from tests.test_cli import ENV, ROOT
+
+    proc = subprocess.run([sys.executable, "benchmarks/startup.py", "--phases", str(tmp_path)], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    phases = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name in ("imports", "Hydra composition", "data", "trainer and W&B start", "training", "figures", "W&B finish"):
+        assert any(k.startswith(name) for k in phases), name
+    seconds = {k: v for k, v in phases.items() if k not in ("total", "peak memory MB")}
+    assert min(seconds.values()) >= 0 and sum(seconds.values()) == pytest.approx(phases["total"], rel=0.02)
+    run = tmp_path / "run"
+    assert json.loads((run / "metrics.json").read_text())["test/acc"] >= 0.986
+    assert {"learning_curves.png", "confusion_matrix.png", "config.yaml"} <= {p.name for p in run.iterdir()}
+    assert next((run / "wandb").glob("offline-run-*")).is_dir()
+
+
+def test_a_script_collects_only_what_its_work_makes_and_leaves_the_collector_on():
+    import gc
+    import weakref
+
+    from zoo.cli import collect_new_objects_only
+
+    class Node:
+        pass
+
+    gc.disable()  # as a script's start leaves it, for its imports
+    try:
+        with collect_new_objects_only():
+            assert gc.isenabled() and gc.get_freeze_count() > 0
+            node = Node()
+            node.me = node  # a cycle: only the collector frees it
+            made = weakref.ref(node)
+            del node
+        assert gc.isenabled() and made() is None  # collected on the way out
+    finally:
+        gc.unfreeze()
+        gc.enable()

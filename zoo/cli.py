@@ -3,9 +3,11 @@ every group), and the command line's overrides checked, so a mistake is one ``er
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import gc
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +123,9 @@ def config_reference() -> str:
 def start(config_name: str) -> None:
     """A script's first line: answer ``--help``; put Hydra's flags before the overrides (Hydra's parser takes the
     overrides as one run of words), ``-v`` as ``verbose=true``; keep third-party noise off the screen unless
-    verbose; refuse bad overrides in one line (exit 2) before Hydra starts."""
+    verbose; refuse bad overrides in one line (exit 2) before Hydra starts. The garbage collector rests until
+    the imports are in (:func:`collect_new_objects_only`)."""
+    gc.disable()
     exit_with_help_if_asked(config_name)
     args = sys.argv[1:]
     verbose = bool(VERBOSE & set(args))
@@ -132,6 +136,22 @@ def start(config_name: str) -> None:
         args = report_user_errors(recipe_args, args)
     sys.argv[1:] = args
     report_user_errors(check_overrides, config_name, args)
+
+
+@contextlib.contextmanager
+def collect_new_objects_only() -> Iterator[None]:
+    """Around a script's work, once its imports are in: what is alive now (modules, the config: about a million
+    objects once torch, Lightning and W&B are imported) is left out of garbage collection for good, and the
+    collector runs as usual on what the block makes. Python's full collections walk every object they track: on a
+    2-core CPU they take 0.8 s of a 4.5 s start during the imports, stall an epoch for 0.25 s during training,
+    and 1 s at the interpreter's exit. A frozen object that becomes cyclic garbage later (a multirun job's Hydra
+    config) waits for the exit."""
+    gc.freeze()
+    gc.enable()
+    try:
+        yield
+    finally:
+        gc.collect()  # the block's own garbage; the next job of a multirun freezes what is alive then
 
 
 def searched(args: list[str]) -> list[str]:
