@@ -76,8 +76,8 @@ def test_pruning_stops_trials_that_trail_and_trains_fewer_epochs_than_the_same_s
     for pruner in ("median", "none"):
         sweep = tmp_path / pruner
         proc = script(
-            "train", "--multirun", "hparams_search=optuna", "logger=none", "data=digits", "callbacks=none",
-            "trainer.max_epochs=8", "hydra.sweeper.n_trials=6", f"hparams_search.pruner={pruner}",
+            "train", "--multirun", "hparams_search=optuna", "logger=none", "data=digits", "recipe=none",
+            "callbacks=none", "trainer.max_epochs=8", "hydra.sweeper.n_trials=6", f"hparams_search.pruner={pruner}",
             "hydra.sweeper.pruner_warmup_epochs=1", "hydra.sweeper.pruner_startup_trials=2",
             f"hydra.sweep.dir={sweep}",
         )  # fmt: skip
@@ -310,6 +310,10 @@ def test_the_budgeted_search_tries_the_mlp_and_the_elm_each_on_its_own_settings_
     assert "++" not in rows[0]["overrides"]  # the sweeper's own overrides (trial, time limit) are not the settings
     best = next(r for r in rows if r["status"] == "ok")
     assert f"best val/acc = {float(best['objective']):.4f}, test/acc = {float(best['test/acc']):.4f}" in proc.stdout
+    ensemble = json.loads((sweep / "ensemble.json").read_text())  # the 5 best finished trials, best first
+    finished = [int(r["job"]) for r in rows if r["status"] == "ok"]
+    assert ensemble["jobs"] == finished[:5] and 0 <= ensemble["test/acc"] <= 1
+    assert f"ensemble of the {len(ensemble['jobs'])} best trials (jobs " in proc.stdout
     again = script("train", *common, "hydra.sweeper.n_trials=8")  # the same space, branches included: it resumes
     assert again.returncode == 0 and "6 of 8 trials done" in again.stdout, again.stderr[-2000:]
     assert len(results(sweep)) == 8
@@ -336,6 +340,23 @@ def test_a_branch_on_a_setting_the_search_does_not_choose_is_one_line():
     assert Branch.parse("model=mlp", {}, {}, {"model": "mlp"}).holds({})  # model=mlp given: the MLP's branch only
     with pytest.raises(ZooError, match=r"^hydra.sweeper.branches: 'optimizer=sgd' names no choice\(...\) of "):
         Branch.parse("optimizer=sgd", {"optimizer.lr": "interval(0.1, 1.0)"}, space, {})
+
+
+def test_an_ensemble_of_a_run_with_itself_scores_as_that_run_and_a_bad_size_is_one_line(train_run, tmp_path):
+    from zoo.ensemble import check_ensemble_size, ensemble_of
+
+    metrics, run = train_run("model=mlp", "data=iris", "logger=none", "trainer.max_epochs=5")
+    scores = ensemble_of([run, run])  # the same probabilities averaged: that run's own answers
+    assert scores["test/acc"] == pytest.approx(metrics["test/acc"]) and 0 <= scores["val/acc"] <= 1
+    with pytest.raises(ZooError, match=r"^hparams_search.ensemble='all' is not valid; give how many best trials"):
+        check_ensemble_size("all")
+    for size, error in [
+        ("-1", "hparams_search.ensemble=-1 is not valid; give how many best trials to average (0: none)"),
+        ("many", "hparams_search.ensemble=many is not valid; hparams_search.ensemble takes an integer (default 5)"),
+    ]:
+        proc = script("train", *AUTO, f"hparams_search.ensemble={size}", f"paths.log_dir={tmp_path / 'search'}")
+        assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [f"error: {error}"]
+        assert not (tmp_path / "search").exists()
 
 
 def test_a_budget_that_is_no_duration_is_one_line_with_nothing_written(tmp_path):

@@ -175,10 +175,10 @@ class SweepFolder:
         jobs = self.path / self.JOBS
         return [json.loads(line) for line in jobs.read_text().splitlines() if line.strip()] if jobs.is_file() else []
 
-    def write_results(self, rows: list[dict[str, Any]], metric: str | None, minimise: bool) -> dict[str, Any] | None:
+    def write_results(self, rows: list[dict[str, Any]], metric: str | None, minimise: bool) -> list[dict[str, Any]]:
         """``results.csv``: every job, best first when ``metric`` is set (ties: the lower ``val/loss`` first; pruned
         trials after the others, failed jobs last); ``best.yaml``: the best job's composed config, headed by its
-        overrides. Returns the best row."""
+        overrides. Returns the finished jobs, best first (none without a metric)."""
         from omegaconf import OmegaConf
 
         scored = [r for r in rows if r["objective"] is not None and not math.isnan(r["objective"])]
@@ -190,13 +190,13 @@ class SweepFolder:
         columns = [c for c in columns if c not in ("error", "run_dir")] + ["error", "run_dir"]
         write_csv(self.path / "results.csv", columns, ordered)
         if not metric or not done:
-            return None
+            return []
         best = done[0]
         config_file = Path(best["run_dir"]) / "config.yaml"
         config = OmegaConf.load(config_file) if config_file.is_file() else OmegaConf.create()
         header = f"# best {metric} = {best['objective']:.6g}: job {best['job']}, overrides: {best['overrides']}\n"
         (self.path / "best.yaml").write_text(header + OmegaConf.to_yaml(config))
-        return best
+        return done
 
     def usable_jobs(self, rows: list[dict[str, Any]]) -> tuple[list[SweepJob], list[str]]:
         """The jobs the figures compare (finished, with a ``history.csv``), and a note on each one left out."""

@@ -47,9 +47,14 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
 def predict_rows(task: Any, datamodule: Any, names: list[str], inputs: Any, batch_size: int) -> list[dict[str, Any]]:
     """``inputs`` encoded by the run's data module (its fitted preprocessing), through the task, one row each."""
     x = inputs if isinstance(inputs, torch.Tensor) else datamodule.encode(inputs)
+    return to_rows(names, predictions(task, x, batch_size), task.spec)
+
+
+def predictions(task: Any, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """What the task predicts for encoded inputs ``x`` (class probabilities, for a classifier), ``batch_size`` at a
+    time, without gradients."""
     with torch.no_grad():
-        outputs = torch.cat([task.predict(task(b)) for b in x.split(batch_size)])
-    return to_rows(names, outputs, task.spec)
+        return torch.cat([task.predict(task(b)) for b in x.split(batch_size)])
 
 
 def restore_datamodule(checkpoint: dict[str, Any]) -> Any:

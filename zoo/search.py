@@ -178,7 +178,8 @@ class SweepResults(Callback):
         if not rows:
             return
         metric = config.get("optimized_metric")
-        best = sweep.write_results(rows, metric, minimise=bool(metric) and minimised(metric))
+        ranked = sweep.write_results(rows, metric, minimise=bool(metric) and minimised(metric))
+        best = ranked[0] if ranked else None
         failed = [r for r in rows if r["status"] == "failed"]
         pruned = sum(r["status"] == "pruned" for r in rows)
         draw_figures(sweep, rows)  # before the closing lines: the run's last lines stay where the results are
@@ -199,6 +200,13 @@ class SweepResults(Callback):
                 f"best {metric} = {best['objective']:.4f}{tested} (job {best['job']}: {best['overrides']}); "
                 f"its config: {sweep.path / 'best.yaml'}"
             )
+        size = (config.get("hparams_search") or {}).get("ensemble", 0)  # checked as the search began
+        if size > 1 and metric and metric.endswith("/acc"):
+            from zoo.ensemble import write_ensemble
+
+            line = write_ensemble(sweep.path, ranked, size)
+            if line:
+                print(line)
         if failed:
             for row in failed:
                 print(f"error: job {row['job']} ({row['overrides']}) failed: {row['error']}", file=sys.stderr)

@@ -34,6 +34,7 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import MISSING, DictConfig
 
+from zoo.ensemble import check_ensemble_size
 from zoo.errors import ZooError, report_user_errors
 from zoo.internals import job_outcome
 from zoo.outputs import SweepFolder
@@ -125,6 +126,8 @@ class OptunaSweeperConf:
     branches: dict[str, dict[str, str]] | None = None
     # wall-clock time for the search (5m, 90s, 1h): no trial starts after it, none trains past it
     budget: str | None = None
+    # K >= 2: a classification search also averages its K best finished trials' class probabilities (zoo.ensemble)
+    ensemble: Any = 0
 
 
 # -- the sweeper -------------------------------------------------------------------------------------------------
@@ -160,6 +163,7 @@ class OptunaSweeper(Sweeper):
         if s.get("pruner") not in PRUNERS:
             raise ZooError(f"hparams_search.pruner={s.get('pruner')!r} is not valid; use {', '.join(PRUNERS)}")
         seconds = duration(s.get("budget"))
+        check_ensemble_size(s.get("ensemble", 0))
         deadline = None if seconds is None else time.monotonic() + seconds
         space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
         branches = [Branch.parse(when, overrides, space, fixed) for when, overrides in self.branches.items()]
