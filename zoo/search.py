@@ -204,7 +204,10 @@ class SweepResults(Callback):
         if size > 1 and metric and metric.endswith("/acc"):
             from zoo.ensemble import write_ensemble
 
-            line = write_ensemble(sweep.path, ranked, size)
+            try:
+                line = write_ensemble(sweep.path, ranked, size)
+            except Exception as err:  # a member's folder gone (a resumed search): the results stand
+                line = f"ensemble not built: {type(err).__name__}: {err}".splitlines()[0]
             if line:
                 print(line)
         if failed:
