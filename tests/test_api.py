@@ -16,7 +16,7 @@ import zoo
 from tests.conftest import ROOT
 from tests.test_resume import Payload
 
-QUICK = {"logger": "none", "trainer": {"max_epochs": 30}}
+QUICK = {"logger": "none", "recipe": "none", "trainer": {"max_epochs": 30}}  # the plain MLP: 64 -> 128 -> 10
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +45,7 @@ def test_fit_returns_the_run_and_a_second_fit_makes_a_new_folder(tmp_path, capsy
     assert list(history.index) == list(range(1, 31)) and {"train/loss", "val/loss", "val/acc"} <= set(history)
     assert not run.task.training and next(run.net.parameters()).device.type == "cpu"
     assert [p.stem for p in run.figures][:1] == ["learning_curves"] and 'alt="confusion_matrix"' in run._repr_html_()
-    again = zoo.fit("model=mlp", "data=digits", "logger=none", "trainer.max_epochs=30")
+    again = zoo.fit("model=mlp", "data=digits", "logger=none", "recipe=none", "trainer.max_epochs=30")
     assert again.folder != run.folder and again.metrics == pytest.approx(run.metrics)  # the same run, seeded
     assert len(folders(tmp_path)) == 2 and (run.folder / "metrics.json").is_file()
 

@@ -343,7 +343,8 @@ def test_a_branch_on_a_setting_the_search_does_not_choose_is_one_line():
 
 
 def test_an_ensemble_of_a_run_with_itself_scores_as_that_run_and_a_bad_size_is_one_line(train_run, tmp_path):
-    from zoo.ensemble import check_ensemble_size, ensemble_of
+    from zoo.ensemble import ensemble_of
+    from zoo.search import check_ensemble_size
 
     metrics, run = train_run("model=mlp", "data=iris", "logger=none", "trainer.max_epochs=5")
     scores = ensemble_of([run, run])  # the same probabilities averaged: that run's own answers

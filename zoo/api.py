@@ -88,11 +88,7 @@ def load(path: str | Path, net: nn.Module | None = None) -> Run:
     needs that module again, built the same way: ``zoo.load(path, net=MyNet(...))``."""
     path = Path(path)
     if path.is_dir():
-        best = sorted((path / "checkpoints").glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
-        last = path / "checkpoints" / "last.ckpt"
-        if not best and not last.is_file():
-            raise ZooError(f"'{path}' holds no checkpoints/*.ckpt; give a zoo run folder or a .ckpt file")
-        file, folder = (best[-1] if best else last), path
+        file, folder = RunFolder(path).tested_checkpoint(), path
     elif path.is_file():
         file, folder = path, path.parent.parent if path.parent.name == "checkpoints" else path.parent
     else:

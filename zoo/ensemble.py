@@ -16,27 +16,42 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 
 from zoo.errors import ZooError
+from zoo.outputs import RunFolder, SweepFolder
+from zoo.run import build_datamodule, load_checkpoint, predictions, task_from_checkpoint
+from zoo.search import minimised
 
 SPLITS = ("val", "test")
 
 
-def check_ensemble_size(value: Any) -> int:
-    """``hparams_search.ensemble``: how many of the best trials to average; 0 or 1 is none."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise ZooError(f"hparams_search.ensemble={value!r} is not valid; give how many best trials to average (0: none)")
+class SweepEnsemble(Callback):
+    """Hydra callback of the Optuna searches: when the multirun ends, ``hparams_search.ensemble`` (K >= 2) on a
+    search of ``val/acc`` averages its K best finished trials and prints one line; an ensemble that cannot be built
+    (a member's run folder gone) is one line too, and the results stand."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        size = (config.get("hparams_search") or {}).get("ensemble", 0)  # checked as the search began
+        metric = config.get("optimized_metric") or ""
+        if size < 2 or not metric.endswith("/acc"):
+            return
+        sweep = SweepFolder(config.hydra.sweep.dir)
+        _, done = sweep.ranked(sweep.jobs(), metric, minimise=minimised(metric))
+        try:
+            line = write_ensemble(sweep.path, done, size)
+        except Exception as err:  # the search's results are written either way
+            line = f"ensemble not built: {type(err).__name__}: {err}".splitlines()[0]
+        if line:
+            print(line)
 
 
 def probabilities(run_dir: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """A classification run's class probabilities and labels on its validation and test splits, by split."""
-    from zoo.api import load  # here: the sweeper imports this module for its check, before any run
-    from zoo.predict import predictions
-    from zoo.run import build_datamodule
-
-    run = load(run_dir)
-    config = run.config
+    folder = RunFolder(run_dir)
+    task = task_from_checkpoint(load_checkpoint(folder.tested_checkpoint())).cpu().eval()
+    config = OmegaConf.load(folder.path / "config.yaml")
     said = logging.getLogger("zoo.data")  # what reading the data showed (dropped columns...): its trial said it
     level = said.level
     said.setLevel(logging.ERROR)
@@ -44,7 +59,7 @@ def probabilities(run_dir: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]
         data = build_datamodule(config.data, config.model)  # its splits, preprocessed as in training
     finally:
         said.setLevel(level)
-    return {split: (predictions(run.task, data.splits[split][0]), data.splits[split][1]) for split in SPLITS}
+    return {split: (predictions(task, data.splits[split][0]), data.splits[split][1]) for split in SPLITS}
 
 
 def ensemble_of(run_dirs: Sequence[Path]) -> dict[str, float]:
@@ -60,12 +75,11 @@ def ensemble_of(run_dirs: Sequence[Path]) -> dict[str, float]:
     return scores
 
 
-def write_ensemble(sweep: Path, rows: list[dict[str, Any]], size: int) -> str | None:
-    """The ``size`` best finished trials of ``rows`` (best first, as ``results.csv``) averaged: ``ensemble.json``
-    and the line that says what it reached; None where there is nothing to average (fewer than two finished
-    classification trials)."""
-    members = [r for r in rows if r["status"] == "ok" and isinstance(r.get("test/acc"), float)][:size]
-    if size < 2 or len(members) < 2:
+def write_ensemble(sweep: Path, done: list[dict[str, Any]], size: int) -> str | None:
+    """The ``size`` best of the finished trials ``done`` (best first) averaged: ``ensemble.json`` and the line that
+    says what it reached; None where there is nothing to average (fewer than two finished classification trials)."""
+    members = [r for r in done if isinstance(r.get("test/acc"), float)][:size]
+    if len(members) < 2:
         return None
     scores = ensemble_of([Path(r["run_dir"]) for r in members])
     jobs = [r["job"] for r in members]

@@ -61,6 +61,14 @@ class RunFolder:
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
 
+    def tested_checkpoint(self) -> Path:
+        """The checkpoint the run was tested with: its best one (the newest, after a resume), else ``last.ckpt``."""
+        best = sorted(self.checkpoints.glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
+        last = self.checkpoints / "last.ckpt"
+        if not best and not last.is_file():
+            raise ZooError(f"'{self.path}' holds no checkpoints/*.ckpt; give a zoo run folder or a .ckpt file")
+        return best[-1] if best else last
+
     @property
     def pretrained(self) -> Path:
         return self.path / "pretrained"
@@ -175,28 +183,35 @@ class SweepFolder:
         jobs = self.path / self.JOBS
         return [json.loads(line) for line in jobs.read_text().splitlines() if line.strip()] if jobs.is_file() else []
 
-    def write_results(self, rows: list[dict[str, Any]], metric: str | None, minimise: bool) -> list[dict[str, Any]]:
-        """``results.csv``: every job, best first when ``metric`` is set (ties: the lower ``val/loss`` first; pruned
-        trials after the others, failed jobs last); ``best.yaml``: the best job's composed config, headed by its
-        overrides. Returns the finished jobs, best first (none without a metric)."""
-        from omegaconf import OmegaConf
-
+    @staticmethod
+    def ranked(
+        rows: list[dict[str, Any]], metric: str | None, minimise: bool
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Every job, best first when ``metric`` is set (ties: the lower ``val/loss`` first; pruned trials after the
+        others, failed jobs last); and the finished ones among them, in that order."""
         scored = [r for r in rows if r["objective"] is not None and not math.isnan(r["objective"])]
         if metric:  # ties (an accuracy on a small validation split often ties) go to the lower validation loss
             scored.sort(key=lambda r: (r["objective"] if minimise else -r["objective"], tie_break(r)))
         done = [r for r in scored if r["status"] == "ok"]  # a pruned trial stopped early: listed, never the best
-        ordered = done + [r for r in scored if r not in done] + [r for r in rows if r not in scored]
+        return done + [r for r in scored if r not in done] + [r for r in rows if r not in scored], done
+
+    def write_results(self, rows: list[dict[str, Any]], metric: str | None, minimise: bool) -> dict[str, Any] | None:
+        """``results.csv``: every job, in :meth:`ranked` order; ``best.yaml``: the best job's composed config, headed
+        by its overrides. Returns the best row."""
+        from omegaconf import OmegaConf
+
+        ordered, done = self.ranked(rows, metric, minimise)
         columns = list(dict.fromkeys(k for r in ordered for k in r))
         columns = [c for c in columns if c not in ("error", "run_dir")] + ["error", "run_dir"]
         write_csv(self.path / "results.csv", columns, ordered)
         if not metric or not done:
-            return []
+            return None
         best = done[0]
         config_file = Path(best["run_dir"]) / "config.yaml"
         config = OmegaConf.load(config_file) if config_file.is_file() else OmegaConf.create()
         header = f"# best {metric} = {best['objective']:.6g}: job {best['job']}, overrides: {best['overrides']}\n"
         (self.path / "best.yaml").write_text(header + OmegaConf.to_yaml(config))
-        return done
+        return best
 
     def usable_jobs(self, rows: list[dict[str, Any]]) -> tuple[list[SweepJob], list[str]]:
         """The jobs the figures compare (finished, with a ``history.csv``), and a note on each one left out."""

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from zoo.config import instantiate
 from zoo.data.pictures import IMAGE_SUFFIXES
 from zoo.errors import ZooError
-from zoo.run import load_checkpoint, task_from_checkpoint
+from zoo.run import load_checkpoint, predictions, task_from_checkpoint
 from zoo.spec import CLASSIFICATION, REGRESSION
 
 SHOWN_CLASSES = 3  # printed per row: the most probable classes
@@ -48,13 +48,6 @@ def predict_rows(task: Any, datamodule: Any, names: list[str], inputs: Any, batc
     """``inputs`` encoded by the run's data module (its fitted preprocessing), through the task, one row each."""
     x = inputs if isinstance(inputs, torch.Tensor) else datamodule.encode(inputs)
     return to_rows(names, predictions(task, x, batch_size), task.spec)
-
-
-def predictions(task: Any, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """What the task predicts for encoded inputs ``x`` (class probabilities, for a classifier), ``batch_size`` at a
-    time, without gradients."""
-    with torch.no_grad():
-        return torch.cat([task.predict(task(b)) for b in x.split(batch_size)])
 
 
 def restore_datamodule(checkpoint: dict[str, Any]) -> Any:

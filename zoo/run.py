@@ -350,6 +350,13 @@ def task_from_checkpoint(checkpoint: dict[str, Any]) -> SupervisedTask:
     return task
 
 
+def predictions(task: SupervisedTask, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """What the task predicts for encoded inputs ``x`` (class probabilities, for a classifier), ``batch_size`` at a
+    time, without gradients."""
+    with torch.no_grad():
+        return torch.cat([task.predict(task(b)) for b in x.split(batch_size)])
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load with ``weights_only=True``: a checkpoint cannot run code when it is read."""
     path = Path(path)

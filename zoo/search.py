@@ -36,6 +36,13 @@ _interrupted: Interrupted | None = None  # Ctrl-C or SIGTERM stopped the job: th
 _pruned_at: int | None = None  # the epoch after which the pruner stopped this job's trial (zoo.pruning)
 
 
+def check_ensemble_size(value: Any) -> int:
+    """``hparams_search.ensemble``: how many of the best trials to average (``zoo.ensemble``); 0 or 1 is none."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ZooError(f"hparams_search.ensemble={value!r} is not valid; give how many best trials to average (0: none)")
+
+
 def run_job(fn: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> float | dict[str, float] | None:
     """Run ``fn(cfg)``; returns ``optimized_metric``'s value when set (what a sweeper optimises), else the metrics.
 
@@ -178,8 +185,7 @@ class SweepResults(Callback):
         if not rows:
             return
         metric = config.get("optimized_metric")
-        ranked = sweep.write_results(rows, metric, minimise=bool(metric) and minimised(metric))
-        best = ranked[0] if ranked else None
+        best = sweep.write_results(rows, metric, minimise=bool(metric) and minimised(metric))
         failed = [r for r in rows if r["status"] == "failed"]
         pruned = sum(r["status"] == "pruned" for r in rows)
         draw_figures(sweep, rows)  # before the closing lines: the run's last lines stay where the results are
@@ -200,16 +206,6 @@ class SweepResults(Callback):
                 f"best {metric} = {best['objective']:.4f}{tested} (job {best['job']}: {best['overrides']}); "
                 f"its config: {sweep.path / 'best.yaml'}"
             )
-        size = (config.get("hparams_search") or {}).get("ensemble", 0)  # checked as the search began
-        if size > 1 and metric and metric.endswith("/acc"):
-            from zoo.ensemble import write_ensemble
-
-            try:
-                line = write_ensemble(sweep.path, ranked, size)
-            except Exception as err:  # a member's folder gone (a resumed search): the results stand
-                line = f"ensemble not built: {type(err).__name__}: {err}".splitlines()[0]
-            if line:
-                print(line)
         if failed:
             for row in failed:
                 print(f"error: job {row['job']} ({row['overrides']}) failed: {row['error']}", file=sys.stderr)

@@ -34,11 +34,10 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import MISSING, DictConfig
 
-from zoo.ensemble import check_ensemble_size
 from zoo.errors import ZooError, report_user_errors
 from zoo.internals import job_outcome
 from zoo.outputs import SweepFolder
-from zoo.search import PRUNED_AT, PRUNERS, minimised, optuna_storage, study_location
+from zoo.search import PRUNED_AT, PRUNERS, check_ensemble_size, minimised, optuna_storage, study_location
 
 WORKER = "worker"  # trial attribute: the host and process that runs it (a dead one's trial is failed on resume)
 OVER_BUDGET = "over_budget"  # trial attribute: asked after another worker spent the budget, never run
