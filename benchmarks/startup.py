@@ -69,7 +69,8 @@ def phases(folder: Path) -> dict[str, float]:
     spent: dict[str, float] = defaultdict(float)
     inside: list[float] = []  # per timed call under way, the seconds its timed callees took: counted once, theirs
 
-    def timed(owner, name: str, phase: str) -> None:
+    def charge(owner, name: str, phase: str) -> None:
+        """Every call of ``owner.name`` counts to ``phase`` (less what its charged callees took)."""
         inner = getattr(owner, name)
 
         def wrapper(*args, **kwargs):
@@ -85,16 +86,16 @@ def phases(folder: Path) -> dict[str, float]:
 
         setattr(owner, name, wrapper)
 
-    timed(zoo.cli, "start", "command line (checked, recipe)")
-    timed(hydra._internal.hydra.Hydra, "compose_config", "Hydra composition (the check's and the run's)")
-    timed(zoo.run, "build_datamodule", "data")
-    timed(zoo.run, "build_task", "model")
-    timed(zoo.run, "build_trainer", "trainer and W&B start (W&B imported)")
-    timed(L.Trainer, "fit", "training")
-    timed(L.Trainer, "test", "testing")
-    timed(zoo.callbacks.RunOutputs, "on_fit_end", "figures")  # inside fit: the learning curves
-    timed(zoo.callbacks.TestReport, "on_test_epoch_end", "figures")  # inside test: confusion matrix...
-    timed(zoo.run, "finish_wandb", "W&B finish")
+    charge(zoo.cli, "start", "command line (checked, recipe)")
+    charge(hydra._internal.hydra.Hydra, "compose_config", "Hydra composition (the check's and the run's)")
+    charge(zoo.run, "build_datamodule", "data")
+    charge(zoo.run, "build_task", "model")
+    charge(zoo.run, "build_trainer", "trainer and W&B start (W&B imported)")
+    charge(L.Trainer, "fit", "training")
+    charge(L.Trainer, "test", "testing")
+    charge(zoo.callbacks.RunOutputs, "on_fit_end", "figures")  # inside fit: the learning curves
+    charge(zoo.callbacks.TestReport, "on_test_epoch_end", "figures")  # inside test: confusion matrix...
+    charge(zoo.run, "finish_wandb", "W&B finish")
     sys.argv = [str(ROOT / "scripts" / "train.py"), f"hydra.run.dir={folder}/run", f"paths.log_dir={folder}/logs"]
     t = time.perf_counter()
     runpy.run_path(sys.argv[0], run_name="__main__")

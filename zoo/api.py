@@ -32,6 +32,7 @@ from torch import nn
 from zoo.callbacks import to_float_dict
 from zoo.cli import check_overrides
 from zoo.config import compose_config, with_recipe
+from zoo.console import logger_level
 from zoo.errors import ZooError
 from zoo.nets.given import class_name, give
 from zoo.outputs import RunFolder
@@ -250,16 +251,9 @@ def override_value(value: Any) -> str:
     return text if plain else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-@contextlib.contextmanager
-def lightning_quiet() -> Iterator[None]:
+def lightning_quiet() -> contextlib.AbstractContextManager[None]:
     """Inside the block Lightning says only what goes wrong (no "GPU available" or "Restoring states" lines)."""
-    lightning = logging.getLogger("lightning.pytorch")
-    level = lightning.level
-    lightning.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        lightning.setLevel(level)
+    return logger_level("lightning.pytorch", logging.WARNING)
 
 
 def free_folder(folder: Path) -> Path:

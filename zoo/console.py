@@ -6,10 +6,12 @@ Kept free of third-party imports: the scripts call :func:`quiet` before anything
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 
 # INFO lines of libraries zoo uses: numexpr's thread count (on importing pandas), matplotlib's font cache (built once
 # per machine), alembic's schema steps (Optuna's study storage)
@@ -40,6 +42,18 @@ def quiet(verbose: bool = False) -> None:
     for message in IRRELEVANT_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
     os.environ.setdefault("WANDB_SILENT", "true")
+
+
+@contextlib.contextmanager
+def logger_level(name: str, level: int) -> Iterator[None]:
+    """Inside the block the logger ``name`` says only what is ``level`` or worse; its own level again after it."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
 
 def wandb_silent() -> bool:

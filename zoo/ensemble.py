@@ -19,6 +19,7 @@ import torch
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from zoo.console import logger_level
 from zoo.errors import ZooError
 from zoo.outputs import RunFolder, SweepFolder
 from zoo.run import build_datamodule, load_checkpoint, predictions, task_from_checkpoint
@@ -52,13 +53,8 @@ def probabilities(run_dir: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]
     folder = RunFolder(run_dir)
     task = task_from_checkpoint(load_checkpoint(folder.tested_checkpoint())).cpu().eval()
     config = OmegaConf.load(folder.path / "config.yaml")
-    said = logging.getLogger("zoo.data")  # what reading the data showed (dropped columns...): its trial said it
-    level = said.level
-    said.setLevel(logging.ERROR)
-    try:
+    with logger_level("zoo.data", logging.ERROR):  # what reading the data showed (dropped columns): its trial said it
         data = build_datamodule(config.data, config.model)  # its splits, preprocessed as in training
-    finally:
-        said.setLevel(level)
     return {split: (predictions(task, data.splits[split][0]), data.splits[split][1]) for split in SPLITS}
 
 
