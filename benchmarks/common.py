@@ -110,13 +110,30 @@ def zoo_epochs(overrides: list[str], epochs: int, tmp: Path, test: bool = False,
 
 
 def zoo_sides(config: list[str], epochs: int, workdir: Path):
-    """zoo as users run it and with the fast path off (``steps_per_execution=1``); returns those two sides, the
-    data module, the net's initial state and the training tensors on the CPU for the other sides (each moves them
-    where its users would: the hand-written loop to the device once, the peers batch by batch)."""
-    zoo, dm, initial = zoo_epochs(config, epochs, workdir / "zoo")
+    """zoo as users run it and with the fast path off (``steps_per_execution=1``), and on a GPU also without CUDA
+    graphs (:func:`without_graphs`); returns those sides, the data module, the net's initial state and the training
+    tensors on the CPU for the other sides (each moves them where its users would: the hand-written loop to the device
+    once, the peers batch by batch)."""
+    zoo, dm, initial, tested = zoo_epochs(config, epochs, workdir / "zoo", test=True)
     one_step, _, _ = zoo_epochs([*config, "steps_per_execution=1"], epochs, workdir / "zoo1")
     x, y = dm.splits["train"]
-    return {"zoo": zoo, "zoo:steps_per_execution=1": one_step}, dm, initial, x.cpu(), y.cpu()
+    sides = {"zoo": zoo, "zoo:steps_per_execution=1": one_step, **without_graphs(config, epochs, workdir, tested)}
+    return sides, dm, initial, x.cpu(), y.cpu()
+
+
+def without_graphs(config: list[str], epochs: int, workdir: Path, tested: dict, model: str = "") -> dict[str, list]:
+    """On a GPU (``trainer.accelerator=gpu``): zoo with its groups of steps run in Python (``cuda_graphs=false``), and
+    the test accuracy of both runs, which must agree (the same steps; float rounding in another kernel order aside);
+    nothing elsewhere. ``model`` names the sides of a case with several models (``zoo:lstm:cuda_graphs=false``)."""
+    if "trainer.accelerator=gpu" not in config:
+        return {}
+    eager, _, _, eager_tested = zoo_epochs([*config, "cuda_graphs=false"], epochs, workdir / "eager", test=True)
+    zoo = f"zoo:{model}" if model else "zoo"
+    return {
+        f"{zoo}:cuda_graphs=false": eager,
+        f"acc:{zoo}": [tested["test/acc"]],
+        f"acc:{zoo}:cuda_graphs=false": [eager_tested["test/acc"]],
+    }
 
 
 def hand_epochs(

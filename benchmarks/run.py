@@ -78,7 +78,7 @@ def summarise(case: str, sides: dict[str, list[float]]) -> list[tuple[str, str, 
             rows.append((case, f"{side[4:]} accuracy", None, f"test/acc {seconds[0]:.3f}"))
             continue
         t = per_epoch(seconds) if seconds else None
-        name = side.split(":", 1)[1] if ":" in side else ""
+        name = side.split(":")[1] if ":" in side else ""  # the model of zoo:lstm and zoo:lstm:cuda_graphs=false
         if t is None:
             note = "not installed"
         elif side.startswith("zoo"):

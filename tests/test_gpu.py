@@ -1,5 +1,6 @@
-"""On a CUDA GPU: the fast path keeps the data there and steps as on the CPU; bf16, channels_last and torch.compile
-train, and what they save evaluates on a machine without a GPU. Skipped where torch sees no GPU (CI); the rest of
+"""On a CUDA GPU: the fast path keeps the data there and steps as on the CPU; groups of steps recorded as CUDA graphs
+give the run that steps in Python give; bf16, channels_last and torch.compile train, and what they save evaluates on
+a machine without a GPU. Skipped where torch sees no GPU (CI); the rest of
 the suite runs on a GPU too where there is one (``trainer.accelerator`` is ``auto``)."""
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def test_the_data_stays_on_the_gpu_and_groups_step_the_optimiser_directly(train_
         return splits
 
     monkeypatch.setattr(zoo.data.memory, "keep_on_device", kept)
-    grouped, _ = train_run(*GPU, "trainer.max_epochs=15", folder="grouped")
+    grouped, _ = train_run(*GPU, "trainer.max_epochs=15", "cuda_graphs=false", folder="grouped")
     assert len(steps) == 300 and devices == {"cuda"}  # 20 optimiser steps an epoch, none through the wrapper
     one, _ = train_run(*GPU, "trainer.max_epochs=15", "steps_per_execution=1", folder="one")
     assert grouped["test/acc"] >= 0.94
@@ -63,3 +64,26 @@ def test_pictures_are_shuffled_and_augmented_on_the_gpu_without_waiting_for_it(t
     assert places, "sync debug mode reported nothing: the check itself is broken"
     assert not [place for place in places if place.split(":")[0] in ("augment.py", "batches.py")]
     assert metrics["test/acc"] >= 0.9
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        ("model=mlp", "model.net.dropout=0.2", "data.augment.crop_padding=1", "scheduler=cosine"),
+        ("model=text_avgpool", "data=text_synth", "data.count=2000"),
+    ],
+    ids=["mlp", "text_avgpool"],
+)
+def test_recorded_cuda_graphs_give_the_run_that_steps_in_python_give(train_run, monkeypatch, model):
+    import zoo.tasks.graphed
+
+    records = []
+    record = zoo.tasks.graphed.CudaRecorder.record
+    monkeypatch.setattr(
+        zoo.tasks.graphed.CudaRecorder, "record", staticmethod(lambda fn: (records.append(1), record(fn))[1])
+    )
+    run = (*GPU, "recipe=none", *model, "trainer.max_epochs=4", "steps_per_execution=4")
+    graphed, _ = train_run(*run, "cuda_graphs=true", folder="graphed")
+    assert records == [1]  # recorded once, replayed for every later full group
+    eager, _ = train_run(*run, "cuda_graphs=false", folder="eager")
+    assert graphed == pytest.approx(eager, abs=1e-4)  # the same steps; float rounding may differ in the last digits

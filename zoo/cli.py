@@ -42,7 +42,7 @@ examples:
   python scripts/compare.py data=digits                             # MLP, ELM, logistic vs SVM, forest, k-NN
   python scripts/train.py ckpt_path=last                            # resume the newest run of this experiment
   python scripts/train.py debug=fdr                                 # fdr | overfit | limit | profiler
-  python scripts/train.py steps_per_execution=1 compile=true       # fast-path switches (docs: benchmarks)
+  python scripts/train.py cuda_graphs=false compile=true           # fast-path switches (docs: benchmarks)
   python scripts/train.py --multirun model=linear,mlp data=boston   # one run folder and W&B run per job
   python scripts/eval.py ckpt_path=logs/mlp-digits/runs/<time>/checkpoints/last.ckpt
 

@@ -156,6 +156,7 @@ class TrainingBatches(Protocol):
 
     steps_per_execution: int | str  # mini-batches per Lightning step (one optimiser step each); 1: one at a time
     single_pass: bool  # one ordered pass in evaluation-sized batches (a closed-form fit), not shuffled mini-batches
+    records_groups: bool  # full groups come as plans that a recorded CUDA graph gathers itself (zoo.tasks.graphed)
 
 
 @runtime_checkable

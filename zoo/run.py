@@ -50,6 +50,7 @@ from zoo.safety import (
 )
 from zoo.spec import IMAGE, TABLE, TEXT, DataSpec, spec_from_dict
 from zoo.tasks.base import SupervisedTask
+from zoo.tasks.graphed import check_cuda_graphs
 from zoo.tasks.grouped import check_steps_per_execution
 from zoo.tracking import finish_wandb
 
@@ -239,6 +240,7 @@ def build_task(cfg: DictConfig, spec: DataSpec) -> SupervisedTask:
         channels_last=bool(cfg.get("channels_last", False)),
     )
     task.steps_per_execution = check_steps_per_execution(cfg.get("steps_per_execution", 1))
+    task.cuda_graphs = check_cuda_graphs(cfg.get("cuda_graphs", "auto"))
     task.configure_optimizers()  # bad optimizer or scheduler settings are refused now, before the run folder exists
     if cfg.get("compile"):
         task.net.compile()  # in place: checkpoints keep the plain net's parameter names

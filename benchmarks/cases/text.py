@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.common import accelerator, hand_epochs, keras_epochs, lightning_dataloader_epochs, peer, zoo_epochs
+from benchmarks.common import (
+    accelerator,
+    hand_epochs,
+    keras_epochs,
+    lightning_dataloader_epochs,
+    peer,
+    without_graphs,
+    zoo_epochs,
+)
 
 # 20,000 generated reviews: 14,000 training texts of at most 16 tokens, batch 64
 DATA = ["data=text_synth", "data.count=20000", "data.batch_size=64", "optimizer=adam", "model.loss=cross_entropy"]
@@ -65,7 +73,7 @@ def sides(name: str, config: list[str], epochs: int, workdir: Path, device: str)
     from zoo.config import compose_config
     from zoo.run import build_task
 
-    zoo, dm, initial = zoo_epochs(config, epochs, workdir / "zoo")
+    zoo, dm, initial, tested = zoo_epochs(config, epochs, workdir / "zoo", test=True)
     if dm.spec.pad_id != 0:
         raise ValueError(f"the Keras side masks token id 0 but this vocabulary pads with {dm.spec.pad_id}")
     cfg = compose_config(config, workdir / "hand")
@@ -80,6 +88,7 @@ def sides(name: str, config: list[str], epochs: int, workdir: Path, device: str)
     batch, classes = dm.batch_size, len(dm.spec.class_names)
     return {
         f"zoo:{name}": zoo,
+        **without_graphs(config, epochs, workdir, tested, name),
         f"hand-written:{name}": hand_epochs(net(), None, x, y, epochs, batch, device=device),
         f"keras:{name}": peer(
             "keras", lambda: keras_epochs(keras_net(name, initial, x.shape[1]), x.numpy(), y.numpy(), epochs, batch)

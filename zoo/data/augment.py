@@ -27,6 +27,20 @@ class Draw:
     dx: torch.Tensor | None
     flip: torch.Tensor | None
 
+    def part(self, start: int, stop: int) -> Draw:
+        """The choices of images ``start`` to ``stop`` of a draw made for several batches in a row."""
+        return Draw(*(None if t is None else t[start:stop] for t in (self.dy, self.dx, self.flip)))
+
+    def copy_(self, other: Draw) -> Draw:
+        """``other``'s choices written into this draw's tensors (fixed buffers of the same sizes)."""
+        for mine, theirs in zip((self.dy, self.dx, self.flip), (other.dy, other.dx, other.flip), strict=True):
+            if mine is not None:
+                mine.copy_(theirs, non_blocking=True)
+        return self
+
+    def empty_like(self) -> Draw:
+        return Draw(*(None if t is None else torch.empty_like(t) for t in (self.dy, self.dx, self.flip)))
+
 
 @dataclass(frozen=True)
 class Augment:
@@ -47,18 +61,18 @@ class Augment:
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """``x``: ``[N, C, H, W]`` of any dtype; the parameters are drawn on the CPU, applied where ``x`` lives."""
-        return self.images(x, self.draws([len(x)], generator, x.device)[0])
+        return self.images(x, self.draws_in_a_row([len(x)], generator, x.device))
 
     def batch(
         self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, targets: str = "labels"
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Images and their ``targets`` (see TARGETS) under the same draw."""
-        return self.apply(x, y, self.draws([len(x)], generator, x.device)[0], targets)
+        return self.apply(x, y, self.draws_in_a_row([len(x)], generator, x.device), targets)
 
     def apply(
         self, x: torch.Tensor, y: torch.Tensor, draw: Draw, targets: str = "labels"
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images and their ``targets`` under a given draw (see :meth:`draws`)."""
+        """Images and their ``targets`` under a given draw (see :meth:`draws_in_a_row`)."""
         if targets == "masks":  # the mask as one more channel: cropped and mirrored exactly as its image
             both = self.images(torch.cat([x, y.unsqueeze(1).to(x.dtype)], dim=1), draw)
             return both[:, :-1], both[:, -1].to(y.dtype)
@@ -74,18 +88,19 @@ class Augment:
             flip = torch.rand(n, generator=generator) < 0.5
         return Draw(dy, dx, flip)
 
-    def draws(self, sizes: list[int], generator: torch.Generator, device: torch.device | str) -> list[Draw]:
-        """The draws of batches of ``sizes`` in a row, the same numbers as :meth:`draw` gives batch by batch, sent to
-        ``device`` in one copy per parameter, from page-locked memory without waiting: a copy from ordinary memory
-        to a GPU waits for all the work queued there first (one stall per batch)."""
+    def draws_in_a_row(self, sizes: list[int], generator: torch.Generator, device: torch.device | str) -> Draw | None:
+        """The draws of batches of ``sizes`` in a row as one draw (batch ``i`` is its images ``sum(sizes[:i])``
+        onwards; None for no batch), sent to ``device`` in one copy per parameter, from page-locked memory without
+        waiting: a copy from ordinary memory to a GPU waits for all the work queued there first (one stall per
+        batch)."""
         draws = [self.draw(n, generator) for n in sizes]
         if not draws:
-            return []
+            return None
         fields = []
         for name in ("dy", "dx", "flip"):
             parts = [getattr(d, name) for d in draws]
-            fields.append([None] * len(draws) if parts[0] is None else to_device(torch.cat(parts), device).split(sizes))
-        return [Draw(*chosen) for chosen in zip(*fields, strict=True)]
+            fields.append(None if parts[0] is None else to_device(torch.cat(parts), device))
+        return Draw(*fields)
 
     def images(self, x: torch.Tensor, draw: Draw) -> torch.Tensor:
         n, _, h, w = x.shape

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from zoo.data.augment import Augment
+from zoo.data.augment import Augment, Draw
 from zoo.data.device import to_device
 
 
@@ -19,7 +19,8 @@ class TensorBatches:
     process started. Under ``torch.distributed`` each rank takes every ``world_size``-th sample of the permutation.
     ``augment``, when given, transforms each batch with draws from a generator seeded the same way (and by rank);
     ``targets`` says what ``y`` holds (labels, masks or boxes; see ``zoo.data.augment``), so it moves with the images.
-    ``group`` > 1 yields lists of that many mini-batches (the last list may be shorter): ``steps_per_execution``.
+    ``group`` > 1 yields lists of that many mini-batches (the last list may be shorter): ``steps_per_execution``;
+    with ``plans``, a group of full mini-batches comes as a :class:`PlannedGroup` that a CUDA graph gathers itself.
     """
 
     def __init__(
@@ -32,6 +33,7 @@ class TensorBatches:
         augment: Augment | None = None,
         targets: str = "labels",
         group: int = 1,
+        plans: bool = False,
     ) -> None:
         self.x, self.y = x, y
         self.targets = targets
@@ -40,6 +42,7 @@ class TensorBatches:
         self.seed = seed
         self.augment = augment if augment is not None and augment.active else None
         self.group = group
+        self.plans = plans
         self.epoch = 0
         self.sampler = self  # Lightning looks for ``dataloader.sampler.set_epoch``
         self.batch_sampler = None  # ...and inspects this as it would on a DataLoader
@@ -75,39 +78,60 @@ class TensorBatches:
         return list(zip(starts, [*starts[1:], n], strict=True))
 
     def __iter__(self) -> Iterator[Any]:
+        order, draw = self._epoch()
+        bounds = self._bounds(len(self.x) if order is None else len(order))
         if self.group == 1:
-            yield from self._mini_batches()
+            for start, stop in bounds:
+                yield self.gather(order, draw, start, stop)
             return
-        group = []
-        for batch in self._mini_batches():
-            group.append(batch)
-            if len(group) == self.group:
-                yield group
-                group = []
-        if group:
-            yield group
+        for first in range(0, len(bounds), self.group):
+            group = bounds[first : first + self.group]
+            start, stop = group[0][0], group[-1][1]
+            if self.plans and stop - start == self.group * self.batch_size:  # K full mini-batches
+                positions = torch.arange(start, stop, device=self.x.device) if order is None else order[start:stop]
+                yield PlannedGroup(self, positions, None if draw is None else draw.part(start, stop), len(group))
+            else:
+                yield [self.gather(order, draw, a, b) for a, b in group]
 
-    def _mini_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        batches = self._batches()
+    def _epoch(self) -> tuple[torch.Tensor | None, Draw | None]:
+        """The epoch's order of samples (None: as stored) and its augmentation draws, one per position in it."""
+        order = self._indices()
         if self.augment is None:
-            yield from batches
-            return
+            return order, None
         rank, world = _rank_and_world()
         gen = torch.Generator().manual_seed((self.seed + self.epoch) * 1_000_003 + rank)
         sizes = [stop - start for start, stop in self._bounds(len(range(rank, len(self.x), world)))]
-        draws = self.augment.draws(sizes, gen, self.x.device)  # the epoch's, drawn up front
-        for (x, y), draw in zip(batches, draws, strict=True):
-            yield self.augment.apply(x, y, draw, self.targets)
+        return order, self.augment.draws_in_a_row(sizes, gen, self.x.device)  # the epoch's, drawn up front
 
-    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        idx = self._indices()
-        if idx is None:
-            for start, stop in self._bounds(len(self.x)):
-                yield self.x[start:stop], self.y[start:stop]
-            return
-        for start, stop in self._bounds(len(idx)):
-            take = idx[start:stop]
-            yield self.x[take], self.y[take]
+    def gather(
+        self, order: torch.Tensor | None, draw: Draw | None, start: int, stop: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mini-batch at positions ``start`` to ``stop`` of an epoch's ``order``, augmented by the ``draw``'s
+        choices for those positions."""
+        take = slice(start, stop) if order is None else order[start:stop]
+        x, y = self.x[take], self.y[take]
+        if draw is None:
+            return x, y
+        return self.augment.apply(x, y, draw.part(start, stop), self.targets)
+
+
+class PlannedGroup:
+    """K full mini-batches of an epoch, not gathered yet: the ``positions`` (sample indices, ``K * batch_size``) and
+    augmentation ``draw`` that :meth:`TensorBatches.gather` turns into batches. A recorded CUDA graph
+    (``zoo.tasks.graphed``) copies them into buffers of its own and gathers on the device; :meth:`batches` gathers
+    them as the ordinary iterator does."""
+
+    __slots__ = ("draw", "positions", "source", "steps")
+
+    def __init__(self, source: TensorBatches, positions: torch.Tensor, draw: Draw | None, steps: int) -> None:
+        self.source, self.positions, self.draw, self.steps = source, positions, draw, steps
+
+    def batches(self, positions: torch.Tensor | None = None, draw: Draw | None = None) -> list[Any]:
+        """The K mini-batches, gathered from this plan's positions and draw or from others of the same sizes."""
+        positions = self.positions if positions is None else positions
+        draw = self.draw if draw is None else draw
+        size = self.source.batch_size
+        return [self.source.gather(positions, draw, i * size, (i + 1) * size) for i in range(self.steps)]
 
 
 def _rank_and_world() -> tuple[int, int]:

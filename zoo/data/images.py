@@ -122,11 +122,17 @@ class ImageDataModule(InMemoryDataModule):
         )
 
     def _batches(
-        self, split: str, batch_size: int | str, shuffle: bool, augment: Augment | None = None, group: int = 1
+        self,
+        split: str,
+        batch_size: int | str,
+        shuffle: bool,
+        augment: Augment | None = None,
+        group: int = 1,
+        plans: bool = False,
     ) -> Any:
         x, y = self.splits[split]
         if not isinstance(x, ImageFiles):
-            return super()._batches(split, batch_size, shuffle, augment, group)
+            return super()._batches(split, batch_size, shuffle, augment, group, plans)
         # pictures on disk: a DataLoader decodes them in workers; augmentation follows the transfer (below)
         device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
         size = len(x) if batch_size == FULL_BATCH else batch_size

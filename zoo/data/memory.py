@@ -8,7 +8,7 @@ import lightning as L
 import torch
 
 from zoo.data.augment import Augment
-from zoo.data.batches import TensorBatches
+from zoo.data.batches import PlannedGroup, TensorBatches
 from zoo.data.device import keep_on_device
 from zoo.data.splits import check_batch_size, check_fractions
 from zoo.errors import ZooError
@@ -67,7 +67,13 @@ class InMemoryDataModule(L.LightningDataModule):
         return self._spec
 
     def _batches(
-        self, split: str, batch_size: int | str, shuffle: bool, augment: Augment | None = None, group: int = 1
+        self,
+        split: str,
+        batch_size: int | str,
+        shuffle: bool,
+        augment: Augment | None = None,
+        group: int = 1,
+        plans: bool = False,
     ) -> TensorBatches:
         if self.trainer is not None and not self._on_device:
             self.splits = keep_on_device(self.splits, self.trainer.strategy.root_device)
@@ -77,7 +83,9 @@ class InMemoryDataModule(L.LightningDataModule):
         task = self._spec.task if self._spec is not None else None
         targets = {SEGMENTATION: "masks", DETECTION: "boxes"}.get(task, "labels")
         seed = torch.initial_seed()
-        return TensorBatches(x, y, max(1, size), shuffle, seed, augment=augment, targets=targets, group=group)
+        return TensorBatches(
+            x, y, max(1, size), shuffle, seed, augment=augment, targets=targets, group=group, plans=plans
+        )
 
     def train_dataloader(self) -> TensorBatches:
         overfit = self.trainer is not None and self.trainer.overfit_batches > 0  # the same batches every epoch
@@ -87,7 +95,8 @@ class InMemoryDataModule(L.LightningDataModule):
         if wants is not None and wants.single_pass:  # one pass summing HᵀH (ELM): no steps, evaluation's batch sizes
             return self._batches("train", self.eval_batch_size, shuffle=False, augment=augment)
         group = wants.steps_per_execution if wants is not None and isinstance(wants.steps_per_execution, int) else 1
-        return self._batches("train", self.batch_size, shuffle=not overfit, augment=augment, group=group)
+        plans = wants is not None and wants.records_groups  # full groups gathered by a recorded CUDA graph
+        return self._batches("train", self.batch_size, shuffle=not overfit, augment=augment, group=group, plans=plans)
 
     def groups_batches(self) -> bool:
         """Whether training batches are slices of tensors in memory, which can come K at a time (the fast path)."""
@@ -106,9 +115,9 @@ class InMemoryDataModule(L.LightningDataModule):
             )
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        # A group of mini-batches (zoo.tasks.grouped) already on the device: Lightning's walk over the list costs
-        # ~1 ms a group for nothing.
-        if isinstance(batch, list) and all(_tensors_on(pair, device) for pair in batch):
+        # A group of mini-batches (zoo.tasks.grouped) already on the device, or a plan of one: Lightning's walk over
+        # the list costs ~1 ms a group for nothing.
+        if isinstance(batch, PlannedGroup) or (isinstance(batch, list) and all(_tensors_on(p, device) for p in batch)):
             return batch
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 

@@ -21,6 +21,7 @@ from zoo.nets.adapt import ImageInput
 from zoo.protocols import PixelInput, WantsPixels
 from zoo.report import Figure, Table
 from zoo.spec import DataSpec, spec_from_dict
+from zoo.tasks.graphed import plain_learning_rates
 from zoo.tasks.grouped import GroupedSteps
 from zoo.tasks.linear import BY_HAND, dense_gradients, dense_layer, output_gradient
 
@@ -299,6 +300,7 @@ class SupervisedTask(GroupedSteps):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lightning stores hparams as its AttributeDict; a plain dict keeps the file loadable with weights_only=True.
         checkpoint["hyper_parameters"] = dict(checkpoint.get("hyper_parameters", {}))
+        plain_learning_rates(checkpoint)
 
 
 def check_schedule(scheduler: Any) -> Any:

@@ -10,7 +10,8 @@ With plain fp32 on one device and nothing hooked around backward or the step, th
 directly (:class:`StepCounter` keeps Lightning's step count); otherwise they go through ``manual_backward`` and
 Lightning's optimiser wrapper, so precision plugins, AMP and the hooks still apply. Results are those of K=1 for the
 same seed: the same mini-batches in the same order, one optimiser step each, ``global_step`` counting optimiser
-steps. Where that cannot hold, the run falls back to K=1 and says why.
+steps. Where that cannot hold, the run falls back to K=1 and says why. On a GPU a group of full mini-batches runs as
+one recorded CUDA graph (``cuda_graphs``, :mod:`zoo.tasks.graphed`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from typing import Any
 import lightning as L
 import torch
 
+from zoo.data.batches import PlannedGroup
 from zoo.errors import ZooError
 from zoo.internals import QuickHookName, count_group_steps, optimizer_step_progress
 from zoo.protocols import GroupsBatches
+from zoo.tasks.graphed import GroupGraph, GroupOutputs
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +53,15 @@ class GroupedSteps(QuickHookName, L.LightningModule):
     it once per mini-batch; a single mini-batch passes straight through."""
 
     steps_per_execution: int | str = 1  # the run sets it (zoo.run.build_task); setup("fit") resolves auto
+    cuda_graphs: bool | str = "auto"  # the run sets it; setup("fit") decides (zoo.tasks.graphed)
     single_pass = False  # a closed-form task reads the training set once (zoo.protocols.TrainingBatches)
     _direct: StepCounter | None = None  # set when the steps may call the optimiser directly
+    _graph: GroupGraph | None = None  # set when full groups run as a recorded CUDA graph
     _group_logged: dict[tuple[str, int], torch.Tensor] | None = None  # step-level values logged inside a group
+    _group_index = 0  # the step's position in its group
+    # What the task's steps add up over the epoch (``sums[key] = sums.get(key, 0) + value``: SupervisedTask's
+    # train/loss, train/acc); a group's steps start from an empty dict and their sums are added after the group.
+    _train_sums: dict[str, Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -88,6 +97,27 @@ class GroupedSteps(QuickHookName, L.LightningModule):
         if self.steps_per_execution > 1:
             self.automatic_optimization = False
             self._direct = StepCounter.for_run(self.trainer, self)
+        self._graph = GroupGraph.for_task(self, self.cuda_graphs)
+
+    @property
+    def records_groups(self) -> bool:
+        """Whether full groups should come as plans that a recorded graph gathers (``zoo.data.batches``)."""
+        return self._graph is not None
+
+    def drop_graph(self) -> None:
+        self._graph = None
+
+    def step_is_zoos(self) -> bool:
+        """Whether the training step is one of zoo's (whose Python does nothing but queue the step's work)."""
+        return type(self).training_step.__module__.startswith("zoo.")
+
+    def graph_reason(self) -> str | None:
+        """Why this task's steps cannot be recorded as a CUDA graph (a step that does Python work of its own), or
+        None."""
+        return None
+
+    def raw_optimizer(self) -> torch.optim.Optimizer:
+        return self.optimizers(use_pl_optimizer=False)
 
     def _resolve(self, requested: int | str) -> int:
         """``auto`` -> ``AUTO_STEPS`` where the fast path holds, else 1; an explicit K > 1 that cannot hold falls
@@ -105,24 +135,52 @@ class GroupedSteps(QuickHookName, L.LightningModule):
 
     def log_step(self, name: str, value: torch.Tensor) -> None:
         """Log a training step's value where Lightning writes step-level values (every ``log_every_n_steps``
-        optimiser steps): through ``self.log`` one step at a time, gathered and written once per group otherwise
-        (Lightning writes only when a Lightning step ends on such a multiple, which a group seldom does)."""
+        optimiser steps): through ``self.log`` one step at a time, kept by position and written once per group
+        otherwise (Lightning writes only when a Lightning step ends on such a multiple, which a group seldom does)."""
         every = self.trainer.log_every_n_steps  # 0: no step-level logging
-        if not every or (self.global_step + 1) % every:
+        if not every:
             return
-        if self._group_logged is None:
+        if self._group_logged is not None:
+            self._group_logged[(name, self._group_index)] = value.detach()
+        elif (self.global_step + 1) % every == 0:
             self.log(name, value, on_step=True, on_epoch=False)
-        else:
-            self._group_logged[(name, self.global_step)] = value.detach()
 
-    def run_group(self, step: Callable[..., Any], batches: list[Any], batch_idx: int) -> torch.Tensor:
-        """One optimiser step per mini-batch, as automatic optimisation runs them: ``step`` (the task's training
-        step: forward and loss), zero_grad, backward, optimiser step."""
+    def run_group(self, step: Callable[..., Any], batch: list[Any] | PlannedGroup, batch_idx: int) -> torch.Tensor:
+        """A group of optimiser steps, as automatic optimisation runs them one by one (see :meth:`group_steps`):
+        recorded and replayed as a CUDA graph where the run allows it, else in Python. Then what Lightning does
+        after each step: the epoch's sums, step-level logging, the step count, the epoch's schedulers."""
+        first = self.global_step
+        outputs = None
+        if isinstance(batch, PlannedGroup):
+            if self._graph is not None:
+                outputs = self._graph.run(step, batch, batch_idx)
+            if outputs is None:
+                batch = batch.batches()
+        steps = batch.steps if isinstance(batch, PlannedGroup) else len(batch)
+        loss, sums, logged = outputs or self.group_steps(step, batch, batch_idx)
+        for key, value in sums.items():
+            self._train_sums[key] = self._train_sums.get(key, 0) + value
+        self.log_group(first, logged)
+        if outputs is not None and self._direct is not None:
+            self._direct.count(steps)
+        count_group_steps(self.trainer, steps)
+        if batch_idx + 1 == self.trainer.num_training_batches:
+            self.step_epoch_schedulers(plateau=False)
+        return loss.detach().clone()  # a replay refills the graph's own
+
+    def group_steps(
+        self, step: Callable[..., Any], batches: list[Any], batch_idx: int, counting: bool = True
+    ) -> GroupOutputs:
+        """One optimiser step per mini-batch: ``step`` (the task's training step: forward and loss), zero_grad,
+        backward, optimiser step. Returns the group's outputs; ``counting``: count each direct step as it is taken
+        (a recorded graph's steps are counted after each replay)."""
         direct = self._direct
         optimizer = self.optimizers(use_pl_optimizer=direct is None)
+        epoch_sums, self._train_sums = getattr(self, "_train_sums", {}), {}
         self._group_logged = {}
         try:
-            for batch in batches:
+            for i, batch in enumerate(batches):
+                self._group_index = i
                 loss = step(self, batch, batch_idx)
                 optimizer.zero_grad()
                 if direct is None:
@@ -130,17 +188,24 @@ class GroupedSteps(QuickHookName, L.LightningModule):
                     optimizer.step()
                 else:
                     loss.backward()
-                    direct.step(optimizer)
+                    if counting:
+                        direct.step(optimizer)
+                    else:
+                        optimizer.step()
+            return loss, self._train_sums, self._group_logged
         finally:
-            logged, self._group_logged = self._group_logged, None
-        if logged:  # one host sync per group
-            for (name, at), value in zip(logged, torch.stack(list(logged.values())).tolist(), strict=True):
-                for logger in self.loggers:
-                    logger.log_metrics({name: value}, step=at)
-        count_group_steps(self.trainer, len(batches))
-        if batch_idx + 1 == self.trainer.num_training_batches:
-            self.step_epoch_schedulers(plateau=False)
-        return loss.detach()
+            self._train_sums, self._group_logged = epoch_sums, None
+
+    def log_group(self, first: int, logged: dict[tuple[str, int], torch.Tensor]) -> None:
+        """A group's step-level values (its steps numbered from ``first``) where Lightning would write them, in one
+        read from the device."""
+        every = self.trainer.log_every_n_steps
+        chosen = {(name, first + i): value for (name, i), value in logged.items() if (first + i + 1) % every == 0}
+        if not chosen:
+            return
+        for (name, at), value in zip(chosen, torch.stack(list(chosen.values())).tolist(), strict=True):
+            for logger in self.loggers:
+                logger.log_metrics({name: value}, step=at)
 
     @property
     def grouped(self) -> bool:
@@ -174,7 +239,7 @@ def _running_groups(step: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(step)
     def training_step(self: GroupedSteps, batch: Any, batch_idx: int, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(batch, list) and self.grouped:
+        if isinstance(batch, list | PlannedGroup) and self.grouped:
             return self.run_group(step, batch, batch_idx)
         return step(self, batch, batch_idx, *args, **kwargs)
 
@@ -217,3 +282,9 @@ class StepCounter:
         self.progress.increment_ready()
         optimizer.step()
         self.progress.increment_completed()
+
+    def count(self, steps: int) -> None:
+        """``steps`` optimiser steps taken without Python (a replayed CUDA graph)."""
+        for _ in range(steps):
+            self.progress.increment_ready()
+            self.progress.increment_completed()

@@ -63,6 +63,11 @@ class RegressionTask(SupervisedTask):
             self.path.record(self.current_epoch + 1)
         return super().training_step(batch, batch_idx)
 
+    def graph_reason(self) -> str | None:
+        if self.path is not None:
+            return "the linear fit records its path over the loss surface at every step"
+        return None
+
     def on_train_end(self) -> None:
         if self.path is not None and self.path.points:
             self.path.record(self.current_epoch)  # where the last step left them (the epochs are done)
