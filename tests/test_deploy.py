@@ -16,6 +16,7 @@ import torch
 from zoo.config import compose_config
 from zoo.errors import ZooError
 from zoo.export import export
+from zoo.outputs import RunFolder
 from zoo.predict import predict
 from zoo.run import load_checkpoint, task_from_checkpoint
 
@@ -171,6 +172,27 @@ def test_predict_a_csv_with_the_runs_scaling_without_the_training_files(train_ru
     rows.drop(columns=["petal width (cm)"]).to_csv(tmp_path / "short.csv", index=False)
     with pytest.raises(ZooError, match=r"columns petal width \(cm\) missing"):
         predict(predict_cfg(tmp_path, ckpt, tmp_path / "short.csv"))
+
+
+def test_predict_with_a_searchs_ensemble_averages_its_members_probabilities(train_run, tmp_path):
+    from sklearn.datasets import load_iris
+
+    from zoo.ensemble import write_ensemble
+
+    run = ("model=mlp", "data=iris", "logger=none", "trainer.max_epochs=5")
+    folders = [train_run(*run, f"seed={seed}", folder=f"trial{seed}")[1] for seed in (1, 2)]
+    done = [{"job": i, "run_dir": str(f), "test/acc": 0.9} for i, f in enumerate(folders)]
+    write_ensemble(tmp_path, done, 5)  # as a search writes it: ensemble.json in its folder
+    source = tmp_path / "flowers.csv"
+    load_iris(as_frame=True).frame.iloc[[0, 60, 120]].to_csv(source, index=False)
+    together = predict(predict_cfg(tmp_path, tmp_path / "ensemble.json", source))
+    alone = [predict(predict_cfg(tmp_path, RunFolder(f).tested_checkpoint(), source)) for f in folders]
+    for i, row in enumerate(together):
+        for key in ("p(setosa)", "p(versicolor)", "p(virginica)"):
+            assert row[key] == pytest.approx((alone[0][i][key] + alone[1][i][key]) / 2, abs=1e-5)
+    (tmp_path / "bad.json").write_text('{"jobs": [1]}')
+    with pytest.raises(ZooError, match=r"^ckpt_path: '.*bad.json' is not an ensemble.json written by a zoo search"):
+        predict(predict_cfg(tmp_path, tmp_path / "bad.json", source))
 
 
 def test_predict_image_files_resized_to_the_training_input(train_run, tmp_path):

@@ -4,6 +4,7 @@ the preprocessing saved with the run: no training data needed."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from zoo.config import instantiate
 from zoo.data.pictures import IMAGE_SUFFIXES
 from zoo.errors import ZooError
+from zoo.outputs import RunFolder
 from zoo.run import load_checkpoint, predictions, task_from_checkpoint
 from zoo.spec import CLASSIFICATION, REGRESSION
 
@@ -20,17 +22,26 @@ SHOWN_CLASSES = 3  # printed per row: the most probable classes
 
 
 def predict(cfg: DictConfig) -> list[dict[str, Any]]:
-    """Predict ``cfg.input`` with ``cfg.ckpt_path``; print the rows, or write them to ``cfg.output`` (a new CSV)."""
+    """Predict ``cfg.input`` with ``cfg.ckpt_path`` (a checkpoint, or a search's ``ensemble.json``: the average of its
+    members' class probabilities); print the rows, or write them to ``cfg.output`` (a new CSV)."""
     output = Path(cfg.output) if cfg.get("output") else None
     if output is not None and output.exists():
         raise ZooError(f"output: '{output}' exists; nothing was overwritten. Give a new file name")
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    task = task_from_checkpoint(checkpoint).eval()
-    if task.spec.task not in (CLASSIFICATION, REGRESSION):
-        raise ZooError(f"predict.py handles classification and regression; this is a {task.spec.task} model")
-    datamodule = restore_datamodule(checkpoint)
-    names, inputs = read_inputs(Path(str(cfg.input)), task.spec.is_image)
-    rows = predict_rows(task, datamodule, names, inputs, int(cfg.batch_size))
+    members = []
+    for path in checkpoint_paths(Path(str(cfg.ckpt_path))):
+        checkpoint = load_checkpoint(path)
+        task = task_from_checkpoint(checkpoint).eval()
+        if task.spec.task not in (CLASSIFICATION, REGRESSION):
+            raise ZooError(f"predict.py handles classification and regression; this is a {task.spec.task} model")
+        members.append((task, restore_datamodule(checkpoint)))
+    spec = members[0][0].spec
+    if any(
+        (task.spec.class_names, task.spec.target_names) != (spec.class_names, spec.target_names) for task, _ in members
+    ):
+        raise ZooError(f"ckpt_path: the members of {cfg.ckpt_path} predict different things; give one search's")
+    names, inputs = read_inputs(Path(str(cfg.input)), spec.is_image)
+    outputs = [member_outputs(task, datamodule, inputs, int(cfg.batch_size)) for task, datamodule in members]
+    rows = to_rows(names, torch.stack(outputs).mean(0), spec)
     if output is None:
         for row in rows:
             print(format_row(row))
@@ -44,10 +55,29 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     return rows
 
 
-def predict_rows(task: Any, datamodule: Any, names: list[str], inputs: Any, batch_size: int) -> list[dict[str, Any]]:
-    """``inputs`` encoded by the run's data module (its fitted preprocessing), through the task, one row each."""
+def checkpoint_paths(path: Path) -> list[Path]:
+    """The checkpoint ``path``, or each member's tested checkpoint where it is a search's ``ensemble.json``."""
+    if path.suffix != ".json":
+        return [path]
+    if not path.is_file():
+        raise ZooError(f"ckpt_path: '{path}' not found; give a .ckpt file or a search's ensemble.json")
+    try:
+        run_dirs = json.loads(path.read_text())["run_dirs"]
+    except (ValueError, KeyError, TypeError):
+        raise ZooError(f"ckpt_path: '{path}' is not an ensemble.json written by a zoo search (no run_dirs)") from None
+    return [RunFolder(Path(d)).tested_checkpoint() for d in run_dirs]
+
+
+def member_outputs(task: Any, datamodule: Any, inputs: Any, batch_size: int) -> torch.Tensor:
+    """``inputs`` encoded by the run's data module (its fitted preprocessing), through the task: class probabilities
+    or the predicted targets, one row each."""
     x = inputs if isinstance(inputs, torch.Tensor) else datamodule.encode(inputs)
-    return to_rows(names, predictions(task, x, batch_size), task.spec)
+    return predictions(task, x, batch_size)
+
+
+def predict_rows(task: Any, datamodule: Any, names: list[str], inputs: Any, batch_size: int) -> list[dict[str, Any]]:
+    """One row per input (see :func:`to_rows`) from one run."""
+    return to_rows(names, member_outputs(task, datamodule, inputs, batch_size), task.spec)
 
 
 def restore_datamodule(checkpoint: dict[str, Any]) -> Any:
