@@ -110,7 +110,8 @@ def test_recorded_groups_give_the_run_that_steps_in_python_give(train_run, emula
     assert [s for s, _ in steps] == [s for s, _ in logged(eager_folder, "train/loss_step")] == list(range(4, 60, 5))
     assert [v for _, v in steps] == pytest.approx([v for _, v in logged(eager_folder, "train/loss_step")], abs=1e-6)
     state = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)
-    assert type(state["optimizer_states"][0]["param_groups"][0]["lr"]) is float  # resumes with any optimiser
+    group = state["optimizer_states"][0]["param_groups"][0]
+    assert type(group["lr"]) is float and group["capturable"] is False  # resumes anywhere, with any optimiser
 
 
 def test_a_recording_that_fails_falls_back_in_one_line_and_the_run_goes_on(train_run, emulated, monkeypatch, caplog):
@@ -120,10 +121,11 @@ def test_a_recording_that_fails_falls_back_in_one_line_and_the_run_goes_on(train
     monkeypatch.setattr(EmulatedRecorder, "record", staticmethod(fails))
     with caplog.at_level(logging.INFO, logger="zoo.tasks.graphed"):
         graphed, _ = train_run(*RUN, "cuda_graphs=true", folder="graphed")
-    assert (
+    expected = (
         "cuda_graphs falls back to steps one at a time in Python: recording the steps failed: CUDA error: operation "
-        "not permitted when stream is capturing" in caplog.messages
+        "not permitted when stream is capturing (test_graphs.py:"  # where it failed, outside torch
     )
+    assert [m for m in caplog.messages if m.startswith(expected) and m.endswith(" in fails)")], caplog.messages
     eager, _ = train_run(*RUN, "cuda_graphs=false", folder="eager")
     assert graphed == pytest.approx(eager, abs=1e-6)  # the warm-up and the fallback are the same steps
 
@@ -163,3 +165,31 @@ def test_a_bad_cuda_graphs_value_is_a_one_line_error(train_run, value):
     message = f"^cuda_graphs={value!r} is not valid; use auto \\(the default\\), true or false$"
     with pytest.raises(ZooError, match=message):
         train_run(f"cuda_graphs={value}")
+
+
+def test_a_failed_recording_raises_the_first_error_and_puts_the_thread_back_on_its_stream(monkeypatch):
+    """Ending a capture after an error inside it raises an error of its own, which names no operation, and torch's
+    context manager then leaves the thread on the capture stream."""
+    streams = []
+
+    class Capture:
+        def __init__(self, graph, capture_error_mode) -> None:
+            pass
+
+        def __enter__(self) -> None:
+            streams.append("capture")
+
+        def __exit__(self, *exc) -> None:
+            raise RuntimeError("operation failed due to a previous error during capture")
+
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", object)
+    monkeypatch.setattr(torch.cuda, "graph", Capture)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda: "main")
+    monkeypatch.setattr(torch.cuda, "set_stream", streams.append)
+
+    def step():
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
+
+    with pytest.raises(RuntimeError, match="^CUDA error: operation not permitted when stream is capturing$"):
+        zoo.tasks.graphed.CudaRecorder.record(step)
+    assert streams == ["capture", "main"]

@@ -54,6 +54,9 @@ class DetectionTask(SupervisedTask):
     losses = ("giou", "l1")
     OPTIONS = ("score_threshold", "nms_iou", "max_detections", "box_weight")
 
+    def graph_reason(self) -> str | None:
+        return "a box's cells are found from the labels (shapes that depend on the data)"
+
     def __init__(
         self,
         *args,

@@ -22,8 +22,10 @@ sync such as ``.item()``, a shape that depends on the data) the run goes on one 
 from __future__ import annotations
 
 import logging
+import traceback
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -71,10 +73,25 @@ class CudaRecorder:
 
     @staticmethod
     def record(fn: Callable[[], Any]) -> tuple[Any, Any]:
-        """The graph of ``fn`` (not run yet: ``graph.replay()`` runs it) and its outputs, which each replay refills."""
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            outputs = fn()
+        """The graph of ``fn`` (not run yet: ``graph.replay()`` runs it) and its outputs, which each replay refills.
+        Where recording fails, the error raised is the first one inside ``fn`` (ending the capture then raises one
+        of its own that names no operation), and the thread is back on its stream (torch's context manager leaves it
+        on the capture stream when ending the capture fails)."""
+        graph, stream, first = torch.cuda.CUDAGraph(), torch.cuda.current_stream(), []
+
+        def recorded() -> Any:
+            try:
+                return fn()
+            except Exception as err:
+                first.append(err)
+                raise
+
+        try:
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                outputs = recorded()
+        except Exception as err:
+            torch.cuda.set_stream(stream)
+            raise (first[0] if first else err) from None
         return graph, outputs
 
 
@@ -145,7 +162,7 @@ class GroupGraph:
 
         self.tensor_learning_rates()
         signature = self.signature_now(plan)
-        if self.graph is not None and signature != self.signature:  # a new parameter group, weights (un)frozen
+        if self.graph is not None and not self.same_signature(signature):  # a new parameter group, weights (un)frozen
             log.info("the optimiser's groups or the trained weights changed: recording the group of steps again")
             self.graph, self.warm = None, 0
         if self.warm < WARMUP_STEPS:
@@ -156,7 +173,7 @@ class GroupGraph:
                 self.graph, self.outputs = self.recorder.record(group)
             except Exception as err:  # a host sync, a data-dependent shape, an op CUDA graphs cannot hold
                 self.task.raw_optimizer().zero_grad()
-                self.give_up(f"recording the steps failed: {str(err).strip().splitlines()[0]}")
+                self.give_up(f"recording the steps failed: {str(err).strip().splitlines()[0]}{where(err)}")
                 return None
             self.signature = signature
         self.graph.replay()
@@ -176,20 +193,34 @@ class GroupGraph:
         return None
 
     def signature_now(self, plan: PlannedGroup) -> tuple:
-        """What a recorded graph holds fixed besides its buffers: the optimiser's groups and learning-rate tensors,
-        which weights train, the data's tensors."""
-        groups = tuple((len(g["params"]), id(g["lr"])) for g in self.task.raw_optimizer().param_groups)
+        """What a recorded graph holds fixed besides its buffers: the optimiser's groups (their parameters and
+        learning-rate tensors, held here so that no other object can take their ids), which weights train, the data's
+        tensors."""
+        groups = tuple((tuple(g["params"]), g["lr"]) for g in self.task.raw_optimizer().param_groups)
         training = tuple(p.requires_grad for p in self.task.parameters())
-        return groups, training, plan.source.x.data_ptr(), plan.source.y.data_ptr()
+        return groups, training, plan.source.x, plan.source.y
+
+    def same_signature(self, signature: tuple) -> bool:
+        """Whether ``signature`` holds the very objects the recorded one does (compared by identity: tensors)."""
+        if self.signature is None:
+            return False
+        now, then = _leaves(signature), _leaves(self.signature)
+        return len(now) == len(then) and all(map(_same, now, then))
 
     def tensor_learning_rates(self) -> None:
         """Learning rates as device tensors, so the schedulers' new rates reach the recorded update (a float would be
-        fixed in the graph), and the update made capturable."""
-        for group in self.task.raw_optimizer().param_groups:
+        fixed in the graph), and the update made capturable: its step counts on the device too (a run resumed
+        without the fused kernel loads them on the CPU)."""
+        optimizer = self.task.raw_optimizer()
+        for group in optimizer.param_groups:
             if not isinstance(group["lr"], torch.Tensor):
                 group["lr"] = torch.tensor(float(group["lr"]), device=self.task.device)
-            if "capturable" in group:
+            if "capturable" in group and not group["capturable"]:
                 group["capturable"] = True
+                for p in group["params"]:
+                    state = optimizer.state.get(p, {})
+                    if isinstance(state.get("step"), torch.Tensor):
+                        state["step"] = state["step"].to(device=p.device, dtype=torch.float32)
 
     def give_up(self, reason: str) -> None:
         level = logging.WARNING if self.setting is True else logging.INFO
@@ -198,13 +229,32 @@ class GroupGraph:
         self.task.drop_graph()
 
 
+def where(err: Exception) -> str:
+    """`` (file:line in function)`` of the innermost frame of ``err`` outside torch: which step of a net or task."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if "/torch/" not in f.filename]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" ({Path(frame.filename).name}:{frame.lineno} in {frame.name})"
+
+
+def _leaves(signature: tuple) -> list[Any]:
+    return [leaf for part in signature for leaf in (_leaves(part) if isinstance(part, tuple) else [part])]
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a is b if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor) else a == b
+
+
 def plain_learning_rates(checkpoint: dict[str, Any]) -> None:
-    """A checkpoint's learning rates as numbers (a recorded run keeps them as device tensors while it trains): it
-    loads and resumes anywhere, with any optimiser settings."""
+    """A checkpoint's learning rates as numbers and its update as built (a recorded run keeps the rates as device
+    tensors and makes the update capturable while it trains): it loads and resumes anywhere, with any optimiser
+    settings."""
     for state in checkpoint.get("optimizer_states", []):
         for group in state.get("param_groups", []):
             if isinstance(group.get("lr"), torch.Tensor):
                 group["lr"] = float(group["lr"])
+                group["capturable"] = False
     for state in checkpoint.get("lr_schedulers", []):
         if isinstance(state.get("_last_lr"), list):
             state["_last_lr"] = [float(v) if isinstance(v, torch.Tensor) else v for v in state["_last_lr"]]
