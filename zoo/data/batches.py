@@ -20,7 +20,7 @@ class TensorBatches:
     ``augment``, when given, transforms each batch with draws from a generator seeded the same way (and by rank);
     ``targets`` says what ``y`` holds (labels, masks or boxes; see ``zoo.data.augment``), so it moves with the images.
     ``group`` > 1 yields lists of that many mini-batches (the last list may be shorter): ``steps_per_execution``;
-    with ``plans``, a group of full mini-batches comes as a :class:`PlannedGroup` that a CUDA graph gathers itself.
+    with ``plans``, each group comes as a :class:`PlannedGroup` that a CUDA graph gathers itself.
     """
 
     def __init__(
@@ -87,7 +87,7 @@ class TensorBatches:
         for first in range(0, len(bounds), self.group):
             group = bounds[first : first + self.group]
             start, stop = group[0][0], group[-1][1]
-            if self.plans and stop - start == self.group * self.batch_size:  # K full mini-batches
+            if self.plans:
                 positions = torch.arange(start, stop, device=self.x.device) if order is None else order[start:stop]
                 yield PlannedGroup(self, positions, None if draw is None else draw.part(start, stop), len(group))
             else:
@@ -116,10 +116,10 @@ class TensorBatches:
 
 
 class PlannedGroup:
-    """K full mini-batches of an epoch, not gathered yet: the ``positions`` (sample indices, ``K * batch_size``) and
-    augmentation ``draw`` that :meth:`TensorBatches.gather` turns into batches. A recorded CUDA graph
-    (``zoo.tasks.graphed``) copies them into buffers of its own and gathers on the device; :meth:`batches` gathers
-    them as the ordinary iterator does."""
+    """A group of ``steps`` mini-batches of an epoch, not gathered yet: the ``positions`` (sample indices) and
+    augmentation ``draw`` that :meth:`TensorBatches.gather` turns into batches, each ``batch_size`` long but the
+    epoch's last (shorter, or one longer: see ``_bounds``). A recorded CUDA graph (``zoo.tasks.graphed``) copies them
+    into buffers of its own and gathers on the device; :meth:`batches` gathers them as the ordinary iterator does."""
 
     __slots__ = ("draw", "positions", "source", "steps")
 
@@ -130,8 +130,11 @@ class PlannedGroup:
         """The K mini-batches, gathered from this plan's positions and draw or from others of the same sizes."""
         positions = self.positions if positions is None else positions
         draw = self.draw if draw is None else draw
-        size = self.source.batch_size
-        return [self.source.gather(positions, draw, i * size, (i + 1) * size) for i in range(self.steps)]
+        size, last = self.source.batch_size, self.steps - 1
+        return [
+            self.source.gather(positions, draw, i * size, (i + 1) * size if i < last else len(positions))
+            for i in range(self.steps)
+        ]
 
 
 def _rank_and_world() -> tuple[int, int]:

@@ -95,7 +95,7 @@ class InMemoryDataModule(L.LightningDataModule):
         if wants is not None and wants.single_pass:  # one pass summing HᵀH (ELM): no steps, evaluation's batch sizes
             return self._batches("train", self.eval_batch_size, shuffle=False, augment=augment)
         group = wants.steps_per_execution if wants is not None and isinstance(wants.steps_per_execution, int) else 1
-        plans = wants is not None and wants.records_groups  # full groups gathered by a recorded CUDA graph
+        plans = wants is not None and wants.records_groups  # groups gathered by a recorded CUDA graph
         return self._batches("train", self.batch_size, shuffle=not overfit, augment=augment, group=group, plans=plans)
 
     def groups_batches(self) -> bool:

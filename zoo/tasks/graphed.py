@@ -3,8 +3,9 @@
 A small net on a GPU is launch-bound: each of its ~30 kernels a step costs the host a few microseconds to queue, more
 than the GPU takes to run it. ``steps_per_execution`` already hands the task K mini-batches at once from data kept on
 the device; here the whole group (gathering the mini-batches from the epoch's order, augmenting them, forward, loss,
-backward and the optimiser's update, K times) is recorded once with ``torch.cuda.graph`` and each later group is one
-replay: one launch for some thousand kernels.
+backward and the optimiser's update, K times) is recorded once with ``torch.cuda.graph`` and each later group of that
+shape is one replay: one launch for some thousand kernels. An epoch has at most two shapes of group: its full ones
+and its last one.
 
 What the replay reads sits in fixed buffers: the group's sample positions and augmentation draws (copied in before
 each replay: the epoch's order and draws are still made on the CPU from ``seed + epoch``, so a run is the same on any
@@ -33,7 +34,6 @@ import torch
 from zoo.errors import ZooError
 
 if TYPE_CHECKING:
-    from zoo.data.augment import Draw
     from zoo.data.batches import PlannedGroup
 
 log = logging.getLogger(__name__)
@@ -100,18 +100,41 @@ def recorder_for(device: torch.device) -> type[CudaRecorder] | None:
     return CudaRecorder if device.type == "cuda" else None
 
 
+class Recording:
+    """One shape of group (its steps and samples: the epoch's full groups, its last one): the fixed buffers its
+    replays read, its graph and outputs, and what the graph holds fixed (:meth:`GroupGraph.signature_now`)."""
+
+    def __init__(self, plan: PlannedGroup) -> None:
+        self.positions = torch.empty_like(plan.positions)
+        self.draw = None if plan.draw is None else plan.draw.empty_like()
+        self.graph: Any = None
+        self.outputs: GroupOutputs | None = None
+        self.signature: tuple | None = None
+        self.warm = False  # run once eagerly: cuBLAS/cuDNN have met its shapes
+
+    def load(self, plan: PlannedGroup) -> None:
+        """The group's positions and draws into the buffers (copies on the device, queued)."""
+        self.positions.copy_(plan.positions, non_blocking=True)
+        if self.draw is not None:
+            self.draw.copy_(plan.draw)
+
+    def holds(self, signature: tuple) -> bool:
+        """Whether the graph was recorded with the very objects of ``signature`` (tensors compared by identity)."""
+        if self.signature is None:
+            return False
+        now, then = _leaves(signature), _leaves(self.signature)
+        return len(now) == len(then) and all(map(_same, now, then))
+
+
 class GroupGraph:
-    """A task's full groups (:class:`zoo.data.batches.PlannedGroup`) run as one recorded graph. The first groups run
-    eagerly (the warm-up), the next one is recorded, every later one replayed; a change in the optimiser's groups or
-    in which weights train records again."""
+    """A task's groups (:class:`zoo.data.batches.PlannedGroup`) run as recorded graphs, one for each shape of group
+    (the full ones, the epoch's last one). A shape's first group runs eagerly (the warm-up, at least
+    ``WARMUP_STEPS`` steps in all before the first recording), the next one is recorded, every later one replayed; a
+    change in the optimiser's groups or in which weights train records again."""
 
     def __init__(self, task: GroupedSteps, recorder: type[CudaRecorder], setting: bool | str) -> None:
         self.task, self.recorder, self.setting = task, recorder, setting
-        self.graph: Any = None
-        self.outputs: GroupOutputs | None = None
-        self.positions: torch.Tensor | None = None  # the fixed buffers a replay reads
-        self.draw: Draw | None = None
-        self.signature: tuple | None = None
+        self.recordings: dict[tuple[int, int], Recording] = {}  # by (steps, samples)
         self.warm = 0  # eager steps run so far
 
     @classmethod
@@ -119,7 +142,7 @@ class GroupGraph:
         """The task's graph where this run allows one, else None: ``cuda_graphs=true`` says why not in one line."""
         reason = cls.reason(task, setting)
         if reason is None:
-            warnings.filterwarnings("ignore", message=".*constructed with capturable=True.*")  # the eager tail's steps
+            warnings.filterwarnings("ignore", message=".*constructed with capturable=True.*")  # warm-up steps
             return cls(task, recorder_for(task.trainer.strategy.root_device), setting)
         if setting is True:
             log.warning("cuda_graphs=true falls back to steps one at a time in Python: %s", reason)
@@ -147,37 +170,38 @@ class GroupGraph:
     def run(self, step: Callable[..., Any], plan: PlannedGroup, batch_idx: int) -> GroupOutputs | None:
         """The group's steps, eagerly (warm-up), recorded and replayed, or replayed; their outputs. None where the
         graph cannot hold (the reason logged once): the caller runs the steps itself."""
-        if self.positions is None:
-            reason = self.runtime_reason(plan)
-            if reason is not None:
-                self.give_up(reason)
-                return None
-            self.positions, self.draw = torch.empty_like(plan.positions), plan.draw and plan.draw.empty_like()
-        self.positions.copy_(plan.positions, non_blocking=True)
-        if self.draw is not None:
-            self.draw.copy_(plan.draw)
+        if not self.recordings and (reason := self.runtime_reason(plan)) is not None:
+            self.give_up(reason)
+            return None
+        shape = (plan.steps, len(plan.positions))
+        if shape not in self.recordings:
+            self.recordings[shape] = Recording(plan)
+        recording = self.recordings[shape]
+        recording.load(plan)
 
         def group() -> GroupOutputs:
-            return self.task.group_steps(step, plan.batches(self.positions, self.draw), batch_idx, counting=False)
+            batches = plan.batches(recording.positions, recording.draw)
+            return self.task.group_steps(step, batches, batch_idx, counting=False)
 
         self.tensor_learning_rates()
         signature = self.signature_now(plan)
-        if self.graph is not None and not self.same_signature(signature):  # a new parameter group, weights (un)frozen
+        if recording.graph is not None and not recording.holds(signature):  # a new parameter group, (un)frozen weights
             log.info("the optimiser's groups or the trained weights changed: recording the group of steps again")
-            self.graph, self.warm = None, 0
-        if self.warm < WARMUP_STEPS:
+            recording.graph = None
+        if self.warm < WARMUP_STEPS or not recording.warm:
             self.warm += plan.steps
+            recording.warm = True
             return self.recorder.warm_up(group)
-        if self.graph is None:
+        if recording.graph is None:
             try:
-                self.graph, self.outputs = self.recorder.record(group)
+                recording.graph, recording.outputs = self.recorder.record(group)
             except Exception as err:  # a host sync, a data-dependent shape, an op CUDA graphs cannot hold
                 self.task.raw_optimizer().zero_grad()
                 self.give_up(f"recording the steps failed: {str(err).strip().splitlines()[0]}{where(err)}")
                 return None
-            self.signature = signature
-        self.graph.replay()
-        return self.outputs
+            recording.signature = signature
+        recording.graph.replay()
+        return recording.outputs
 
     def runtime_reason(self, plan: PlannedGroup) -> str | None:
         """What only the first group shows: where the data is, which optimiser steps."""
@@ -200,13 +224,6 @@ class GroupGraph:
         training = tuple(p.requires_grad for p in self.task.parameters())
         return groups, training, plan.source.x, plan.source.y
 
-    def same_signature(self, signature: tuple) -> bool:
-        """Whether ``signature`` holds the very objects the recorded one does (compared by identity: tensors)."""
-        if self.signature is None:
-            return False
-        now, then = _leaves(signature), _leaves(self.signature)
-        return len(now) == len(then) and all(map(_same, now, then))
-
     def tensor_learning_rates(self) -> None:
         """Learning rates as device tensors, so the schedulers' new rates reach the recorded update (a float would be
         fixed in the graph), and the update made capturable: its step counts on the device too (a run resumed
@@ -225,7 +242,7 @@ class GroupGraph:
     def give_up(self, reason: str) -> None:
         level = logging.WARNING if self.setting is True else logging.INFO
         log.log(level, "cuda_graphs falls back to steps one at a time in Python: %s", reason)
-        self.graph = None
+        self.recordings.clear()
         self.task.drop_graph()
 
 

@@ -10,8 +10,8 @@ With plain fp32 on one device and nothing hooked around backward or the step, th
 directly (:class:`StepCounter` keeps Lightning's step count); otherwise they go through ``manual_backward`` and
 Lightning's optimiser wrapper, so precision plugins, AMP and the hooks still apply. Results are those of K=1 for the
 same seed: the same mini-batches in the same order, one optimiser step each, ``global_step`` counting optimiser
-steps. Where that cannot hold, the run falls back to K=1 and says why. On a GPU a group of full mini-batches runs as
-one recorded CUDA graph (``cuda_graphs``, :mod:`zoo.tasks.graphed`).
+steps. Where that cannot hold, the run falls back to K=1 and says why. On a GPU each group runs as one replay of
+a recorded CUDA graph (``cuda_graphs``, :mod:`zoo.tasks.graphed`).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class GroupedSteps(QuickHookName, L.LightningModule):
     cuda_graphs: bool | str = "auto"  # the run sets it; setup("fit") decides (zoo.tasks.graphed)
     single_pass = False  # a closed-form task reads the training set once (zoo.protocols.TrainingBatches)
     _direct: StepCounter | None = None  # set when the steps may call the optimiser directly
-    _graph: GroupGraph | None = None  # set when full groups run as a recorded CUDA graph
+    _graph: GroupGraph | None = None  # set when groups run as recorded CUDA graphs
     _group_logged: dict[tuple[str, int], torch.Tensor] | None = None  # step-level values logged inside a group
     _group_index = 0  # the step's position in its group
     # What the task's steps add up over the epoch (``sums[key] = sums.get(key, 0) + value``: SupervisedTask's
@@ -101,7 +101,7 @@ class GroupedSteps(QuickHookName, L.LightningModule):
 
     @property
     def records_groups(self) -> bool:
-        """Whether full groups should come as plans that a recorded graph gathers (``zoo.data.batches``)."""
+        """Whether groups should come as plans that a recorded graph gathers (``zoo.data.batches``)."""
         return self._graph is not None
 
     def drop_graph(self) -> None:
@@ -157,7 +157,7 @@ class GroupedSteps(QuickHookName, L.LightningModule):
             if outputs is None:
                 batch = batch.batches()
         steps = batch.steps if isinstance(batch, PlannedGroup) else len(batch)
-        loss, sums, logged = outputs or self.group_steps(step, batch, batch_idx)
+        loss, sums, logged = self.group_steps(step, batch, batch_idx) if outputs is None else outputs
         for key, value in sums.items():
             self._train_sums[key] = self._train_sums.get(key, 0) + value
         self.log_group(first, logged)
