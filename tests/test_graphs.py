@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import logging
 
+import lightning as L
 import pytest
 import torch
 
@@ -112,6 +113,23 @@ def test_recorded_groups_give_the_run_that_steps_in_python_give(train_run, emula
     state = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)
     group = state["optimizer_states"][0]["param_groups"][0]
     assert type(group["lr"]) is float and group["capturable"] is False  # resumes anywhere, with any optimiser
+
+
+class FreezeFirstLayer(L.Callback):
+    """From the second epoch on, the net's first weights stop training (as a fine-tune's freezing does)."""
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == 1:
+            next(pl_module.net.parameters()).requires_grad_(False)
+
+
+def test_weights_frozen_mid_run_are_recorded_again_and_the_run_stays_the_one_in_python(train_run, emulated):
+    freeze = f"+callbacks.freeze._target_={__name__}.FreezeFirstLayer"
+    graphed, _ = train_run(*RUN, freeze, folder="graphed")
+    # the full groups in epoch 1 and again in epoch 2 (after one group in Python); the last group first in epoch 2
+    assert emulated.records == 3
+    eager, _ = train_run(*RUN, freeze, "cuda_graphs=false", folder="eager")
+    assert graphed == pytest.approx(eager, abs=1e-6)
 
 
 def test_a_recording_that_fails_falls_back_in_one_line_and_the_run_goes_on(train_run, emulated, monkeypatch, caplog):

@@ -187,7 +187,7 @@ class GroupGraph:
         signature = self.signature_now(plan)
         if recording.graph is not None and not recording.holds(signature):  # a new parameter group, (un)frozen weights
             log.info("the optimiser's groups or the trained weights changed: recording the group of steps again")
-            recording.graph = None
+            recording.graph, recording.warm = None, False  # new weights get their optimiser state eagerly first
         if self.warm < WARMUP_STEPS or not recording.warm:
             self.warm += plan.steps
             recording.warm = True
