@@ -216,7 +216,8 @@ def test_a_required_value_stays_required_where_it_lands_on_a_value(tmp_path):
             "predict",
             [],
             "error: scripts/predict.py needs ckpt_path and input: give ckpt_path=FILE (a .ckpt from a run folder's "
-            "checkpoints/) and input=FILE (image files or a folder, a CSV table, or a text file with one input a line)",
+            "checkpoints/, or a search's ensemble.json) and input=FILE (image files or a folder, a CSV table, or a "
+            "text file with one input a line)",
         ),
     ],
     ids=["two_keys", "old_name", "script"],
