@@ -11,7 +11,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from zoo.config import CONF_DIR, Required, group_options, header, override_key, required_values, with_recipe
+from zoo.config import (
+    AUTO_SWITCHES,
+    CONF_DIR,
+    Required,
+    check_switch,
+    group_options,
+    header,
+    override_key,
+    required_values,
+    with_recipe,
+)
 from zoo.console import quiet
 from zoo.errors import ZooError, report_user_errors
 from zoo.internals import expand_sweep
@@ -339,10 +349,14 @@ def _is_scalar_not_bool(value: Any) -> bool:
 
 def _check_value_types(cfg: Any, defaults: Any, overrides: list[str]) -> None:
     """A word where the config holds a number (``optimizer.lr=abc``; ``auto`` and ``full`` stand for counts), anything
-    but true or false where it holds a switch (``compile=maybe``, ``channels_last=3``)."""
+    but true or false where it holds a switch (``compile=maybe``, ``channels_last=3``; ``cuda_graphs`` also takes
+    auto)."""
     for override in overrides:
         key = override_key(override)
         default, value = _raw(defaults, key), _raw(cfg, key)
+        if key in AUTO_SWITCHES:
+            check_switch(key, value)
+            continue
         if isinstance(default, bool) and not isinstance(value, bool) and value is not None:
             also, accepts = SWITCHES_AND_MORE.get(key, ("", lambda _: False))
             if not (isinstance(value, str) and value.startswith("${")) and not accepts(value):

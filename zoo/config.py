@@ -65,6 +65,16 @@ class Recipe:
         return f"using the {self.name} recipe: {' '.join(self.overrides)} (recipe=none for the plain defaults)"
 
 
+AUTO_SWITCHES = ("cuda_graphs",)  # true, false or auto: zoo decides where the run trains
+
+
+def check_switch(key: str, value: Any) -> bool | str:
+    """A switch that also takes ``auto`` (its default; see AUTO_SWITCHES): anything else is a user mistake."""
+    if value == "auto" or isinstance(value, bool) or (isinstance(value, str) and value.startswith("${")):
+        return value
+    raise ZooError(f"{key}={value} is not valid; {key} takes true, false or auto (default auto)")
+
+
 def override_key(override: str) -> str:
     """The key an override sets: ``model`` for ``model=cnn``, ``+model=cnn`` and ``~model``."""
     return override.split("=", 1)[0].lstrip("+~")

@@ -24,7 +24,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from zoo.callbacks import Finetune, RunOutputs, TestReport, to_float_dict
-from zoo.config import declared, group_options, instantiate, settings_of
+from zoo.config import check_switch, declared, group_options, instantiate, settings_of
 from zoo.console import quiet
 from zoo.cv import check_folds, hold_out_fold, summarise
 from zoo.display import ProgressBar
@@ -50,7 +50,6 @@ from zoo.safety import (
 )
 from zoo.spec import IMAGE, TABLE, TEXT, DataSpec, spec_from_dict
 from zoo.tasks.base import SupervisedTask
-from zoo.tasks.graphed import check_cuda_graphs
 from zoo.tasks.grouped import check_steps_per_execution
 from zoo.tracking import finish_wandb
 
@@ -240,7 +239,7 @@ def build_task(cfg: DictConfig, spec: DataSpec) -> SupervisedTask:
         channels_last=bool(cfg.get("channels_last", False)),
     )
     task.steps_per_execution = check_steps_per_execution(cfg.get("steps_per_execution", 1))
-    task.cuda_graphs = check_cuda_graphs(cfg.get("cuda_graphs", "auto"))
+    task.cuda_graphs = check_switch("cuda_graphs", cfg.get("cuda_graphs", "auto"))
     task.configure_optimizers()  # bad optimizer or scheduler settings are refused now, before the run folder exists
     if cfg.get("compile"):
         task.net.compile()  # in place: checkpoints keep the plain net's parameter names

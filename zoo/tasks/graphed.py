@@ -31,8 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from zoo.errors import ZooError
-
 if TYPE_CHECKING:
     from zoo.data.batches import PlannedGroup
 
@@ -47,13 +45,6 @@ GroupedSteps = Any  # zoo.tasks.grouped.GroupedSteps, which imports this module
 # fused kernel, which zoo picks on a GPU (its other kernels read the rate on the host).
 CAPTURABLE = (torch.optim.Adam, torch.optim.AdamW)
 WARMUP_STEPS = 3  # eager steps before recording: cuBLAS/cuDNN handles and the optimiser's state exist by then
-
-
-def check_cuda_graphs(value: Any) -> bool | str:
-    """``cuda_graphs``: auto, true or false; anything else is a user mistake."""
-    if value == "auto" or isinstance(value, bool):
-        return value
-    raise ZooError(f"cuda_graphs={value!r} is not valid; use auto (the default), true or false")
 
 
 class CudaRecorder:
