@@ -213,8 +213,7 @@ class SupervisedTask(GroupedSteps):
         """:meth:`step_loss` on the net's output."""
         loss = self.data_loss(out, y)  # averaged once over the batch
         sums = {"loss": loss.detach() * len(out), "n": len(out), **self.batch_stats(out.detach(), y)}
-        for key, value in sums.items():  # summed on the device: no host sync per step
-            self._train_sums[key] = self._train_sums.get(key, 0) + value
+        self.add_sums(sums)  # summed on the device: no host sync per step
         penalty = self.penalty()
         return (loss if penalty is None else loss + penalty), loss
 

@@ -59,8 +59,8 @@ class GroupedSteps(QuickHookName, L.LightningModule):
     _graph: GroupGraph | None = None  # set when groups run as recorded CUDA graphs
     _group_logged: dict[tuple[str, int], torch.Tensor] | None = None  # step-level values logged inside a group
     _group_index = 0  # the step's position in its group
-    # What the task's steps add up over the epoch (``sums[key] = sums.get(key, 0) + value``: SupervisedTask's
-    # train/loss, train/acc); a group's steps start from an empty dict and their sums are added after the group.
+    # What the task's steps add up over the epoch (add_sums: SupervisedTask's train/loss, train/acc); a group's steps
+    # start from an empty dict and their sums are added after the group.
     _train_sums: dict[str, Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -158,8 +158,7 @@ class GroupedSteps(QuickHookName, L.LightningModule):
                 batch = batch.batches()
         steps = batch.steps if isinstance(batch, PlannedGroup) else len(batch)
         loss, sums, logged = self.group_steps(step, batch, batch_idx) if outputs is None else outputs
-        for key, value in sums.items():
-            self._train_sums[key] = self._train_sums.get(key, 0) + value
+        self.add_sums(sums)
         self.log_group(first, logged)
         if outputs is not None and self._direct is not None:
             self._direct.count(steps)
@@ -195,6 +194,11 @@ class GroupedSteps(QuickHookName, L.LightningModule):
             return loss, self._train_sums, self._group_logged
         finally:
             self._train_sums, self._group_logged = epoch_sums, None
+
+    def add_sums(self, sums: dict[str, Any]) -> None:
+        """Add ``sums`` to what the steps add up (``_train_sums``: the epoch's, or the group's inside one)."""
+        for key, value in sums.items():
+            self._train_sums[key] = self._train_sums.get(key, 0) + value
 
     def log_group(self, first: int, logged: dict[tuple[str, int], torch.Tensor]) -> None:
         """A group's step-level values (its steps numbered from ``first``) where Lightning would write them, in one
@@ -285,6 +289,4 @@ class StepCounter:
 
     def count(self, steps: int) -> None:
         """``steps`` optimiser steps taken without Python (a replayed CUDA graph)."""
-        for _ in range(steps):
-            self.progress.increment_ready()
-            self.progress.increment_completed()
+        self.progress.increment_by(steps)  # ready and completed, as step() counts each
