@@ -61,6 +61,14 @@ def test_verbose_shows_what_is_hidden(tmp_path):
     assert proc.returncode == 0 and "Restoring states from the checkpoint" in out and "Test metric" in out
 
 
+def test_a_disabled_wandb_run_names_no_folder(tmp_path):
+    proc = train("logger.wandb.mode=disabled", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "W&B run" not in out and "wandb sync" not in out  # W&B stored nothing: no line points at a folder
+    assert not (tmp_path / "run" / "wandb").exists()
+
+
 def test_hydras_flags_may_come_before_between_or_after_the_overrides():
     assert hydra_order(["seed=1", "--cfg", "job", "logger=none"]) == ["--cfg", "job", "seed=1", "logger=none"]
     assert hydra_order(["model=mlp", "--multirun", "seed=1,2", "-i", "config"]) == [

@@ -46,7 +46,7 @@ def finish_wandb(exit_code: int = 0) -> None:
     """Close the W&B run, so that the next job of a multirun starts its own. Ctrl-C while W&B sends what it has
     left is one line naming the folder that ``wandb sync`` uploads later (after the message of a training run
     that Ctrl-C or SIGTERM stopped first, if one did), exit 130. Where W&B keeps quiet, one line says where the
-    run went."""
+    run went (none with ``logger.wandb.mode=disabled``: nothing went anywhere)."""
     wandb = sys.modules.get("wandb")
     run = getattr(wandb, "run", None)
     if run is None:
@@ -55,9 +55,10 @@ def finish_wandb(exit_code: int = 0) -> None:
     upload = f"upload it with `wandb sync {folder}`"
     offline = run.settings.mode in ("offline", "dryrun")  # a second run in one process reads "dryrun"
     where = f"offline in {folder}; {upload}" if offline else str(run.url or folder)
+    disabled = run.settings.mode == "disabled"  # no run at all: its sync_dir is a folder W&B never writes
     try:
         wandb.finish(exit_code=exit_code)
-        if wandb_silent() and exit_code == 0:
+        if wandb_silent() and exit_code == 0 and not disabled:
             print(f"W&B run: {where}")
     except KeyboardInterrupt as err:
         first = err.__context__  # what was on its way out when W&B was asked to close, if anything
