@@ -3,6 +3,7 @@ checks and one-line errors, and nets of your own written the three Keras ways.""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
@@ -50,7 +51,7 @@ def test_fit_returns_the_run_and_a_second_fit_makes_a_new_folder(tmp_path, capsy
     assert len(folders(tmp_path)) == 2 and (run.folder / "metrics.json").is_file()
 
 
-def test_predict_and_evaluate_use_the_runs_preprocessing():
+def test_predict_and_evaluate_use_the_runs_preprocessing(caplog):
     from sklearn.datasets import load_digits, load_iris
 
     run = zoo.fit(model="mlp", data="digits", **QUICK)
@@ -58,6 +59,17 @@ def test_predict_and_evaluate_use_the_runs_preprocessing():
     pixels = (digits.images[:50] * 255 / 16).round().astype(np.uint8)  # raw pixels, as the data module holds them
     rows = run.predict(pixels)
     assert len(rows) == 50 and (rows["predicted"].astype(int) == digits.target[:50]).mean() >= 0.9
+    with pytest.raises(
+        zoo.ZooError, match=r"^inputs: pixel values run 0\.\.1, scaled to 0\.\.1; give raw pixels 0\.\.255"
+    ):
+        run.predict(pixels / 255.0)  # scaled as torchvision's ToTensor scales them
+    with pytest.raises(
+        zoo.ZooError, match=r"^inputs: pixel values run -[\d.]+\.\.[\d.]+; give raw pixels 0\.\.255 \(not"
+    ):
+        run.predict((pixels - 80.0) / 60.0)  # normalised
+    with caplog.at_level(logging.WARNING):
+        run.predict(digits.images[:50])  # scikit-learn's own 0..16: predicted, with a warning naming the fix
+    assert "far darker than the training images" in caplog.text and "images * 255 / 16" in caplog.text
     assert run.evaluate() == pytest.approx(run.metrics, abs=1e-5)  # the test split again, nothing written
     iris = zoo.fit(model="mlp", data="iris", logger="none", trainer={"max_epochs": 100})
     data = load_iris(as_frame=True)

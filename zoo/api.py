@@ -36,7 +36,7 @@ from zoo.console import logger_level
 from zoo.errors import ZooError
 from zoo.nets.given import class_name, give
 from zoo.outputs import RunFolder
-from zoo.predict import predict_rows, read_inputs, restore_datamodule
+from zoo.predict import check_pixels, predict_rows, read_inputs, restore_datamodule
 from zoo.run import Trained, build_datamodule, load_checkpoint, run_training, task_from_checkpoint
 
 FAST = "ZOO_FAST"  # ZOO_FAST=1: every fit stops after FAST_EPOCHS epochs (the notebooks' runs in CI)
@@ -141,7 +141,8 @@ class Run:
     def predict(self, inputs: Any, batch_size: int = 1024) -> pd.DataFrame:
         """Predictions for new inputs, one row each (the class and its probability, and every class's; or the
         targets). ``inputs``: image files or a folder, a CSV or text file; a DataFrame (a table's columns);
-        texts; arrays of raw pixels ``[N, C, H, W]`` (or ``[N, H, W]``), of a table's feature values, or of ids."""
+        texts; arrays of raw pixels 0..255 ``[N, C, H, W]`` (or ``[N, H, W]``), of a table's feature values, or
+        of ids."""
         if self.task is None:
             raise ZooError("this run has no trained model to predict with (a cross-validation: predict with a fold)")
         names, encoded = self._encode(inputs)
@@ -164,6 +165,7 @@ class Run:
                 raise ZooError(
                     f"inputs: images {list(x.shape[1:])} but the run trained on {spec.input_shape} [C, H, W]"
                 )
+            check_pixels(x, spec.pixel_mean)
             return names, x
         if spec.is_text:
             return names, x.long()

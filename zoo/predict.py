@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,9 @@ from zoo.errors import ZooError
 from zoo.outputs import RunFolder
 from zoo.run import load_checkpoint, predictions, task_from_checkpoint
 from zoo.spec import CLASSIFICATION, REGRESSION
+
+log = logging.getLogger(__name__)
+DARKER = 8  # a batch of pixels this many times darker on average than the training images is warned about
 
 SHOWN_CLASSES = 3  # printed per row: the most probable classes
 
@@ -90,6 +94,33 @@ def restore_datamodule(checkpoint: dict[str, Any]) -> Any:
         raise ZooError(f"ckpt_path: holds no {type(datamodule).__qualname__} state; train again with this zoo version")
     datamodule.load_state_dict(state)
     return datamodule
+
+
+def check_pixels(x: torch.Tensor, pixel_mean: list[float]) -> None:
+    """Arrays of images given to predict hold raw pixels 0..255, as the run trained on (its net normalises them
+    itself): normalised values (below 0) or values scaled to 0..1 are refused in one line; a batch far darker than
+    the training images (scikit-learn's digits as ``load_digits().images`` give them, 0..16) is warned about."""
+    if x.numel() == 0:
+        return
+    low, high = float(x.min()), float(x.max())
+    if low < 0 or high > 255:
+        raise ZooError(
+            f"inputs: pixel values run {low:g}..{high:g}; give raw pixels 0..255 (not normalised ones): the net "
+            "normalises them as it did in training"
+        )
+    if x.is_floating_point() and 0 < high <= 1:
+        raise ZooError(
+            f"inputs: pixel values run {low:g}..{high:g}, scaled to 0..1; give raw pixels 0..255, e.g. "
+            "(x * 255).round().astype('uint8')"
+        )
+    trained = 255 * sum(pixel_mean) / len(pixel_mean) if pixel_mean else 0.0
+    seen = float(x.double().mean())
+    if seen * DARKER < trained:
+        log.warning(
+            "inputs: pixel values run %g..%g with mean %.3g, far darker than the training images' %.3g; raw pixels "
+            "0..255 are expected (scikit-learn's digits run 0..16: give images * 255 / 16)",
+            low, high, seen, trained,
+        )  # fmt: skip
 
 
 def read_inputs(path: Path, images: bool) -> tuple[list[str], Any]:
