@@ -77,6 +77,18 @@ def test_predict_and_evaluate_use_the_runs_preprocessing(caplog):
     assert (predicted == data.target_names[data.target]).mean() >= 0.9
 
 
+def test_predict_on_texts_and_token_ids_refuses_what_the_vocabulary_cannot_read():
+    run = zoo.fit(model="text_avgpool", data="text_synth", logger="none", trainer={"max_epochs": 2})
+    size = run.task.spec.vocab_size
+    assert len(run.predict(["a good day", ""])) == 2 and len(run.predict(np.array([[1, 2, 3]]))) == 1
+    with pytest.raises(
+        zoo.ZooError, match=rf"^inputs: give texts, or token ids as integers \[N, length\] in 0..{size - 1} "
+    ):
+        run.predict(np.array([[size, 2, 3]]))  # an id past the vocabulary
+    with pytest.raises(zoo.ZooError, match=r"^inputs: nothing to predict \(no rows\)"):
+        run.predict([])
+
+
 def test_a_mistake_is_the_command_lines_one_line_error_and_writes_nothing(tmp_path):
     with pytest.raises(zoo.ZooError, match=r"^optimizer.lr=abc is not valid; optimizer.lr takes a number"):
         zoo.fit("optimizer.lr=abc")

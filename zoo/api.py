@@ -151,6 +151,8 @@ class Run:
 
     def _encode(self, inputs: Any) -> tuple[list[str], Any]:
         spec = self.task.spec
+        if not isinstance(inputs, str | Path) and hasattr(inputs, "__len__") and len(inputs) == 0:
+            raise ZooError("inputs: nothing to predict (no rows); give at least one input")
         if isinstance(inputs, str | Path):
             return read_inputs(Path(inputs), spec.is_image)
         if isinstance(inputs, pd.DataFrame):
@@ -168,6 +170,11 @@ class Run:
             check_pixels(x, spec.pixel_mean)
             return names, x
         if spec.is_text:
+            if x.dim() != 2 or x.is_floating_point() or int(x.min()) < 0 or int(x.max()) >= spec.vocab_size:
+                raise ZooError(
+                    f"inputs: give texts, or token ids as integers [N, length] in 0..{spec.vocab_size - 1} (the "
+                    "run's vocabulary)"
+                )
             return names, x.long()
         numeric = self.datamodule.preprocessor.state["numeric"]["names"]
         if self.datamodule.preprocessor.state["categorical"] or x.dim() != 2 or x.shape[1] != len(numeric):
