@@ -349,6 +349,27 @@ def test_help_stays_fast_and_cfg_job_still_works(tmp_path):
     assert not list(Path(tmp_path).iterdir())
 
 
+def test_a_checkpoint_tested_on_data_it_cannot_read_is_refused_naming_both(fails, tmp_path):
+    """scripts/eval.py data=NAME tests a checkpoint on another data set, which must give the inputs and classes the
+    model was trained on; the same data set, picked by name, tests as the stored config does."""
+    import zoo
+    from tests.conftest import compose
+    from zoo.run import evaluate
+
+    run = zoo.fit("model=mlp", "data=iris", "logger=none", "trainer.max_epochs=3", f"paths.log_dir={tmp_path / 'iris'}")
+    ckpt = f"ckpt_path={run.folder / 'checkpoints' / 'last.ckpt'}"
+    assert fails(ckpt, "data=breast_cancer", script="eval") == (
+        "error: data=breast_cancer gives classes ['malignant', 'benign'] but the model was trained on classes "
+        "['setosa', 'versicolor', 'virginica'] (data=iris); test it on data like that"
+    )
+    assert fails(ckpt, "data=digits", script="eval").startswith("error: data=digits gives image inputs but the model")
+    by_name = evaluate(compose([ckpt, "data=iris"], tmp_path, config_name="eval", folder="by_name"))
+    stored = evaluate(compose([ckpt], tmp_path, config_name="eval", folder="stored"))
+    assert by_name == pytest.approx(stored, abs=1e-6)
+    with pytest.raises(zoo.ZooError, match=r"^data=mnist5k gives image inputs but the model was trained on table"):
+        run.evaluate(data="mnist5k")
+
+
 def test_a_file_that_is_no_checkpoint_says_so(fails, tmp_path):
     """A text file or a truncated checkpoint is named for what it is, not as a file that would run code."""
     text = tmp_path / "config.yaml"

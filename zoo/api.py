@@ -38,6 +38,7 @@ from zoo.nets.given import class_name, give
 from zoo.outputs import RunFolder
 from zoo.predict import check_pixels, predict_rows, read_inputs, restore_datamodule
 from zoo.run import Trained, build_datamodule, load_checkpoint, run_training, task_from_checkpoint
+from zoo.spec import check_same_inputs
 
 FAST = "ZOO_FAST"  # ZOO_FAST=1: every fit stops after FAST_EPOCHS epochs (the notebooks' runs in CI)
 FAST_EPOCHS = 2
@@ -198,6 +199,7 @@ class Run:
         else:
             data_cfg = OmegaConf.merge(stored.data, OmegaConf.from_dotlist([a.removeprefix("data.") for a in args]))
         datamodule = build_datamodule(data_cfg, stored.model)
+        check_same_inputs(self.task.spec, datamodule.spec)
         if type(datamodule) is type(self.datamodule):  # what the data fitted in training (a text tokenizer)
             datamodule.load_state_dict(self.datamodule.state_dict())
         try:

@@ -48,7 +48,7 @@ from zoo.safety import (
     restarted_run,
     resume_wandb,
 )
-from zoo.spec import IMAGE, TABLE, TEXT, DataSpec, spec_from_dict
+from zoo.spec import IMAGE, TABLE, TEXT, DataSpec, check_same_inputs, spec_from_dict
 from zoo.tasks.base import SupervisedTask
 from zoo.tasks.grouped import check_steps_per_execution
 from zoo.tracking import finish_wandb
@@ -153,19 +153,22 @@ def run_training(cfg: DictConfig) -> Trained:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Test a checkpoint on the test split of the data it was trained on, with the config stored inside it."""
+    """Test a checkpoint on the test split of the data it was trained on, with the config stored inside it; or on
+    another data set (``data=NAME``) that gives the inputs and classes it was trained on."""
     check_trainer(cfg)
     folder = RunFolder(cfg.paths.output_dir)
     folder.check_free()
     checkpoint = load_checkpoint(cfg.ckpt_path)
     stored = OmegaConf.create(checkpoint["zoo_config"])
-    data_cfg = OmegaConf.merge(stored.data, cfg.get("data") or {})
+    given = cfg.get("data") or OmegaConf.create()
+    data_cfg = given if "_target_" in given else OmegaConf.merge(stored.data, given)  # data=NAME | +data.KEY=VALUE
     verbose = bool(cfg.get("verbose", False))
     prepare_process(stored.seed, verbose)
     datamodule = build_datamodule(data_cfg, stored.model)
+    task = task_from_checkpoint(checkpoint)
+    check_same_inputs(task.spec, datamodule.spec)
     if type(datamodule).__qualname__ in checkpoint:  # what the data fitted in training (a text tokenizer)
         datamodule.load_state_dict(checkpoint[type(datamodule).__qualname__])
-    task = task_from_checkpoint(checkpoint)
     config = plain_config(cfg)
     shown = [TestReport(folder), ProgressBar()]  # no bar redrawn for a test pass: its metrics come as one line
     trainer = build_trainer(cfg, folder.path, config, extra_callbacks=shown)

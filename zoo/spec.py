@@ -108,3 +108,34 @@ def spec_from_dict(d: dict[str, Any]) -> DataSpec:
             "another zoo version; train the model again"
         )
     return SPECS[kind](**d)
+
+
+def check_same_inputs(trained: DataSpec, data: DataSpec) -> None:
+    """A trained model is tested only on data it reads and predicts the way it learnt to: the same kind of inputs,
+    the same classes or targets, and for tables and images the same shape and columns (texts are encoded again
+    with the run's own tokenizer and length). ``data`` is the spec the data set gives by itself, before the run's
+    fitted state is loaded into it."""
+    checks = [
+        ("{} inputs", trained.input_kind, data.input_kind),
+        ("a {} task", trained.task, data.task),
+        ("classes {}", trained.class_names, data.class_names),
+        ("targets {}", trained.target_names, data.target_names),
+    ]
+    if not trained.is_text:
+        checks += [
+            ("inputs of shape {}", trained.input_shape, data.input_shape),
+            ("columns {}", getattr(trained, "feature_names", []), getattr(data, "feature_names", [])),
+        ]
+    for what, was, now in checks:
+        if was != now:
+            raise ZooError(
+                f"data={data.name} gives {what.format(_brief(now))} but the model was trained on "
+                f"{what.format(_brief(was))} (data={trained.name}); test it on data like that"
+            )
+
+
+def _brief(value: Any) -> str:
+    """A value for a one-line error: a long list cut to its first five items and its length."""
+    if isinstance(value, list) and len(value) > 6:
+        return f"[{', '.join(map(str, value[:5]))}, ... ({len(value)})]"
+    return str(value)
