@@ -9,6 +9,7 @@ import statistics
 import pytest
 import yaml
 
+import zoo
 from zoo.errors import ZooError
 
 
@@ -34,6 +35,9 @@ def test_three_folds_report_mean_and_std_and_keep_each_fold(train_run, capsys):
         assert config["cv"]["fold"] == fold
         vals.append(json.loads((out / f"fold{fold}" / "metrics.json").read_text())["test/acc"])
     assert vals == accs  # the same test split, three different validation folds
+    with pytest.raises(ZooError, match=rf"^'{out}' is a cross-validation of 3 folds, each its own run: give one"):
+        zoo.load(out)
+    assert zoo.load(out / "fold1").metrics["test/acc"] == pytest.approx(vals[1])
 
 
 def test_held_out_folds_are_scored_apart_from_the_test_split(train_run, capsys):

@@ -66,6 +66,12 @@ class RunFolder:
         best = sorted(self.checkpoints.glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
         last = self.checkpoints / "last.ckpt"
         if not best and not last.is_file():
+            folds = sorted(p.name for p in self.path.glob("fold*") if (p / "checkpoints").is_dir())
+            if folds:
+                raise ZooError(
+                    f"'{self.path}' is a cross-validation of {len(folds)} folds, each its own run: give one of them, "
+                    f"e.g. '{self.path / folds[0]}'"
+                )
             raise ZooError(f"'{self.path}' holds no checkpoints/*.ckpt; give a zoo run folder or a .ckpt file")
         return best[-1] if best else last
 
