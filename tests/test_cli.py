@@ -47,6 +47,14 @@ def test_help_lists_every_group_and_option_without_importing_torch():
         assert f"{group:<11} {options}" in out
 
 
+def test_each_scripts_help_lists_its_own_groups_and_says_what_it_does():
+    out = script("eval", "--help").stdout
+    assert "  data        boston, " in out and "  logger      *csv, " in out and "  trainer     " in out
+    assert "  model " not in out and "  experiment " not in out  # the checkpoint brings its model
+    assert "python scripts/eval.py ckpt_path=PATH: tests a checkpoint on its test split" in out
+    assert "data=NAME tests it on another" in out and "scripts/train.py" not in out
+
+
 def test_cfg_job_prints_the_composed_config_with_overrides():
     proc = script("train", "model=linear", "data=boston", "data.batch_size=full", "seed=7", "--cfg", "job")
     assert proc.returncode == 0, proc.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import gc
+import itertools
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -71,7 +72,8 @@ def exit_with_help_if_asked(config_name: str) -> None:
 def help_text(config_name: str) -> str:
     import yaml
 
-    primary = yaml.safe_load((CONF_DIR / f"{config_name}.yaml").read_text()) or {}
+    text = (CONF_DIR / f"{config_name}.yaml").read_text()
+    primary = yaml.safe_load(text) or {}
     defaults = {k: v for d in primary.get("defaults", []) if isinstance(d, dict) for k, v in d.items()}
     lines = [
         f"zoo {config_name}: from linear regression to CNNs and transfer learning, with Lightning, Hydra and W&B.",
@@ -80,10 +82,13 @@ def help_text(config_name: str) -> str:
         "",
         "config groups (GROUP=OPTION, * = default):",
     ]
-    for group in groups():
+    for group in groups() if config_name == "train" else [g for g in groups() if g in defaults]:  # the script's own
         marked = [f"*{o}" if o == defaults.get(group) else o for o in group_options(group, [CONF_DIR], aliases=False)]
         lines.append(f"  {group:<11} {', '.join(marked)}")
-    return "\n".join(lines) + "\n\n" + EXAMPLES
+    if config_name == "train":
+        return "\n".join(lines) + "\n\n" + EXAMPLES
+    header = itertools.takewhile(lambda line: line.startswith("#"), text.splitlines())  # what the script does
+    return "\n".join([*lines, "", *(line.removeprefix("#").strip() for line in header)])
 
 
 def groups() -> list[str]:
