@@ -31,9 +31,11 @@ def test_a_group_the_user_picks_drops_the_recipes_keys_under_it():
     assert "scheduler=cosine" in recipe.overrides
 
 
-def test_an_experiment_or_a_sweep_over_the_pair_takes_no_recipe(tmp_path):
+def test_an_experiment_a_sweep_over_the_pair_or_a_search_takes_no_recipe(tmp_path):
     assert recipe_for(["experiment=cnn_digits"]) is None
     assert recipe_for(["model=cnn,lenet5", "data=digits"]) is None
+    assert recipe_for(["data=boston", "hparams_search=auto"]) is None  # each trial's settings are the search's
+    assert recipe_for(["hparams_search=optuna"]) is None and recipe_for(["hparams_search=null"]).name == "mlp+digits"
     assert recipe_for(["model=cnn", "data=cifar10"]) is None  # no recipe for this pair: the model's defaults
     cfg = compose(["experiment=lenet5_mnist5k"], tmp_path)
     assert cfg.recipe == "auto" and cfg.optimizer.lr == 0.05

@@ -90,7 +90,8 @@ def recipe_for(overrides: list[str], dirs: list[Path] | None = None) -> Recipe |
     """The recipe a training run with these overrides takes: ``recipe=auto`` (the default) picks
     ``conf/recipes/<model>+<data>.yaml`` where one exists, ``recipe=NAME`` that one, ``recipe=none`` none. An
     experiment is a recipe of its own (none is added), and so is a sweep over the model or the data (each job would
-    need its own). The recipe's overrides for keys the command line gives (or a group above them other than the
+    need its own) and a hyperparameter search (it picks the settings itself: a recipe's would override each
+    trial's). The recipe's overrides for keys the command line gives (or a group above them other than the
     model and the data: ``optimizer=sgd`` drops the recipe's ``optimizer.lr``) are left out: what the user types
     wins."""
     from omegaconf import OmegaConf
@@ -100,7 +101,8 @@ def recipe_for(overrides: list[str], dirs: list[Path] | None = None) -> Recipe |
     if asked in ("none", "null") or _choice(overrides, "experiment") not in (None, "null"):
         return None
     model, data = _choice(overrides, "model") or "mlp", _choice(overrides, "data") or "digits"
-    if asked == "auto" and any(c in model + data for c in ",()[]"):
+    searched = _choice(overrides, "hparams_search") not in (None, "null")
+    if asked == "auto" and (any(c in model + data for c in ",()[]") or searched):
         return None
     name = f"{model}+{data}" if asked == "auto" else asked
     path = option_file(RECIPES, name, dirs)
