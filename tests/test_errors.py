@@ -280,6 +280,14 @@ def test_settings_torch_or_lightning_refuse_are_refused_before_the_run_starts(fa
     assert fails(*given, *overrides).startswith(line)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with a CUDA GPU takes trainer=gpu")
+def test_trainer_gpu_without_a_gpu_says_so_and_names_auto(fails):
+    assert fails("trainer=gpu") == (
+        "error: trainer.accelerator=gpu: this machine has no CUDA GPU that torch can use; leave it to "
+        "trainer.accelerator=auto (trainer=default), which takes a GPU where there is one and the CPU elsewhere"
+    )
+
+
 def test_a_learning_rate_that_makes_the_loss_nan_stops_naming_the_step(fails):
     line = fails("optimizer=sgd", "optimizer.lr=1e12", "trainer.max_epochs=3", "callbacks=none", "recipe=none")
     assert line.startswith("error: the training loss became NaN or infinite at step ")
