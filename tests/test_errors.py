@@ -280,10 +280,10 @@ def test_settings_torch_or_lightning_refuse_are_refused_before_the_run_starts(fa
     assert fails(*given, *overrides).startswith(line)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with a CUDA GPU takes trainer=gpu")
+@pytest.mark.skipif(torch.cuda.is_available() or torch.backends.mps.is_available(), reason="a GPU takes trainer=gpu")
 def test_trainer_gpu_without_a_gpu_says_so_and_names_auto(fails):
     assert fails("trainer=gpu") == (
-        "error: trainer.accelerator=gpu: this machine has no CUDA GPU that torch can use; leave it to "
+        "error: trainer.accelerator=gpu: this machine has no GPU that torch can use; leave it to "
         "trainer.accelerator=auto (trainer=default), which takes a GPU where there is one and the CPU elsewhere"
     )
 

@@ -123,9 +123,10 @@ def check_trainer(cfg: DictConfig) -> None:
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < -1 or epochs == 0):
         raise ZooError(f"trainer.max_epochs={epochs} is not valid; use a positive number of epochs (-1: no limit)")
     accelerator = str(cfg.trainer.get("accelerator", "auto"))
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+    apple = accelerator == "gpu" and torch.backends.mps.is_available()  # Lightning's gpu is Apple's GPU on a Mac
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available() and not apple:
         raise ZooError(
-            f"trainer.accelerator={accelerator}: this machine has no CUDA GPU that torch can use; leave it to "
+            f"trainer.accelerator={accelerator}: this machine has no GPU that torch can use; leave it to "
             "trainer.accelerator=auto (trainer=default), which takes a GPU where there is one and the CPU elsewhere"
         )
     check_matmul_precision(cfg.get("matmul_precision", "highest"))
