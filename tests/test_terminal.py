@@ -69,6 +69,21 @@ def test_a_disabled_wandb_run_names_no_folder(tmp_path):
     assert not (tmp_path / "run" / "wandb").exists()
 
 
+def test_wandb_refusing_to_start_is_one_line_and_leaves_no_run_folder(tmp_path):
+    """An online run with no W&B login and no terminal to ask for one on: W&B's refusal, in one line with the ways
+    out, exit 2, and no run folder."""
+    env = {k: v for k, v in ENV.items() if k not in ("WANDB_MODE", "WANDB_API_KEY")}
+    env["NETRC"] = str(tmp_path / "no-netrc")  # no `wandb login` entry
+    command = [sys.executable, str(ROOT / "scripts" / "train.py"), "logger.wandb.mode=online", "trainer.max_epochs=1"]
+    proc = subprocess.run([*command, f"hydra.run.dir={tmp_path / 'run'}"], env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: W&B could not start the run (No API key configured.")
+    assert line.endswith("or log offline with logger.wandb.mode=offline and upload later with `wandb sync`")
+    assert not (tmp_path / "run").exists()
+
+
 def test_hydras_flags_may_come_before_between_or_after_the_overrides():
     assert hydra_order(["seed=1", "--cfg", "job", "logger=none"]) == ["--cfg", "job", "seed=1", "logger=none"]
     assert hydra_order(["model=mlp", "--multirun", "seed=1,2", "-i", "config"]) == [

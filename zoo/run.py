@@ -51,7 +51,7 @@ from zoo.safety import (
 from zoo.spec import IMAGE, TABLE, TEXT, DataSpec, check_same_inputs, spec_from_dict
 from zoo.tasks.base import SupervisedTask
 from zoo.tasks.grouped import check_steps_per_execution
-from zoo.tracking import finish_wandb
+from zoo.tracking import finish_wandb, start_logging
 
 log = logging.getLogger(__name__)
 ANY = "any"  # a model config's input for a net of your own (zoo.fit(net=...)): it reads the data as it comes
@@ -324,7 +324,7 @@ def build_trainer(
             cfg.trainer, default_root_dir=str(output_dir), callbacks=callbacks, logger=loggers or False
         )
     for logger in loggers:  # a W&B run starts here: only once every setting is known to hold
-        logger.log_hyperparams(config)
+        start_logging(logger, config)
     return trainer
 
 

@@ -42,6 +42,22 @@ def wandb_logger(mode: str = "auto", **kwargs: Any):
     return without_wandb_anonymous(WandbLogger(offline=resolved == "offline", mode=resolved, **kwargs))
 
 
+def start_logging(logger: Any, config: dict[str, Any]) -> None:
+    """Give ``logger`` the run's config: a W&B logger starts its run here. W&B refusing to start (an online run
+    with no login and no terminal to ask for one on, a server out of reach) is one line naming the ways out."""
+    try:
+        logger.log_hyperparams(config)
+    except Exception as err:
+        wandb = sys.modules.get("wandb")
+        if wandb is None or not isinstance(err, wandb.errors.Error):
+            raise
+        why = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ZooError(
+            f"W&B could not start the run ({why}); log in with `wandb login` (or set WANDB_API_KEY), or log offline "
+            "with logger.wandb.mode=offline and upload later with `wandb sync`"
+        ) from None
+
+
 def finish_wandb(exit_code: int = 0) -> None:
     """Close the W&B run, so that the next job of a multirun starts its own. Ctrl-C while W&B sends what it has
     left is one line naming the folder that ``wandb sync`` uploads later (after the message of a training run
