@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -153,5 +154,8 @@ def test_multirun_gives_each_job_its_own_folder_and_wandb_run(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     jobs = sorted(tmp_path.glob("*-house_prices/multiruns/*/*/metrics.json"))  # one per job, in its experiment
     assert len(jobs) == 2
+    (results,) = tmp_path.glob("*-house_prices/multiruns/*/results.csv")  # one for the multirun: both jobs
+    assert sorted(row["job"] for row in csv.DictReader(results.open())) == ["0", "1"]
+    assert f"multirun: 2 of 2 jobs finished; results: {results}" in proc.stdout
     runs = {p.name for job in jobs for p in (job.parent / "wandb").glob("offline-run-*")}
     assert len(runs) == 2

@@ -149,7 +149,16 @@ except ImportError:  # pragma: no cover
 class SweepResults(Callback):
     """Hydra callback: one row per multirun job (``jobs.jsonl``), then ``results.csv``, ``best.yaml`` and the
     figures that draw the jobs together (``overlay.png`` and, where they apply, ``complexity.png``, ``weights.png``,
-    ``gd_paths.png``)."""
+    ``gd_paths.png``). They all go to the multirun's folder as it starts: in a sweep over the model or the data
+    each job's own folder is under its experiment's name, but the multirun's results stay together."""
+
+    sweep_dir: str | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.sweep_dir = str(config.hydra.sweep.dir)
+
+    def _sweep(self, config: DictConfig) -> SweepFolder:
+        return SweepFolder(self.sweep_dir or config.hydra.sweep.dir)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         from hydra.core.utils import JobStatus
@@ -172,7 +181,7 @@ class SweepResults(Callback):
             "error": error or (f"pruned after epoch {_pruned_at}" if status == "pruned" else ""),
             "run_dir": str(run.path),
         }
-        sweep = SweepFolder(config.hydra.sweep.dir)
+        sweep = self._sweep(config)
         sweep.add_job(row)
         if _interrupted is not None:  # the jobs not yet run are not started: summary, then the signal's exit code
             self.on_multirun_end(config, exit_code=_interrupted.exit_code)
@@ -180,7 +189,7 @@ class SweepResults(Callback):
     def on_multirun_end(self, config: DictConfig, exit_code: int = 1, **kwargs: Any) -> None:
         """``results.csv`` and ``best.yaml``, the figures and ``summary.md`` that put the jobs side by side, a line on
         the best job, each failed job's error; ``exit_code`` when any job failed."""
-        sweep = SweepFolder(config.hydra.sweep.dir)
+        sweep = self._sweep(config)
         rows = sweep.jobs()
         if not rows:
             return
