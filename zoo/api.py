@@ -152,10 +152,10 @@ class Run:
 
     def _encode(self, inputs: Any) -> tuple[list[str], Any]:
         spec = self.task.spec
-        if not isinstance(inputs, str | Path) and hasattr(inputs, "__len__") and len(inputs) == 0:
-            raise ZooError("inputs: nothing to predict (no rows); give at least one input")
         if isinstance(inputs, str | Path):
             return read_inputs(Path(inputs), spec.is_image)
+        if hasattr(inputs, "__len__") and len(inputs) == 0:
+            raise ZooError("inputs: nothing to predict (no rows); give at least one input")
         if isinstance(inputs, pd.DataFrame):
             return [str(i) for i in inputs.index], inputs
         if isinstance(inputs, list | tuple) and all(isinstance(i, str | Path) for i in inputs):
