@@ -319,6 +319,18 @@ def test_the_budgeted_search_tries_the_mlp_and_the_elm_each_on_its_own_settings_
     assert len(results(sweep)) == 8
 
 
+def test_the_budgeted_search_ranks_a_regression_table_by_its_validation_loss(tmp_path):
+    proc = script("train", *AUTO, "data=boston", "hydra.sweeper.n_trials=3", f"paths.log_dir={tmp_path}",
+                  "hparams_search.study_name=s")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "search: regression data: the trials are ranked by val/loss (optimized_metric=auto)" in proc.stdout
+    rows = results(tmp_path / "boston-search" / "searches" / "s")
+    assert len(rows) == 3 and all(r["status"] in ("ok", "pruned") for r in rows)
+    losses = [float(r["objective"]) for r in rows if r["status"] == "ok"]
+    assert losses == sorted(losses) and losses[0] == float(rows[0]["val/loss"])  # lowest first
+    assert "++" not in rows[0]["overrides"] and f"best val/loss = {losses[0]:.4f}" in proc.stdout
+
+
 def test_no_trial_starts_after_the_budget_and_training_stops_at_it(tmp_path):
     proc = script("train", *AUTO, "trainer.max_epochs=100000", "callbacks.early_stopping.patience=null",
                   "model=mlp", "hparams_search.budget=3s", f"paths.log_dir={tmp_path}",

@@ -25,11 +25,14 @@ from zoo.config import register_resolvers
 from zoo.errors import Interrupted, ZooError, report_user_errors
 from zoo.internals import job_outcome
 from zoo.outputs import RunFolder, SweepFolder
+from zoo.spec import CLASSIFICATION
 
 log = logging.getLogger(__name__)
 MINIMISED = ("loss", "rmse", "mae", "mse")  # metric names where lower is better
 PRUNERS = ("median", "hyperband", "none")  # hparams_search.pruner
-SWEEPER_OWN = ("++name=", "++trainer.max_time=", "++hparams_search.trial=")  # added to each trial, not the search's
+AUTO = "auto"  # optimized_metric=auto: val/acc for classification, val/loss for any other task (metric_for)
+# added to each trial by the sweeper, not the search's settings
+SWEEPER_OWN = ("++name=", "++trainer.max_time=", "++hparams_search.trial=", "++optimized_metric=")
 PRUNED_AT = "pruned_at_epoch"  # the Optuna trial attribute a pruned job sets (zoo.pruning), the sweeper reads
 _last_error: str | None = None  # the failing job's error, for SweepResults.on_job_end (same process)
 _interrupted: Interrupted | None = None  # Ctrl-C or SIGTERM stopped the job: the search ends after recording it
@@ -80,9 +83,16 @@ def objective(cfg: DictConfig, metrics: dict[str, float]) -> float | dict[str, f
     key = cfg.get("optimized_metric")
     if not key:
         return metrics
+    if key == AUTO:  # a run outside a search: what its task's search would rank it by
+        key = "val/acc" if "val/acc" in metrics else "val/loss"
     if key not in metrics:
         raise SweepError(f"optimized_metric={key!r} is not a metric of this run; choose one of {', '.join(metrics)}")
     return float(metrics[key])
+
+
+def metric_for(task: str) -> str:
+    """What ``optimized_metric=auto`` ranks the runs of a task by."""
+    return "val/acc" if task == CLASSIFICATION else "val/loss"
 
 
 def minimised(metric: str) -> bool:

@@ -22,6 +22,7 @@ and the search goes on. Kept free of torch, and of Optuna until a search starts.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 import socket
@@ -32,12 +33,22 @@ from typing import Any
 
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, open_dict, read_write
 
+from zoo.console import logger_level
 from zoo.errors import ZooError, report_user_errors
 from zoo.internals import job_outcome
 from zoo.outputs import SweepFolder
-from zoo.search import PRUNED_AT, PRUNERS, check_ensemble_size, minimised, optuna_storage, study_location
+from zoo.search import (
+    AUTO,
+    PRUNED_AT,
+    PRUNERS,
+    check_ensemble_size,
+    metric_for,
+    minimised,
+    optuna_storage,
+    study_location,
+)
 
 WORKER = "worker"  # trial attribute: the host and process that runs it (a dead one's trial is failed on resume)
 OVER_BUDGET = "over_budget"  # trial attribute: asked after another worker spent the budget, never run
@@ -142,6 +153,7 @@ class OptunaSweeper(Sweeper):
         self.params = {k: v for k, v in (params or {}).items() if v is not None}  # null: left out of the search
         self.branches = {str(k): dict(v or {}) for k, v in (branches or {}).items()}
         self.settings = settings
+        self.auto_metric = False  # optimized_metric=auto, resolved from the data as the sweep starts
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
         self.config = config
@@ -167,7 +179,7 @@ class OptunaSweeper(Sweeper):
         space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
         branches = [Branch.parse(when, overrides, space, fixed) for when, overrides in self.branches.items()]
         sampler = self._sampler(space, branches)
-        metric = self.config.get("optimized_metric") or ""
+        metric = self._optimized_metric()
         direction = s.get("direction") or ("minimize" if minimised(metric) else "maximize")
         sweep_dir = Path(self.config.hydra.sweep.dir)
         storage, name = study_location(s, str(sweep_dir))
@@ -192,6 +204,23 @@ class OptunaSweeper(Sweeper):
             ran = len(counted(study.get_trials(deepcopy=False))) - done
             print(f"search: the {s.get('budget')} budget is spent after {ran} trials; the same command runs more")
 
+    def _optimized_metric(self) -> str:
+        """``optimized_metric``; ``auto`` (the auto search's) is ``val/acc`` where the data is a classification and
+        ``val/loss`` otherwise, read from the data before the first trial and given to every trial."""
+        metric = self.config.get("optimized_metric") or ""
+        self.auto_metric = metric == AUTO
+        if not self.auto_metric:
+            return metric
+        from zoo.run import build_datamodule
+
+        with logger_level("zoo.data", logging.ERROR):  # each trial says what reading the data showed
+            task = build_datamodule(self.config.data, self.config.model).spec.task
+        metric = metric_for(task)
+        with read_write(self.config), open_dict(self.config):  # the callbacks read it as the multirun ends
+            self.config.optimized_metric = metric
+        print(f"search: {task} data: the trials are ranked by {metric} (optimized_metric=auto)")
+        return metric
+
     def _sampler(self, space: dict[str, Any], branches: list[Branch]) -> Any:
         """The sampler Hydra instantiated; the grid sampler (a partial) gets the search space's values."""
         sampler = self.sampler
@@ -211,6 +240,7 @@ class OptunaSweeper(Sweeper):
         name = self.config.get("name")  # one sweep folder and study, whatever model a trial takes
         own = [] if name is None else [f"++name={quoted(name)}"]
         own += [] if left is None else [f"++trainer.max_time='{clock(left)}'"]  # the budget's end stops training
+        own += [f"++optimized_metric={self.config.optimized_metric}"] if self.auto_metric else []
         overrides = [
             [*(f"{k}={v}" for k, v in trial.params.items()), *(f"{k}={v}" for k, v in fixed.items())]
             + [f"{k}={v}" for b in branches if b.holds(trial.params) for k, v in b.fixed.items()]
