@@ -101,9 +101,13 @@ def test_a_typo_in_a_nested_key_of_the_model(fails):
     )
 
 
-def test_a_word_for_a_number(fails):
-    assert (
-        fails("optimizer.lr=abc") == "error: optimizer.lr=abc is not valid; optimizer.lr takes a number (default 0.001)"
+def test_a_word_for_a_number_names_the_default_the_run_would_take(fails):
+    assert fails("optimizer.lr=abc", "recipe=none") == (
+        "error: optimizer.lr=abc is not valid; optimizer.lr takes a number (default 0.001)"
+    )
+    assert fails("trainer.max_epochs=abc") == (  # the bare run's recipe sets 60 epochs, not the config's 30
+        "error: trainer.max_epochs=abc is not valid; trainer.max_epochs takes an integer "
+        "(default 60 with the mlp+digits recipe)"
     )
 
 

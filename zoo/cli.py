@@ -20,6 +20,7 @@ from zoo.config import (
     group_options,
     header,
     override_key,
+    recipe_for,
     required_values,
     with_recipe,
 )
@@ -260,7 +261,7 @@ def check_overrides(config_name: str, args: list[str]) -> None:
             if given:
                 kept = [o for o in combo if _is_group(override_key(o), dirs) or override_key(o) == "hydra.searchpath"]
                 defaults = compose(config_name, overrides=kept)
-                _check_value_types(cfg, defaults, given)
+                _check_value_types(cfg, defaults, given, combo if config_name == "train" else None)
             if not {"-c", "--cfg"} & set(args):
                 _check_required(cfg, config_name, combo)
 
@@ -352,10 +353,11 @@ def _is_scalar_not_bool(value: Any) -> bool:
     return isinstance(value, str | int | float) and not isinstance(value, bool)
 
 
-def _check_value_types(cfg: Any, defaults: Any, overrides: list[str]) -> None:
+def _check_value_types(cfg: Any, defaults: Any, overrides: list[str], run: list[str] | None = None) -> None:
     """A word where the config holds a number (``optimizer.lr=abc``; ``auto`` and ``full`` stand for counts), anything
     but true or false where it holds a switch (``compile=maybe``, ``channels_last=3``; ``cuda_graphs`` also takes
-    auto)."""
+    auto). The default named is the one the run would take: its recipe's, where a training run's (``run``, its
+    overrides) has one for the key."""
     for override in overrides:
         key = override_key(override)
         default, value = _raw(defaults, key), _raw(cfg, key)
@@ -366,14 +368,23 @@ def _check_value_types(cfg: Any, defaults: Any, overrides: list[str]) -> None:
             also, accepts = SWITCHES_AND_MORE.get(key, ("", lambda _: False))
             if not (isinstance(value, str) and value.startswith("${")) and not accepts(value):
                 takes = f"true, false or {also}" if also else "true or false"
-                raise ZooError(f"{key}={value} is not valid; {key} takes {takes} (default {str(default).lower()})")
+                raise ZooError(f"{key}={value} is not valid; {key} takes {takes} ({_default(key, default, run)})")
             continue
         if isinstance(default, bool) or not isinstance(default, int | float) or not isinstance(value, str):
             continue
         if value.startswith("${") or (isinstance(default, int) and value in ("auto", "full")):
             continue
         kind = "an integer" if isinstance(default, int) else "a number"
-        raise ZooError(f"{key}={value} is not valid; {key} takes {kind} (default {default})")
+        raise ZooError(f"{key}={value} is not valid; {key} takes {kind} ({_default(key, default, run)})")
+
+
+def _default(key: str, default: Any, run: list[str] | None) -> str:
+    """``default V``: what the run takes for ``key`` where it is not given, its recipe's value where it has one."""
+    recipe = recipe_for([o for o in run if override_key(o) != key]) if run is not None else None
+    value = next((o.split("=", 1)[1] for o in recipe.overrides if override_key(o) == key), None) if recipe else None
+    if value is not None:
+        return f"default {value} with the {recipe.name} recipe"
+    return f"default {str(default).lower() if isinstance(default, bool) else default}"
 
 
 def _check_required(cfg: Any, config_name: str, overrides: list[str]) -> None:
