@@ -16,11 +16,14 @@ $(STAMP): pyproject.toml
 train: $(STAMP)  ## the default run: MLP on digits, offline, tested, in under a minute
 	$(PY) scripts/train.py $(ARGS)
 
+# one worker per core (4 at most: a worker holds a few GB); `make test JOBS=0` runs the tests in this process
+JOBS ?= auto --maxprocesses=4
+
 test: $(STAMP)  ## the whole suite, slow tests included (what CI runs)
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n $(JOBS) $(ARGS)
 
 test-fast: $(STAMP)  ## the suite without the tests marked slow
-	$(PY) -m pytest -m "not slow" $(ARGS)
+	$(PY) -m pytest -n $(JOBS) -m "not slow" $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
