@@ -144,6 +144,7 @@ def start(config_name: str) -> None:
     gc.disable()
     exit_with_help_if_asked(config_name)
     args = sys.argv[1:]
+    given = [a for a in args if "=" in a and not a.startswith("-")]
     verbose = bool(VERBOSE & set(args))
     args = [template_spelling(a) for a in args if a not in VERBOSE] + (["++verbose=true"] if verbose else [])
     args = hydra_order(searched(args) if config_name == "train" else args)
@@ -151,7 +152,8 @@ def start(config_name: str) -> None:
     if config_name == "train":
         args = report_user_errors(recipe_args, args)
     sys.argv[1:] = args
-    report_user_errors(check_overrides, config_name, args)
+    if given or config_name != "train":  # a bare training run (its recipe's overrides are tested) composes once
+        report_user_errors(check_overrides, config_name, args)
 
 
 @contextlib.contextmanager
