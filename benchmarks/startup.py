@@ -37,18 +37,20 @@ if str(ROOT) not in sys.path:  # run as a script: benchmarks.run writes the sect
 ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONPATH": str(ROOT)}
 
 
-def wall(*args: str, cwd: Path = ROOT) -> float:
-    return timed(*args, cwd=cwd)[0]
+def wall(*args: str) -> float:
+    return timed(*args)[0]
 
 
-def timed(*args: str, cwd: Path = ROOT) -> tuple[float, str]:
-    """Seconds of ``python ARGS`` as a whole process, and what it printed."""
+def timed(*args: str, logs: str | None = None) -> tuple[float, str]:
+    """Seconds of ``python ARGS`` as a whole process, and what it printed; a run's folders go under ``logs``
+    (``ZOO_LOG_DIR``: the command stays as a user types it)."""
+    env = ENV if logs is None else {**ENV, "ZOO_LOG_DIR": logs}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, *args], cwd=cwd, env=ENV, check=True, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     return time.perf_counter() - start, done.stdout
 
 
-def phases(folder: Path) -> dict[str, float]:
+def phases() -> dict[str, float]:
     """The default run in this process, as ``scripts/train.py`` runs it (the script itself, with its arguments),
     seconds per phase and peak memory (MB). The phases add up to the time from this function's first line to the
     script's end; the parent adds the interpreter's start and exit (the whole process less that)."""
@@ -87,7 +89,7 @@ def phases(folder: Path) -> dict[str, float]:
         setattr(owner, name, wrapper)
 
     charge(zoo.cli, "start", "command line (checked, recipe)")
-    charge(hydra._internal.hydra.Hydra, "compose_config", "Hydra composition (the check's and the run's)")
+    charge(hydra._internal.hydra.Hydra, "compose_config", "Hydra composition")
     charge(zoo.run, "build_datamodule", "data")
     charge(zoo.run, "build_task", "model")
     charge(zoo.run, "build_trainer", "trainer and W&B start (W&B imported)")
@@ -96,7 +98,7 @@ def phases(folder: Path) -> dict[str, float]:
     charge(zoo.callbacks.RunOutputs, "on_fit_end", "figures")  # inside fit: the learning curves
     charge(zoo.callbacks.TestReport, "on_test_epoch_end", "figures")  # inside test: confusion matrix...
     charge(zoo.run, "finish_wandb", "W&B finish")
-    sys.argv = [str(ROOT / "scripts" / "train.py"), f"hydra.run.dir={folder}/run", f"paths.log_dir={folder}/logs"]
+    sys.argv = [str(ROOT / "scripts" / "train.py")]  # the bare command; its folders go under ZOO_LOG_DIR
     t = time.perf_counter()
     runpy.run_path(sys.argv[0], run_name="__main__")
     script = time.perf_counter() - t
@@ -108,21 +110,19 @@ def phases(folder: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--phases":
-        print(json.dumps(phases(Path(sys.argv[2]))))
+    if sys.argv[1:] == ["--phases"]:
+        print(json.dumps(phases()))
         return
     help_s = min(wall("scripts/train.py", "--help") for _ in range(3))
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         runs, plain_runs, keras_runs = [], [], []
         for i in range(2):  # in turn: a slower minute slows each
-            runs.append(timed("scripts/train.py", f"hydra.run.dir={tmp}/run{i}", f"paths.log_dir={tmp}/logs{i}"))
-            plain_runs.append(
-                timed("scripts/train.py", "recipe=none", f"hydra.run.dir={tmp}/plain{i}", f"paths.log_dir={tmp}/p{i}")
-            )
+            runs.append(timed("scripts/train.py", logs=f"{tmp}/logs{i}"))
+            plain_runs.append(timed("scripts/train.py", "recipe=none", logs=f"{tmp}/plain{i}"))
             with contextlib.suppress(subprocess.CalledProcessError):  # keras missing: pip install .[bench]
                 keras_runs.append(timed("benchmarks/peers/keras_digits.py", f"{tmp}/keras{i}"))
-        whole, out = timed(__file__, "--phases", f"{tmp}/phases")
+        whole, out = timed(__file__, "--phases", logs=f"{tmp}/phases")
     breakdown = json.loads(out.strip().splitlines()[-1])
     memory = breakdown.pop("peak memory MB")
     breakdown["interpreter start and exit"] = whole - breakdown.pop("total")

@@ -84,6 +84,31 @@ def test_wandb_refusing_to_start_is_one_line_and_leaves_no_run_folder(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+STARTS_WANDB = """
+import sys
+from lightning.pytorch.loggers import WandbLogger
+from zoo.tracking import LAUNCH_INPUTS, start_logging
+applied = []
+if sys.argv[2] == "staged":  # W&B Launch staged this job's inputs: its module is in, and wandb.init applies them
+    from wandb.sdk.launch.inputs import internal
+    internal.StagedLaunchInputs.apply = lambda self, run: applied.append(run.id)
+logger = WandbLogger(save_dir=sys.argv[1], offline=True)
+start_logging(logger, {"lr": 0.1})
+assert logger.experiment.config["lr"] == 0.1
+print(LAUNCH_INPUTS in sys.modules, applied == [logger.experiment.id])
+logger.experiment.finish()
+"""
+
+
+def test_a_wandb_run_skips_launchs_inputs_unless_launch_staged_some(tmp_path):
+    """wandb.init looks for W&B Launch's staged inputs through W&B's public API (about a second): zoo's runs skip
+    the look where nothing could have been staged, and apply them where W&B Launch did stage some."""
+    for staged, printed in (("none", "False False"), ("staged", "True True")):
+        proc = subprocess.run([sys.executable, "-c", STARTS_WANDB, str(tmp_path / staged), staged], cwd=ROOT,
+                              env=ENV, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert proc.returncode == 0 and proc.stdout.split()[-2:] == printed.split(), proc.stderr[-3000:]
+
+
 def test_hydras_flags_may_come_before_between_or_after_the_overrides():
     assert hydra_order(["seed=1", "--cfg", "job", "logger=none"]) == ["--cfg", "job", "seed=1", "logger=none"]
     assert hydra_order(["model=mlp", "--multirun", "seed=1,2", "-i", "config"]) == [

@@ -45,6 +45,10 @@ def wandb_logger(mode: str = "auto", **kwargs: Any):
 def start_logging(logger: Any, config: dict[str, Any]) -> None:
     """Give ``logger`` the run's config: a W&B logger starts its run here. W&B refusing to start (an online run
     with no login and no terminal to ask for one on, a server out of reach) is one line naming the ways out."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    if isinstance(logger, WandbLogger):
+        skip_unstaged_launch_inputs()
     try:
         logger.log_hyperparams(config)
     except Exception as err:
@@ -56,6 +60,27 @@ def start_logging(logger: Any, config: dict[str, Any]) -> None:
             f"W&B could not start the run ({why}); log in with `wandb login` (or set WANDB_API_KEY), or log offline "
             "with logger.wandb.mode=offline and upload later with `wandb sync`"
         ) from None
+
+
+LAUNCH_INPUTS = "wandb.sdk.launch.inputs.internal"  # where W&B Launch stages a job's inputs
+
+
+def skip_unstaged_launch_inputs() -> None:
+    """``wandb.init`` applies the inputs W&B Launch staged for the run, importing W&B's public API to look for
+    them (about a second of a short run). Inputs are staged only through that module: where it was never
+    imported there is nothing to apply, and ``wandb.init`` skips the look."""
+    from wandb.sdk.wandb_run import Run
+
+    apply = getattr(Run, "_detect_and_apply_job_inputs", None)
+    if apply is None or getattr(apply, "staged_only", False):
+        return
+
+    def apply_staged(run: Any) -> None:
+        if LAUNCH_INPUTS in sys.modules:
+            apply(run)
+
+    apply_staged.staged_only = True  # type: ignore[attr-defined]
+    Run._detect_and_apply_job_inputs = apply_staged
 
 
 def finish_wandb(exit_code: int = 0) -> None:
