@@ -43,6 +43,15 @@ def test_grid_search_sorts_by_the_objective_and_saves_the_best_config(tmp_path):
     assert best["model"]["net"]["hidden"] == [best["search"]["units"]] * best["search"]["layers"]
 
 
+def test_a_sweep_ranked_by_auto_ranks_a_regression_by_its_validation_loss(tmp_path):
+    proc = script("train", "--multirun", "logger=none", "data=boston", "trainer.max_epochs=2", "seed=1,2",
+                  "optimized_metric=auto", f"hydra.sweep.dir={tmp_path}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = results(tmp_path)
+    assert [float(r["objective"]) for r in rows] == sorted(float(r["val/loss"]) for r in rows)  # lowest first
+    assert "best val/loss = " in proc.stdout
+
+
 @pytest.mark.parametrize("search", ["optuna", "genetic"])
 def test_optuna_searches_record_a_failed_trial_and_go_on(tmp_path, search):
     proc = script(

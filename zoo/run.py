@@ -127,7 +127,8 @@ def run_training(cfg: DictConfig) -> Trained:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback is not None else ""
         results = trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=verbose)
         held_out = cv.get("folds") is not None  # a cross-validation fold: its scores on the fold it held out
-        if results and (held_out or str(cfg.get("optimized_metric") or "").startswith("val/")):  # or a search's
+        metric = str(cfg.get("optimized_metric") or "")
+        if results and (held_out or metric.startswith("val/") or metric == "auto"):  # or a search's (auto: val/...)
             scores = trainer.validate(
                 task, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=verbose
             )

@@ -83,7 +83,7 @@ def objective(cfg: DictConfig, metrics: dict[str, float]) -> float | dict[str, f
     key = cfg.get("optimized_metric")
     if not key:
         return metrics
-    if key == AUTO:  # a run outside a search: what its task's search would rank it by
+    if key == AUTO:  # a run outside the Optuna sweeper, which reads the task from the data first
         key = "val/acc" if "val/acc" in metrics else "val/loss"
     if key not in metrics:
         raise SweepError(f"optimized_metric={key!r} is not a metric of this run; choose one of {', '.join(metrics)}")
@@ -204,6 +204,8 @@ class SweepResults(Callback):
         if not rows:
             return
         metric = config.get("optimized_metric")
+        if metric == AUTO:  # a sweep other than Optuna's: the jobs were scored as objective() reads auto
+            metric = "val/acc" if any("val/acc" in r for r in rows) else "val/loss"
         best = sweep.write_results(rows, metric, minimise=bool(metric) and minimised(metric))
         failed = [r for r in rows if r["status"] == "failed"]
         pruned = sum(r["status"] == "pruned" for r in rows)
