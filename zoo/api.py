@@ -31,13 +31,13 @@ from torch import nn
 
 from zoo.callbacks import to_float_dict
 from zoo.cli import check_overrides
-from zoo.config import compose_config, with_recipe
+from zoo.config import build_datamodule, compose_config, with_recipe
 from zoo.console import logger_level
 from zoo.errors import ZooError
 from zoo.nets.given import class_name, give
 from zoo.outputs import RunFolder
 from zoo.predict import check_pixels, predict_rows, read_inputs, restore_datamodule
-from zoo.run import Trained, build_datamodule, load_checkpoint, run_training, task_from_checkpoint
+from zoo.run import Trained, load_checkpoint, run_training, task_from_checkpoint
 from zoo.spec import check_same_inputs
 
 FAST = "ZOO_FAST"  # ZOO_FAST=1: every fit stops after FAST_EPOCHS epochs (the notebooks' runs in CI)

@@ -14,12 +14,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from zoo.config import declared
+from zoo.config import build_datamodule, declared
 from zoo.errors import ZooError
 from zoo.outputs import RunFolder
 from zoo.plots import plot_comparison
 from zoo.report import Figure, Table
-from zoo.run import build_datamodule, build_task, prepare_process
+from zoo.run import build_task, prepare_process
 from zoo.spec import CLASSIFICATION, REGRESSION, TABLE, TEXT
 
 ZOO_MODELS = ("mlp", "elm", "logistic", "text_avgpool", "rnn")

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ZooError
+from zoo.spec import ANY, IMAGE
 
 if TYPE_CHECKING:
+    from lightning.pytorch import LightningDataModule
     from omegaconf import DictConfig
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -301,6 +303,23 @@ def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:
 
     with settings_of(None):
         return hydra_instantiate(config, *args, **kwargs)
+
+
+def build_datamodule(data_cfg: DictConfig, model_cfg: DictConfig) -> LightningDataModule:
+    """Instantiate the data, set up for fitting; ``data.normalize=auto`` standardises each pixel for flat models
+    (their columns) and each channel for image nets, and a pretrained text model brings its own tokenizer."""
+    from omegaconf import OmegaConf, open_dict
+
+    if data_cfg.get("normalize") == "auto":
+        per_channel = model_cfg.get("input") in (IMAGE, ANY)
+        data_cfg = OmegaConf.merge(data_cfg, {"normalize": "channel" if per_channel else "pixel"})
+    if model_cfg.get("tokenizer") and "tokenizer" in data_cfg:
+        data_cfg = data_cfg.copy()
+        with open_dict(data_cfg):
+            data_cfg.tokenizer = OmegaConf.to_container(model_cfg.tokenizer, resolve=True)
+    datamodule = instantiate(data_cfg, _convert_="all")
+    datamodule.setup("fit")
+    return datamodule
 
 
 _GROUP: contextvars.ContextVar[str | None] = contextvars.ContextVar("settings_group", default=None)

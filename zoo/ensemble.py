@@ -19,10 +19,11 @@ import torch
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from zoo.config import build_datamodule
 from zoo.console import logger_level
 from zoo.errors import ZooError
 from zoo.outputs import RunFolder, SweepFolder
-from zoo.run import build_datamodule, load_checkpoint, predictions, task_from_checkpoint
+from zoo.run import load_checkpoint, predictions, task_from_checkpoint
 from zoo.search import minimised
 
 SPLITS = ("val", "test")

@@ -24,7 +24,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from zoo.callbacks import Finetune, RunOutputs, TestReport, to_float_dict
-from zoo.config import check_switch, declared, group_options, instantiate, settings_of
+from zoo.config import build_datamodule, check_switch, declared, group_options, instantiate, settings_of
 from zoo.console import quiet
 from zoo.cv import check_folds, hold_out_fold, summarise
 from zoo.display import ProgressBar
@@ -48,13 +48,12 @@ from zoo.safety import (
     restarted_run,
     resume_wandb,
 )
-from zoo.spec import IMAGE, TABLE, TEXT, DataSpec, check_same_inputs, spec_from_dict
+from zoo.spec import ANY, IMAGE, TABLE, TEXT, DataSpec, check_same_inputs, spec_from_dict
 from zoo.tasks.base import SupervisedTask
 from zoo.tasks.grouped import check_steps_per_execution
 from zoo.tracking import finish_wandb, start_logging
 
 log = logging.getLogger(__name__)
-ANY = "any"  # a model config's input for a net of your own (zoo.fit(net=...)): it reads the data as it comes
 
 
 # -- entry points ------------------------------------------------------------------------------------------
@@ -204,21 +203,6 @@ def cross_validate(cfg: DictConfig) -> dict[str, float]:
 
 
 # -- building blocks ---------------------------------------------------------------------------------------
-
-
-def build_datamodule(data_cfg: DictConfig, model_cfg: DictConfig) -> L.LightningDataModule:
-    """Instantiate the data; ``data.normalize=auto`` standardises each pixel for flat models (their columns) and
-    each channel for image nets."""
-    if data_cfg.get("normalize") == "auto":
-        per_channel = model_cfg.get("input") in (IMAGE, ANY)
-        data_cfg = OmegaConf.merge(data_cfg, {"normalize": "channel" if per_channel else "pixel"})
-    if model_cfg.get("tokenizer") and "tokenizer" in data_cfg:  # a pretrained text model brings its own tokenizer
-        data_cfg = data_cfg.copy()
-        with open_dict(data_cfg):
-            data_cfg.tokenizer = OmegaConf.to_container(model_cfg.tokenizer, resolve=True)
-    datamodule = instantiate(data_cfg, _convert_="all")
-    datamodule.setup("fit")
-    return datamodule
 
 
 def build_task(cfg: DictConfig, spec: DataSpec) -> SupervisedTask:

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from zoo.errors import ZooError
 
 TABLE, IMAGE, TEXT = "table", "image", "text"
+ANY = "any"  # a model config's input for a net of your own (zoo.fit(net=...)): it reads the data as it comes
 CLASSIFICATION, REGRESSION, SEGMENTATION, DETECTION = "classification", "regression", "segmentation", "detection"
 BACKGROUND = "background"  # segmentation: class 0 by convention; mean IoU and Dice leave it out when it is named so
 

@@ -35,6 +35,7 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import MISSING, DictConfig, open_dict, read_write
 
+from zoo.config import build_datamodule
 from zoo.console import logger_level
 from zoo.errors import ZooError, report_user_errors
 from zoo.internals import job_outcome
@@ -211,8 +212,6 @@ class OptunaSweeper(Sweeper):
         self.auto_metric = metric == AUTO
         if not self.auto_metric:
             return metric
-        from zoo.run import build_datamodule
-
         with logger_level("zoo.data", logging.ERROR):  # each trial says what reading the data showed
             task = build_datamodule(self.config.data, self.config.model).spec.task
         metric = metric_for(task)
