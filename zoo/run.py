@@ -48,6 +48,7 @@ from zoo.safety import (
     restarted_run,
     resume_wandb,
 )
+from zoo.search import AUTO
 from zoo.spec import ANY, IMAGE, TABLE, TEXT, DataSpec, check_same_inputs, spec_from_dict
 from zoo.tasks.base import SupervisedTask
 from zoo.tasks.grouped import check_steps_per_execution
@@ -127,7 +128,7 @@ def run_training(cfg: DictConfig) -> Trained:
         results = trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=verbose)
         held_out = cv.get("folds") is not None  # a cross-validation fold: its scores on the fold it held out
         metric = str(cfg.get("optimized_metric") or "")
-        if results and (held_out or metric.startswith("val/") or metric == "auto"):  # or a search's (auto: val/...)
+        if results and (held_out or metric.startswith("val/") or metric == AUTO):  # or a search's (auto: val/...)
             scores = trainer.validate(
                 task, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=verbose
             )

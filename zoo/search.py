@@ -25,12 +25,11 @@ from zoo.config import register_resolvers
 from zoo.errors import Interrupted, ZooError, report_user_errors
 from zoo.internals import job_outcome
 from zoo.outputs import RunFolder, SweepFolder
-from zoo.spec import CLASSIFICATION
 
 log = logging.getLogger(__name__)
 MINIMISED = ("loss", "rmse", "mae", "mse")  # metric names where lower is better
 PRUNERS = ("median", "hyperband", "none")  # hparams_search.pruner
-AUTO = "auto"  # optimized_metric=auto: val/acc for classification, val/loss for any other task (metric_for)
+AUTO = "auto"  # optimized_metric=auto: val/acc for classification, val/loss for any other task (ranked_by)
 # added to each trial by the sweeper, not the search's settings
 SWEEPER_OWN = ("++name=", "++trainer.max_time=", "++hparams_search.trial=", "++optimized_metric=")
 PRUNED_AT = "pruned_at_epoch"  # the Optuna trial attribute a pruned job sets (zoo.pruning), the sweeper reads
@@ -83,16 +82,17 @@ def objective(cfg: DictConfig, metrics: dict[str, float]) -> float | dict[str, f
     key = cfg.get("optimized_metric")
     if not key:
         return metrics
-    if key == AUTO:  # a run outside the Optuna sweeper, which reads the task from the data first
-        key = "val/acc" if "val/acc" in metrics else "val/loss"
+    key = ranked_by(key, classifies="val/acc" in metrics)  # auto outside the Optuna sweeper, which resolves it first
     if key not in metrics:
         raise SweepError(f"optimized_metric={key!r} is not a metric of this run; choose one of {', '.join(metrics)}")
     return float(metrics[key])
 
 
-def metric_for(task: str) -> str:
-    """What ``optimized_metric=auto`` ranks the runs of a task by."""
-    return "val/acc" if task == CLASSIFICATION else "val/loss"
+def ranked_by(metric: str, classifies: bool) -> str:
+    """``optimized_metric`` as the runs are ranked: ``auto`` is ``val/acc`` where they classify, else ``val/loss``."""
+    if metric != AUTO:
+        return metric
+    return "val/acc" if classifies else "val/loss"
 
 
 def minimised(metric: str) -> bool:
@@ -204,8 +204,8 @@ class SweepResults(Callback):
         if not rows:
             return
         metric = config.get("optimized_metric")
-        if metric == AUTO:  # a sweep other than Optuna's: the jobs were scored as objective() reads auto
-            metric = "val/acc" if any("val/acc" in r for r in rows) else "val/loss"
+        if metric:  # auto in a sweep other than Optuna's: as objective() scored the jobs
+            metric = ranked_by(metric, classifies=any("val/acc" in r for r in rows))
         best = sweep.write_results(rows, metric, minimise=bool(metric) and minimised(metric))
         failed = [r for r in rows if r["status"] == "failed"]
         pruned = sum(r["status"] == "pruned" for r in rows)

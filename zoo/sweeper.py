@@ -45,11 +45,12 @@ from zoo.search import (
     PRUNED_AT,
     PRUNERS,
     check_ensemble_size,
-    metric_for,
     minimised,
     optuna_storage,
+    ranked_by,
     study_location,
 )
+from zoo.spec import CLASSIFICATION
 
 WORKER = "worker"  # trial attribute: the host and process that runs it (a dead one's trial is failed on resume)
 OVER_BUDGET = "over_budget"  # trial attribute: asked after another worker spent the budget, never run
@@ -214,7 +215,7 @@ class OptunaSweeper(Sweeper):
             return metric
         with logger_level("zoo.data", logging.ERROR):  # each trial says what reading the data showed
             task = build_datamodule(self.config.data, self.config.model).spec.task
-        metric = metric_for(task)
+        metric = ranked_by(metric, classifies=task == CLASSIFICATION)
         with read_write(self.config), open_dict(self.config):  # the callbacks read it as the multirun ends
             self.config.optimized_metric = metric
         print(f"search: {task} data: the trials are ranked by {metric} (optimized_metric=auto)")
