@@ -88,3 +88,16 @@ def test_more_folds_than_a_class_has_samples_is_a_clear_error(train_run):
 def test_one_fold_is_not_cross_validation(train_run):
     with pytest.raises(ZooError, match=r"cv.folds=1 is not valid; use an integer >= 2"):
         train_run("data=iris", "cv.folds=1")
+    with pytest.raises(ZooError, match=r"cv.folds='auto' is not valid; .* auto is for hparams_search=auto"):
+        train_run("data=iris", "cv.folds=auto")
+
+
+def test_the_folds_share_a_time_limit_and_none_starts_once_it_is_spent(train_run, capsys):
+    """A search's budget reaches a cross-validated trial as one trainer.max_time: the first fold trains until it
+    ends, and the folds after it are not started (the means are over the folds that ran)."""
+    metrics, out = train_run("data=iris", "model=logistic", "cv.folds=3", "trainer.max_epochs=100000",
+                             "++trainer.max_time=00:00:00:02")  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "cross-validation: trainer.max_time is spent after 1 of 3 folds; the means are theirs" in printed
+    assert (out / "fold0" / "metrics.json").is_file() and not (out / "fold1").exists()
+    assert [r["fold"] for r in csv.DictReader((out / "cv_folds.csv").open())] == ["0"] and 0 <= metrics["cv/acc"] <= 1

@@ -290,6 +290,7 @@ AUTO = (
     "logger=none",
     "data=iris",
     "trainer.max_epochs=5",
+    "cv.folds=null",  # one validation split, as on a table of 2,000 rows or more
 )  # no --multirun: a search is many runs
 
 
@@ -317,6 +318,26 @@ def test_the_budgeted_search_tries_the_mlp_and_the_elm_each_on_its_own_settings_
     again = script("train", *common, "hydra.sweeper.n_trials=8")  # the same space, branches included: it resumes
     assert again.returncode == 0 and "6 of 8 trials done" in again.stdout, again.stderr[-2000:]
     assert len(results(sweep)) == 8
+
+
+def test_the_budgeted_search_cross_validates_each_trial_on_a_small_table_and_averages_their_fold_models(tmp_path):
+    proc = script("train", *AUTO[:-1], "hydra.sweeper.n_trials=3", f"paths.log_dir={tmp_path}",
+                  "hparams_search.study_name=s")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "search: 120 training+validation rows: each trial is cross-validated over 5 folds" in proc.stdout
+    assert "the trials are ranked by cv/acc (optimized_metric=auto)" in proc.stdout
+    sweep = tmp_path / "iris-search" / "searches" / "s"
+    rows = results(sweep)
+    assert len(rows) == 3 and {r["status"] for r in rows} == {"ok"}  # a cross-validated trial is never pruned
+    assert [float(r["objective"]) for r in rows] == [float(r["cv/acc"]) for r in rows]  # the held-out folds' mean
+    assert all(len(list(csv.DictReader((Path(r["run_dir"]) / "cv_folds.csv").open()))) == 5 for r in rows)
+    assert "++" not in rows[0]["overrides"]  # cv.folds as the sweeper settled it is not a searched setting
+    ensemble = json.loads((sweep / "ensemble.json").read_text())
+    assert 0 <= ensemble["cv/acc"] <= 1 and "val/acc" not in ensemble
+    assert ensemble["run_dirs"] == [f"{r['run_dir']}/fold{i}" for r in rows for i in range(5)]  # what predict averages
+    line = f"ensemble of the 3 best trials (jobs {', '.join(r['job'] for r in rows)}, each the 5 models of its folds"
+    scores = f"cv/acc = {ensemble['cv/acc']:.4f}, test/acc = {ensemble['test/acc']:.4f}"
+    assert line in proc.stdout and scores in proc.stdout
 
 
 def test_the_budgeted_search_ranks_a_regression_table_by_its_validation_loss(tmp_path):

@@ -21,25 +21,42 @@ from zoo.spec import CLASSIFICATION
 
 def check_folds(folds: object) -> int:
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise ZooError(f"cv.folds={folds!r} is not valid; use an integer >= 2 (or null for no cross-validation)")
+        raise ZooError(
+            f"cv.folds={folds!r} is not valid; use an integer >= 2 (or null for no cross-validation; auto is for "
+            "hparams_search=auto)"
+        )
     return folds
 
 
 def hold_out_fold(datamodule: Any, fold: int, folds: int, seed: int) -> None:
     """Re-split ``datamodule``'s train+val so that fold ``fold`` of ``folds`` is the validation split."""
-    import numpy as np
     import torch
+
+    splits = datamodule.splits
+    (xt, yt), (xv, yv) = pooled_splits(datamodule)
+    x, y = torch.cat([xt, xv]), torch.cat([yt, yv])
+    train_idx, val_idx = fold_indices(datamodule.spec, y, fold, folds, seed)
+    splits["train"] = (x[train_idx], y[train_idx])
+    splits["val"] = (x[val_idx], y[val_idx])
+    datamodule.spec.num_train = len(train_idx)
+
+
+def pooled_splits(datamodule: Any) -> tuple[Any, Any]:
+    """The training and validation splits that the folds cut, refused where the data is not held in memory."""
+    if not isinstance(datamodule, SplitsInMemory) or "val" not in datamodule.splits:
+        raise ZooError(f"cv.folds needs a data set held in memory; data={datamodule.spec.name} is not one")
+    datamodule.require_memory("cv.folds")
+    return datamodule.splits["train"], datamodule.splits["val"]
+
+
+def fold_indices(spec: Any, y: Any, fold: int, folds: int, seed: int) -> tuple[Any, Any]:
+    """The rows of train+val (labels or targets ``y``) that fold ``fold`` of ``folds`` trains on and holds out:
+    stratified by class for a classification, the same for every run with the same ``seed``."""
+    import numpy as np
     from sklearn.model_selection import KFold, StratifiedKFold
 
-    spec = datamodule.spec
-    if not isinstance(datamodule, SplitsInMemory) or "val" not in datamodule.splits:
-        raise ZooError(f"cv.folds needs a data set held in memory; data={spec.name} is not one")
-    datamodule.require_memory("cv.folds")
-    splits = datamodule.splits
     if not 0 <= fold < folds:
         raise ZooError(f"cv.fold={fold} is not valid; use 0 to {folds - 1} (or leave it out: all folds run)")
-    (xt, yt), (xv, yv) = splits["train"], splits["val"]
-    x, y = torch.cat([xt, xv]), torch.cat([yt, yv])
     labels = y.numpy() if spec.task == CLASSIFICATION else None
     if labels is not None:
         counts = np.bincount(labels, minlength=spec.num_classes)
@@ -54,10 +71,7 @@ def hold_out_fold(datamodule: Any, fold: int, folds: int, seed: int) -> None:
         if len(y) < folds:
             raise ZooError(f"cv.folds={folds} is more than the {len(y)} training+validation rows; use fewer folds")
         splitter = KFold(folds, shuffle=True, random_state=seed)
-    train_idx, val_idx = list(splitter.split(np.zeros(len(y)), labels))[fold]
-    splits["train"] = (x[train_idx], y[train_idx])
-    splits["val"] = (x[val_idx], y[val_idx])
-    spec.num_train = len(train_idx)
+    return list(splitter.split(np.zeros(len(y)), labels))[fold]
 
 
 def summarise(rows: list[dict[str, float]], folder: RunFolder) -> dict[str, float]:

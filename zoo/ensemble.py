@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from zoo.config import build_datamodule
 from zoo.console import logger_level
+from zoo.cv import fold_indices, pooled_splits
 from zoo.errors import ZooError
 from zoo.outputs import RunFolder, SweepFolder
 from zoo.run import load_checkpoint, predictions, task_from_checkpoint
@@ -31,8 +32,8 @@ SPLITS = ("val", "test")
 
 class SweepEnsemble(Callback):
     """Hydra callback of the Optuna searches: when the multirun ends, ``hparams_search.ensemble`` (K >= 2) on a
-    search of ``val/acc`` averages its K best finished trials and prints one line; an ensemble that cannot be built
-    (a member's run folder gone) is one line too, and the results stand."""
+    search of ``val/acc`` (or ``cv/acc``) averages its K best finished trials and prints one line; an ensemble that
+    cannot be built (a member's run folder gone) is one line too, and the results stand."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         size = (config.get("hparams_search") or {}).get("ensemble", 0)  # checked as the search began
@@ -50,20 +51,57 @@ class SweepEnsemble(Callback):
 
 
 def probabilities(run_dir: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """A classification run's class probabilities and labels on its validation and test splits, by split."""
+    """A classification run's class probabilities and labels, by split: on its validation and test splits; for a
+    cross-validation (``cv.folds=K``), each fold's model on the rows it held out (``cv``, all of train+val) and the
+    K models' average on the test split."""
     folder = RunFolder(run_dir)
-    task = task_from_checkpoint(load_checkpoint(folder.tested_checkpoint())).cpu().eval()
     config = OmegaConf.load(folder.path / "config.yaml")
     with logger_level("zoo.data", logging.ERROR):  # what reading the data showed (dropped columns): its trial said it
         data = build_datamodule(config.data, config.model)  # its splits, preprocessed as in training
-    return {split: (predictions(task, data.splits[split][0]), data.splits[split][1]) for split in SPLITS}
+    x_test, y_test = data.splits["test"]
+    folds = fold_runs(folder, config)
+    if not folds:
+        task = model_of(folder)
+        return {split: (predictions(task, data.splits[split][0]), data.splits[split][1]) for split in SPLITS}
+    (xt, yt), (xv, yv) = pooled_splits(data)
+    x, y = torch.cat([xt, xv]), torch.cat([yt, yv])
+    held_out = torch.zeros(len(y), data.spec.num_classes)
+    tested = []
+    for i, fold in enumerate(folds):
+        task = model_of(fold)
+        _, rows = fold_indices(data.spec, y, i, len(folds), config.data.get("split_seed", 0))
+        held_out[rows] = predictions(task, x[rows])
+        tested.append(predictions(task, x_test))
+    return {"cv": (held_out, y), "test": (torch.stack(tested).mean(0), y_test)}
+
+
+def fold_runs(folder: RunFolder, config: DictConfig) -> list[RunFolder]:
+    """The fold runs of a cross-validation run (all ``cv.folds`` of them), [] for a run of its own."""
+    folds = (config.get("cv") or {}).get("folds")
+    if folds is None or (config.cv.get("fold") is not None):
+        return []
+    return [folder.fold(i) for i in range(folds)]
+
+
+def model_of(folder: RunFolder) -> Any:
+    """The task of ``folder``'s tested checkpoint, on the CPU, for inference."""
+    return task_from_checkpoint(load_checkpoint(folder.tested_checkpoint())).cpu().eval()
+
+
+def model_dirs(run_dir: Path) -> list[Path]:
+    """The run folders whose models a member averages: its fold runs where it cross-validated, else itself."""
+    folder = RunFolder(run_dir)
+    return [f.path for f in fold_runs(folder, OmegaConf.load(folder.path / "config.yaml"))] or [folder.path]
 
 
 def ensemble_of(run_dirs: Sequence[Path]) -> dict[str, float]:
-    """``val/acc`` and ``test/acc`` of the average of the runs' class probabilities."""
+    """``val/acc`` (``cv/acc`` where the runs cross-validated) and ``test/acc`` of the average of the runs' class
+    probabilities."""
     runs = [probabilities(Path(d)) for d in run_dirs]
     scores = {}
-    for split in SPLITS:
+    for split in runs[0]:
+        if any(split not in run for run in runs):
+            raise ZooError("the trials were validated differently (cv.folds); an ensemble needs one way for all")
         labels = runs[0][split][1]
         if any(not torch.equal(run[split][1], labels) for run in runs):
             raise ZooError(f"the trials' {split} splits differ; an ensemble needs one data.split_seed for all")
@@ -74,15 +112,25 @@ def ensemble_of(run_dirs: Sequence[Path]) -> dict[str, float]:
 
 def write_ensemble(sweep: Path, done: list[dict[str, Any]], size: int) -> str | None:
     """The ``size`` best of the finished trials ``done`` (best first) averaged: ``ensemble.json`` and the line that
-    says what it reached; None where there is nothing to average (fewer than two finished classification trials)."""
-    members = [r for r in done if isinstance(r.get("test/acc"), float)][:size]
+    says what it reached; None where there is nothing to average (fewer than two finished classification trials).
+    A cross-validated trial stopped by the budget before its last fold is left out: it scored fewer rows."""
+    members = [r for r in done if isinstance(r.get("test/acc"), float) and complete(Path(r["run_dir"]))][:size]
     if len(members) < 2:
         return None
     scores = ensemble_of([Path(r["run_dir"]) for r in members])
     jobs = [r["job"] for r in members]
-    record = {**scores, "jobs": jobs, "run_dirs": [r["run_dir"] for r in members]}
+    models = [str(d) for r in members for d in model_dirs(Path(r["run_dir"]))]
+    record = {**scores, "jobs": jobs, "run_dirs": models}  # every model averaged (each fold's, in a cross-validation)
     (sweep / "ensemble.json").write_text(json.dumps(record, indent=2))
+    held_out = "cv" if "cv/acc" in scores else "val"
+    folds = f", each the {len(models) // len(members)} models of its folds" if held_out == "cv" else ""
     return (
-        f"ensemble of the {len(members)} best trials (jobs {', '.join(map(str, jobs))}, their class probabilities "
-        f"averaged): val/acc = {scores['val/acc']:.4f}, test/acc = {scores['test/acc']:.4f}; {sweep / 'ensemble.json'}"
+        f"ensemble of the {len(members)} best trials (jobs {', '.join(map(str, jobs))}{folds}, their class "
+        f"probabilities averaged): {held_out}/acc = {scores[f'{held_out}/acc']:.4f}, "
+        f"test/acc = {scores['test/acc']:.4f}; {sweep / 'ensemble.json'}"
     )
+
+
+def complete(run_dir: Path) -> bool:
+    """Whether every model of the run was trained and tested (each fold's, where it cross-validated)."""
+    return all((d / "metrics.json").is_file() for d in model_dirs(run_dir))

@@ -25,10 +25,11 @@ class PruneTrial(L.Callback):
 
     @classmethod
     def for_job(cls, cfg: DictConfig) -> PruneTrial | None:
-        """The callback for a job of an Optuna search whose pruner is not ``none``; else None."""
+        """The callback for a job of an Optuna search whose pruner is not ``none`` (and which does not
+        cross-validate); else None."""
         number = (cfg.get("hparams_search") or {}).get("trial")
-        if number is None or not cfg.get("optimized_metric"):
-            return None
+        if number is None or not cfg.get("optimized_metric") or (cfg.get("cv") or {}).get("folds") is not None:
+            return None  # a cross-validated trial runs every fold in full: each fold's curve starts again
         from hydra.core.hydra_config import HydraConfig
 
         sweeper = HydraConfig.get().sweeper

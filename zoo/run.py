@@ -48,7 +48,7 @@ from zoo.safety import (
     restarted_run,
     resume_wandb,
 )
-from zoo.search import AUTO
+from zoo.search import AUTO, clock, clock_seconds
 from zoo.spec import ANY, IMAGE, TABLE, TEXT, DataSpec, check_same_inputs, spec_from_dict
 from zoo.tasks.base import SupervisedTask
 from zoo.tasks.grouped import check_steps_per_execution
@@ -184,17 +184,26 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 def cross_validate(cfg: DictConfig) -> dict[str, float]:
     """``cv.folds=K``: every fold trained as its own run in ``<run folder>/fold<i>`` (its own W&B run, grouped by the
     experiment), that fold held out as validation (``zoo.cv``); returns each metric's mean over the folds, with
-    ``<metric>_std`` beside it."""
+    ``<metric>_std`` beside it. A ``trainer.max_time`` of DD:HH:MM:SS (a search's budget) is the folds' together:
+    each starts with what is left, and none starts once it is spent."""
     folds = check_folds(cfg.cv.folds)
     folder = RunFolder(cfg.paths.output_dir)
     folder.check_free()
     hold_out_fold(build_datamodule(cfg.data, cfg.model), 0, folds, cfg.data.get("split_seed", 0))  # fail early
     folder.claim(plain_config(cfg))
+    limit = clock_seconds(cfg.trainer.get("max_time"))  # a search's budget: the folds share it
+    deadline = None if limit is None else time.monotonic() + limit
     rows = []
     for fold in range(folds):
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left < 1 and rows:
+            print(f"cross-validation: trainer.max_time is spent after {fold} of {folds} folds; the means are theirs")
+            break
         fold_cfg = cfg.copy()
         with open_dict(fold_cfg):
             fold_cfg.cv.fold = fold
+            if left is not None:
+                fold_cfg.trainer.max_time = clock(max(left, 1))
             fold_cfg.paths.output_dir = str(folder.fold(fold).path)
             if fold_cfg.get("logger") and fold_cfg.logger.get("wandb"):
                 fold_cfg.logger.wandb.name = f"{cfg.name}-fold{fold}"  # group stays the experiment's name

@@ -12,10 +12,11 @@ stopped is listed as ``pruned``. Kept free of torch: Hydra loads it at start.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,12 @@ MINIMISED = ("loss", "rmse", "mae", "mse")  # metric names where lower is better
 PRUNERS = ("median", "hyperband", "none")  # hparams_search.pruner
 AUTO = "auto"  # optimized_metric=auto: val/acc for classification, val/loss for any other task (ranked_by)
 # added to each trial by the sweeper, not the search's settings
-SWEEPER_OWN = ("++name=", "++trainer.max_time=", "++hparams_search.trial=", "++optimized_metric=")
+SWEEPER_OWN = ("++name=", "++trainer.max_time=", "++hparams_search.trial=", "++optimized_metric=", "++cv.folds=")
+# cv.folds=auto (the auto search's): each trial cross-validated over CV_FOLDS folds where train+val holds fewer than
+# CV_BELOW_ROWS rows; there a validation split of 10% is 100-odd rows, one row is near a point of accuracy, and the
+# best of a hundred trials on it is chosen as much by chance as by skill
+CV_FOLDS = 5
+CV_BELOW_ROWS = 2000
 PRUNED_AT = "pruned_at_epoch"  # the Optuna trial attribute a pruned job sets (zoo.pruning), the sweeper reads
 _last_error: str | None = None  # the failing job's error, for SweepResults.on_job_end (same process)
 _interrupted: Interrupted | None = None  # Ctrl-C or SIGTERM stopped the job: the search ends after recording it
@@ -82,17 +88,40 @@ def objective(cfg: DictConfig, metrics: dict[str, float]) -> float | dict[str, f
     key = cfg.get("optimized_metric")
     if not key:
         return metrics
-    key = ranked_by(key, classifies="val/acc" in metrics)  # auto outside the Optuna sweeper, which resolves it first
+    key = ranked_by_metrics(key, metrics)  # auto outside the Optuna sweeper, which resolves it first
     if key not in metrics:
         raise SweepError(f"optimized_metric={key!r} is not a metric of this run; choose one of {', '.join(metrics)}")
     return float(metrics[key])
 
 
-def ranked_by(metric: str, classifies: bool) -> str:
-    """``optimized_metric`` as the runs are ranked: ``auto`` is ``val/acc`` where they classify, else ``val/loss``."""
+def ranked_by(metric: str, classifies: bool, cross_validated: bool = False) -> str:
+    """``optimized_metric`` as the runs are ranked: ``auto`` is ``val/acc`` where they classify, else ``val/loss``;
+    ``cv/acc`` and ``cv/loss`` (each fold's score on the rows it held out, averaged) where each run cross-validates."""
     if metric != AUTO:
         return metric
-    return "val/acc" if classifies else "val/loss"
+    split = "cv" if cross_validated else "val"
+    return f"{split}/acc" if classifies else f"{split}/loss"
+
+
+def ranked_by_metrics(metric: str, reported: Iterable[str]) -> str:
+    """:func:`ranked_by`, told by the metrics the runs reported whether they classify and cross-validate."""
+    keys = set(reported)
+    return ranked_by(metric, classifies=bool({"val/acc", "cv/acc"} & keys), cross_validated="cv/loss" in keys)
+
+
+def clock(seconds: float) -> str:
+    """``seconds`` as Lightning's ``max_time`` reads it: DD:HH:MM:SS."""
+    s = math.ceil(seconds)
+    return f"{s // 86400:02d}:{s // 3600 % 24:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def clock_seconds(max_time: Any) -> float | None:
+    """The seconds in a ``trainer.max_time`` of the form DD:HH:MM:SS; None for any other (none, a dict)."""
+    parts = str(max_time).split(":")
+    if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
+        return None
+    days, hours, minutes, seconds = (int(p) for p in parts)
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
 
 
 def minimised(metric: str) -> bool:
@@ -205,7 +234,7 @@ class SweepResults(Callback):
             return
         metric = config.get("optimized_metric")
         if metric:  # auto in a sweep other than Optuna's: as objective() scored the jobs
-            metric = ranked_by(metric, classifies=any("val/acc" in r for r in rows))
+            metric = ranked_by_metrics(metric, (k for r in rows for k in r))
         best = sweep.write_results(rows, metric, minimise=bool(metric) and minimised(metric))
         failed = [r for r in rows if r["status"] == "failed"]
         pruned = sum(r["status"] == "pruned" for r in rows)
@@ -221,7 +250,7 @@ class SweepResults(Callback):
             + f"; results: {sweep.path / 'results.csv'}"
         )
         if best is not None:
-            held_out = metric.replace("val/", "test/", 1)  # the best job's score on data no job was chosen by
+            held_out = "test/" + metric.split("/", 1)[-1]  # the best job's score on data no job was chosen by
             tested = f", {held_out} = {best[held_out]:.4f}" if isinstance(best.get(held_out), float) else ""
             print(
                 f"best {metric} = {best['objective']:.4f}{tested} (job {best['job']}: {best['overrides']}); "

@@ -33,7 +33,7 @@ from typing import Any
 
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
-from omegaconf import MISSING, DictConfig, open_dict, read_write
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict, read_write
 
 from zoo.config import build_datamodule
 from zoo.console import logger_level
@@ -42,9 +42,12 @@ from zoo.internals import job_outcome
 from zoo.outputs import SweepFolder
 from zoo.search import (
     AUTO,
+    CV_BELOW_ROWS,
+    CV_FOLDS,
     PRUNED_AT,
     PRUNERS,
     check_ensemble_size,
+    clock,
     minimised,
     optuna_storage,
     ranked_by,
@@ -155,7 +158,7 @@ class OptunaSweeper(Sweeper):
         self.params = {k: v for k, v in (params or {}).items() if v is not None}  # null: left out of the search
         self.branches = {str(k): dict(v or {}) for k, v in (branches or {}).items()}
         self.settings = settings
-        self.auto_metric = False  # optimized_metric=auto, resolved from the data as the sweep starts
+        self.resolved: list[str] = []  # optimized_metric=auto and cv.folds=auto as read from the data: every trial's
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
         self.config = config
@@ -181,7 +184,7 @@ class OptunaSweeper(Sweeper):
         space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
         branches = [Branch.parse(when, overrides, space, fixed) for when, overrides in self.branches.items()]
         sampler = self._sampler(space, branches)
-        metric = self._optimized_metric()
+        metric = self._resolve_auto()
         direction = s.get("direction") or ("minimize" if minimised(metric) else "maximize")
         sweep_dir = Path(self.config.hydra.sweep.dir)
         storage, name = study_location(s, str(sweep_dir))
@@ -206,19 +209,38 @@ class OptunaSweeper(Sweeper):
             ran = len(counted(study.get_trials(deepcopy=False))) - done
             print(f"search: the {s.get('budget')} budget is spent after {ran} trials; the same command runs more")
 
-    def _optimized_metric(self) -> str:
-        """``optimized_metric``; ``auto`` (the auto search's) is ``val/acc`` where the data is a classification and
-        ``val/loss`` otherwise, read from the data before the first trial and given to every trial."""
+    def _resolve_auto(self) -> str:
+        """``optimized_metric`` as the trials are ranked. ``auto`` values are read from the data before the first
+        trial and given to every trial (``self.resolved``): ``cv.folds=auto`` (the auto search's) cross-validates each
+        trial over ``CV_FOLDS`` folds where train+val holds fewer than ``CV_BELOW_ROWS`` rows, and
+        ``optimized_metric=auto`` ranks a classification by accuracy and any other task by loss, on the held-out
+        folds (``cv/``) where the trials cross-validate, else on the validation split (``val/``)."""
         metric = self.config.get("optimized_metric") or ""
-        self.auto_metric = metric == AUTO
-        if not self.auto_metric:
+        folds = (self.config.get("cv") or {}).get("folds")
+        if AUTO not in (metric, folds):
             return metric
         with logger_level("zoo.data", logging.ERROR):  # each trial says what reading the data showed
-            task = build_datamodule(self.config.data, self.config.model).spec.task
-        metric = ranked_by(metric, classifies=task == CLASSIFICATION)
-        with read_write(self.config), open_dict(self.config):  # the callbacks read it as the multirun ends
-            self.config.optimized_metric = metric
-        print(f"search: {task} data: the trials are ranked by {metric} (optimized_metric=auto)")
+            data = build_datamodule(self.config.data, self.config.model)
+        settled: dict[str, Any] = {}
+        if folds == AUTO:
+            splits = getattr(data, "splits", {})
+            rows = sum(len(splits[s][1]) for s in ("train", "val")) if {"train", "val"} <= set(splits) else None
+            folds = CV_FOLDS if rows is not None and rows < CV_BELOW_ROWS else None
+            settled["cv.folds"] = folds
+            print(
+                f"search: {rows:,} training+validation rows: each trial is cross-validated over {folds} folds "
+                "(cv.folds=auto; cv.folds=null to validate on one split)" if folds else
+                "search: each trial is validated on the validation split (cv.folds=auto: the data is large enough)"
+            )  # fmt: skip
+        if metric == AUTO:
+            task = data.spec.task
+            metric = ranked_by(metric, classifies=task == CLASSIFICATION, cross_validated=folds is not None)
+            settled["optimized_metric"] = metric
+            print(f"search: {task} data: the trials are ranked by {metric} (optimized_metric=auto)")
+        with read_write(self.config), open_dict(self.config):  # the callbacks read them as the multirun ends
+            for key, value in settled.items():
+                OmegaConf.update(self.config, key, value)
+        self.resolved = [f"++{k}={'null' if v is None else v}" for k, v in settled.items()]
         return metric
 
     def _sampler(self, space: dict[str, Any], branches: list[Branch]) -> Any:
@@ -240,7 +262,7 @@ class OptunaSweeper(Sweeper):
         name = self.config.get("name")  # one sweep folder and study, whatever model a trial takes
         own = [] if name is None else [f"++name={quoted(name)}"]
         own += [] if left is None else [f"++trainer.max_time='{clock(left)}'"]  # the budget's end stops training
-        own += [f"++optimized_metric={self.config.optimized_metric}"] if self.auto_metric else []
+        own += self.resolved
         overrides = [
             [*(f"{k}={v}" for k, v in trial.params.items()), *(f"{k}={v}" for k, v in fixed.items())]
             + [f"{k}={v}" for b in branches if b.holds(trial.params) for k, v in b.fixed.items()]
@@ -364,12 +386,6 @@ def duration(budget: Any) -> float | None:
 def quoted(value: Any) -> str:
     """``value`` as a quoted string in a Hydra override."""
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def clock(seconds: float) -> str:
-    """``seconds`` as Lightning's ``max_time`` reads it: DD:HH:MM:SS."""
-    s = math.ceil(seconds)
-    return f"{s // 86400:02d}:{s // 3600 % 24:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def grid_values(key: str, dist: Any) -> list[Any]:
