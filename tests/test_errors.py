@@ -395,3 +395,18 @@ def test_a_file_that_is_no_checkpoint_says_so(fails, tmp_path):
     truncated.write_bytes(truncated.read_bytes()[:2000])
     line = fails(f"ckpt_path={truncated}", script="eval")
     assert line.startswith(f"error: ckpt_path: cannot load '{truncated}' (PytorchStreamReader failed reading zip")
+
+
+def test_a_refused_run_leaves_no_empty_folders_behind_and_keeps_earlier_runs(tmp_path):
+    runs = tmp_path / "logs" / "mlp-digits" / "runs"
+    earlier = runs / "earlier"
+    earlier.mkdir(parents=True)
+    env = {k: v for k, v in ENV.items() if k != "ZOO_LOG_DIR"}  # the folders a bare command makes, under ./logs
+    for expected in ([earlier], []):
+        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), "cv.folds=1"], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+        # refused inside its Hydra run, whose folders Hydra made
+        assert proc.returncode == 2 and proc.stderr.startswith("error: cv.folds=1 is not valid")
+        assert list(tmp_path.rglob("*")) == ([runs.parent.parent, runs.parent, runs, earlier] if expected else [])
+        if expected:
+            earlier.rmdir()  # an empty runs/ made by an earlier run is gone too, once a refused run leaves it empty

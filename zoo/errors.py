@@ -34,7 +34,7 @@ def report_user_errors(fn: Callable[..., Any], *args: Any) -> Any:
             raise
         if fresh is not None and {p.name for p in fresh[0].iterdir()} <= {fresh[1]}:  # refused before it was claimed
             (fresh[0] / fresh[1]).unlink(missing_ok=True)
-            fresh[0].rmdir()
+            _remove_empty(fresh[0])
         print(f"error: {err}", file=sys.stderr)
         sys.exit(getattr(err, "exit_code", 2))
 
@@ -53,6 +53,16 @@ def _fresh_run_folder() -> tuple[Path, str] | None:
     if not names <= {log} or (log in names and (folder / log).stat().st_size > 0):
         return None
     return folder, log
+
+
+def _remove_empty(folder: Path) -> None:
+    """``folder`` and, where that leaves them empty, the folders Hydra made above it (``<log_dir>/<name>/runs``,
+    three at most); the working directory and the folders above it are never touched."""
+    keep = {Path.cwd(), *Path.cwd().parents}
+    for path in [folder, *list(folder.parents)[:3]]:
+        if path in keep or any(path.iterdir()):
+            return
+        path.rmdir()
 
 
 def _is_user_error(err: Exception) -> bool:
