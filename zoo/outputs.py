@@ -220,11 +220,13 @@ class SweepFolder:
         return best
 
     def usable_jobs(self, rows: list[dict[str, Any]]) -> tuple[list[SweepJob], list[str]]:
-        """The jobs the figures compare (finished, with a ``history.csv``), and a note on each one left out."""
+        """The jobs the figures compare (finished, with a ``history.csv``: a cross-validated job's first fold's), and
+        a note on each one left out."""
         jobs, left_out = [], []
         for row in rows:
             run = Path(row.get("run_dir") or "")
-            history = read_history(run / "history.csv") if row.get("run_dir") else []
+            places = (run / "history.csv", run / "fold0" / "history.csv") if row.get("run_dir") else ()
+            history = next((h for h in map(read_history, places) if h), [])
             if row.get("status") == "failed":
                 left_out.append(f"job {row['job']} ({row.get('overrides', '')}): failed")
             elif not history:
