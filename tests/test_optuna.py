@@ -183,6 +183,24 @@ def test_a_trial_another_worker_is_still_asking_for_does_not_read_as_another_spa
         open_study(storage, "s", optuna.samplers.RandomSampler(seed=0), "minimize", space)
 
 
+def test_a_study_whose_trials_were_ranked_by_another_metric_is_not_resumed(tmp_path):
+    """cv/acc (trials cross-validated) and val/acc (one validation split) do not compare: a study keeps the one its
+    values are, and a search that would rank by the other is refused with the study as it was."""
+    from optuna.distributions import FloatDistribution
+
+    from zoo.sweeper import open_study
+
+    space, storage = {"lr": FloatDistribution(1e-4, 1e-2, log=True)}, str(tmp_path / "study.log")
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    open_study(storage, "s", sampler, "maximize", space, metric="cv/acc")
+    assert open_study(storage, "s", sampler, "maximize", space, metric="cv/acc").user_attrs == {
+        "optimized_metric": "cv/acc"
+    }  # fmt: skip
+    with pytest.raises(ZooError, match=rf"^study 's' in {storage} ranked its trials by cv/acc, this search would "
+                                       r"rank them by val/acc; give another hparams_search.study_name"):  # fmt: skip
+        open_study(storage, "s", sampler, "maximize", space, metric="val/acc")
+
+
 def test_a_worker_that_loses_the_race_to_create_a_new_databases_tables_tries_again(tmp_path, monkeypatch):
     """Two workers opening one new PostgreSQL database both create its tables; the one that loses sees
     DuplicateTable ("relation ... already exists") or UniqueViolation and opens the study the other made. A failure
@@ -339,6 +357,11 @@ def test_the_budgeted_search_cross_validates_each_trial_on_a_small_table_and_ave
     line = f"ensemble of the 3 best trials (jobs {', '.join(r['job'] for r in rows)}, each the 5 models of its folds"
     scores = f"cv/acc = {ensemble['cv/acc']:.4f}, test/acc = {ensemble['test/acc']:.4f}"
     assert line in proc.stdout and scores in proc.stdout
+    again = script("train", *AUTO, "hydra.sweeper.n_trials=4", f"paths.log_dir={tmp_path}",
+                   "hparams_search.study_name=s")  # fmt: skip
+    assert again.returncode == 2, again.stderr[-2000:]
+    assert "ranked its trials by cv/acc, this search would rank them by val/acc" in again.stderr
+    assert len(results(sweep)) == 3  # the study and its results as they were
 
 
 def test_the_budgeted_search_ranks_a_regression_table_by_its_validation_loss(tmp_path):

@@ -57,6 +57,7 @@ from zoo.spec import CLASSIFICATION
 
 WORKER = "worker"  # trial attribute: the host and process that runs it (a dead one's trial is failed on resume)
 OVER_BUDGET = "over_budget"  # trial attribute: asked after another worker spent the budget, never run
+RANKED_BY = "optimized_metric"  # study attribute: the metric its trials' values are (a resume must rank by the same)
 
 
 # -- configs (registered by the Hydra plugin) --------------------------------------------------------------------
@@ -188,7 +189,7 @@ class OptunaSweeper(Sweeper):
         direction = s.get("direction") or ("minimize" if minimised(metric) else "maximize")
         sweep_dir = Path(self.config.hydra.sweep.dir)
         storage, name = study_location(s, str(sweep_dir))
-        study = open_study(storage, name, sampler, direction, space, branches)  # a refusal leaves the study as it was
+        study = open_study(storage, name, sampler, direction, space, branches, metric)  # a refusal leaves it as it was
         folder = SweepFolder(sweep_dir)
         fail_interrupted(study, folder)
         done = len(counted(study.get_trials(deepcopy=False)))
@@ -406,10 +407,18 @@ def lost_race(err: Exception) -> bool:
 
 
 def open_study(
-    storage: str, name: str, sampler: Any, direction: str, space: dict[str, Any], branches: list[Branch] = ()
+    storage: str,
+    name: str,
+    sampler: Any,
+    direction: str,
+    space: dict[str, Any],
+    branches: list[Branch] = (),
+    metric: str | None = None,
 ) -> Any:
     """Create the study or load it to resume; refuse (one line, the study untouched) a storage that cannot be
-    opened and a study of the same name that searched another space or direction."""
+    opened and a study of the same name that searched another space or direction, or ranked its trials by another
+    ``metric`` (``cv/acc`` where its trials cross-validated, ``val/acc`` where they did not: values that do not
+    compare)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -438,6 +447,12 @@ def open_study(
             f"{direction}; give another hparams_search.study_name, or hydra.sweeper.direction="
             f"{study.direction.name.lower()} to resume it"
         )
+    ranked = study.user_attrs.get(RANKED_BY)
+    if metric and ranked and ranked != metric:
+        raise ZooError(
+            f"study '{name}' in {storage} ranked its trials by {ranked}, this search would rank them by {metric}; give "
+            "another hparams_search.study_name, or the optimized_metric and cv.folds it ran with to resume it"
+        )
     for trial in study.get_trials(deepcopy=False):
         # a trial another worker is still asking for (or one killed while asking) holds only the parameters
         # written so far, so only a trial that ran to its end tells of another space by a parameter it lacks
@@ -450,6 +465,8 @@ def open_study(
                 f"{describe(ours.get(key))} here); give another hparams_search.study_name, or the same "
                 "hydra.sweeper.params to resume it"
             )
+    if metric and not ranked:
+        study.set_user_attr(RANKED_BY, metric)
     return study
 
 
