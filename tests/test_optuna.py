@@ -344,6 +344,7 @@ def test_the_budgeted_search_cross_validates_each_trial_on_a_small_table_and_ave
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "search: 120 training+validation rows: each trial is cross-validated over 5 folds" in proc.stdout
     assert "the trials are ranked by cv/acc (optimized_metric=auto)" in proc.stdout
+    assert "(TPESampler, pruner none: the trials cross-validate)" in proc.stdout
     sweep = tmp_path / "iris-search" / "searches" / "s"
     rows = results(sweep)
     assert len(rows) == 3 and {r["status"] for r in rows} == {"ok"}  # a cross-validated trial is never pruned

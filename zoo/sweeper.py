@@ -194,9 +194,11 @@ class OptunaSweeper(Sweeper):
         fail_interrupted(study, folder)
         done = len(counted(study.get_trials(deepcopy=False)))
         limit = f", until {s.get('budget')} have passed" if seconds is not None else ""
+        cross_validated = (self.config.get("cv") or {}).get("folds") is not None  # each trial runs in full
+        pruner = "none: the trials cross-validate" if cross_validated else s.get("pruner")
         print(
             f"search: study '{name}' in {storage}: {done} of {self.n_trials} trials done{limit}"
-            f" ({type(sampler).__name__}, pruner {s.get('pruner')}); watch it with: optuna-dashboard {storage}"
+            f" ({type(sampler).__name__}, pruner {pruner}); watch it with: optuna-dashboard {storage}"
         )
         while deadline is None or time.monotonic() < deadline:
             n_jobs = max(1, s.get("n_jobs", 1))
