@@ -79,7 +79,7 @@ def test_compare_refuses_streamed_data_before_fitting_anything(tmp_path, picture
     proc = script("compare", *overrides, f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2 and "fitting" not in proc.stdout  # nothing trained, then thrown away
     assert proc.stderr.strip().endswith(
-        "error: compare (with svm, random_forest, knn) needs a data set held in memory; "
+        "error: compare (with logreg, svm, random_forest, knn) needs a data set held in memory; "
         "data=images streams from disk; set data.in_memory=true"
     )
 

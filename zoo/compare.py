@@ -1,6 +1,7 @@
 """Side by side on one data set and one split (the "comparativo MLP, ELM e outros classificadores" of Redes Neurais e
-Deep Learning): zoo's MLP, ELM and logistic/linear regression against scikit-learn's RBF-SVM (grid-searched C and
-gamma), random forest and k-NN, all fitted on the data module's own training tensors and scored on its test split.
+Deep Learning): zoo's MLP, ELM and logistic/linear regression against scikit-learn's logistic regression (ridge on a
+regression) and RBF-SVM (C, and gamma, grid-searched), random forest and k-NN, all fitted on the data module's own
+training tensors and scored on its test split.
 
 On text the same table puts zoo's text models (embedding + average pooling, the LSTM) beside the classical
 baselines a practitioner tries first: TF-IDF of words and word pairs, then logistic regression or a linear SVM
@@ -23,7 +24,7 @@ from zoo.run import build_task, prepare_process
 from zoo.spec import CLASSIFICATION, REGRESSION, TABLE, TEXT
 
 ZOO_MODELS = ("mlp", "elm", "logistic", "text_avgpool", "rnn")
-SKLEARN_MODELS = ("svm", "random_forest", "knn")
+SKLEARN_MODELS = ("logreg", "svm", "random_forest", "knn")
 TEXT_BASELINES = ("tfidf_logreg", "tfidf_svm")  # scikit-learn on the raw texts
 TEXT_MODELS = ("text_avgpool", "rnn", *TEXT_BASELINES)
 DEFAULTS = {TABLE: ["mlp", "elm", "logistic", *SKLEARN_MODELS], TEXT: list(TEXT_MODELS)}  # models=auto
@@ -100,6 +101,7 @@ def fit_zoo(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float, fl
 def fit_sklearn(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float, float, float]:
     """Fit a scikit-learn baseline on train+val; returns (test score, fit seconds, predict seconds)."""
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+    from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.model_selection import GridSearchCV
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
     from sklearn.svm import SVC, SVR
@@ -109,7 +111,13 @@ def fit_sklearn(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float
 
     x, y = np.concatenate([xt, xv]), np.concatenate([yt, yv])  # the zoo models use val only to pick checkpoints
     classify = data.spec.task == CLASSIFICATION
-    if name == "svm":
+    if name == "logreg":  # the linear baseline fitted to convergence, its regularisation grid-searched
+        c = list(cfg.logreg_c_grid)
+        linear, grid = (
+            (LogisticRegression(max_iter=5000), {"C": c}) if classify else (Ridge(), {"alpha": [1 / v for v in c]})
+        )
+        model = GridSearchCV(linear, grid, cv=3, n_jobs=1)
+    elif name == "svm":
         grid = OmegaConf.to_container(cfg.svm_grid)
         model = GridSearchCV(SVC() if classify else SVR(), grid, cv=3, n_jobs=1)
     elif name == "random_forest":

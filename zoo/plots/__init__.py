@@ -261,7 +261,7 @@ def plot_comparison(rows: list[dict[str, Any]], metric: str, data_name: str, pat
     for ax in (left, right):
         ax.tick_params(axis="x", rotation=30)
         ax.grid(alpha=0.3, axis="y")
-    fig.suptitle(f"{data_name}: test {metric} and fit time")
+    fig.suptitle(f"{data_name}: {metric} and fit time")
     return saved(fig, path)
 
 
