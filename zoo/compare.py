@@ -102,7 +102,6 @@ def fit_sklearn(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float
     """Fit a scikit-learn baseline on train+val; returns (test score, fit seconds, predict seconds)."""
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
     from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.model_selection import GridSearchCV
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
     from sklearn.svm import SVC, SVR
 
@@ -111,15 +110,14 @@ def fit_sklearn(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float
 
     x, y = np.concatenate([xt, xv]), np.concatenate([yt, yv])  # the zoo models use val only to pick checkpoints
     classify = data.spec.task == CLASSIFICATION
-    if name == "logreg":  # the linear baseline fitted to convergence, its regularisation grid-searched
-        c = list(cfg.logreg_c_grid)
-        linear, grid = (
-            (LogisticRegression(max_iter=5000), {"C": c}) if classify else (Ridge(), {"alpha": [1 / v for v in c]})
-        )
-        model = GridSearchCV(linear, grid, cv=3, n_jobs=1)
-    elif name == "svm":
-        grid = OmegaConf.to_container(cfg.svm_grid)
-        model = GridSearchCV(SVC() if classify else SVR(), grid, cv=3, n_jobs=1)
+    c = list(cfg.logreg_c_grid)
+    linear = (LogisticRegression(max_iter=5000), {"C": c}) if classify else (Ridge(), {"alpha": [1 / v for v in c]})
+    searched = {  # the linear baseline fitted to convergence and the RBF-SVM, their settings grid-searched
+        "logreg": linear,
+        "svm": (SVC() if classify else SVR(), OmegaConf.to_container(cfg.svm_grid)),
+    }
+    if name in searched:
+        model = grid_searched(*searched[name])
     elif name == "random_forest":
         kind = RandomForestClassifier if classify else RandomForestRegressor
         model = kind(n_estimators=cfg.forest_trees, random_state=cfg.seed, n_jobs=1)
@@ -141,7 +139,6 @@ def fit_text(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float, f
     import numpy as np
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import make_pipeline
     from sklearn.svm import LinearSVC
 
@@ -150,13 +147,20 @@ def fit_text(name: str, cfg: DictConfig, data: Any, out: Path) -> tuple[float, f
     classifier = LogisticRegression(max_iter=2000) if name == "tfidf_logreg" else LinearSVC()
     pipeline = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), classifier)
     grid = {f"{type(classifier).__name__.lower()}__C": list(cfg.text_c_grid)}
-    model = GridSearchCV(pipeline, grid, cv=3, n_jobs=1)
+    model = grid_searched(pipeline, grid)
     start = time.perf_counter()
     model.fit(texts, labels)
     fit_s = time.perf_counter() - start
     start = time.perf_counter()
     score = model.score(data.texts["test"], data.splits["test"][1].numpy())
     return float(score), fit_s, time.perf_counter() - start
+
+
+def grid_searched(estimator: Any, grid: dict[str, Any]) -> Any:
+    """``estimator`` with the settings in ``grid`` chosen by 3-fold cross-validation on what it is fitted on."""
+    from sklearn.model_selection import GridSearchCV
+
+    return GridSearchCV(estimator, grid, cv=3, n_jobs=1)
 
 
 def _table(data: Any, split: str) -> tuple[Any, Any]:

@@ -114,12 +114,18 @@ def write_ensemble(sweep: Path, done: list[dict[str, Any]], size: int) -> str | 
     """The ``size`` best of the finished trials ``done`` (best first) averaged: ``ensemble.json`` and the line that
     says what it reached; None where there is nothing to average (fewer than two finished classification trials).
     A cross-validated trial stopped by the budget before its last fold is left out: it scored fewer rows."""
-    members = [r for r in done if isinstance(r.get("test/acc"), float) and complete(Path(r["run_dir"]))][:size]
+    members, models = [], []  # the trials, best first, and the folders of every model they average
+    for row in done:
+        dirs = model_dirs(Path(row["run_dir"])) if isinstance(row.get("test/acc"), float) else []
+        if dirs and all((d / "metrics.json").is_file() for d in dirs):  # each model trained and tested
+            members.append(row)
+            models += [str(d) for d in dirs]
+        if len(members) == size:
+            break
     if len(members) < 2:
         return None
     scores = ensemble_of([Path(r["run_dir"]) for r in members])
     jobs = [r["job"] for r in members]
-    models = [str(d) for r in members for d in model_dirs(Path(r["run_dir"]))]
     record = {**scores, "jobs": jobs, "run_dirs": models}  # every model averaged (each fold's, in a cross-validation)
     (sweep / "ensemble.json").write_text(json.dumps(record, indent=2))
     held_out = "cv" if "cv/acc" in scores else "val"
@@ -129,8 +135,3 @@ def write_ensemble(sweep: Path, done: list[dict[str, Any]], size: int) -> str | 
         f"probabilities averaged): {held_out}/acc = {scores[f'{held_out}/acc']:.4f}, "
         f"test/acc = {scores['test/acc']:.4f}; {sweep / 'ensemble.json'}"
     )
-
-
-def complete(run_dir: Path) -> bool:
-    """Whether every model of the run was trained and tested (each fold's, where it cross-validated)."""
-    return all((d / "metrics.json").is_file() for d in model_dirs(run_dir))
