@@ -63,6 +63,23 @@ def test_cfg_job_prints_the_composed_config_with_overrides():
     assert "batch_size: full" in proc.stdout and "seed: 7" in proc.stdout
 
 
+def test_a_group_set_to_null_is_left_out_as_its_config_prints_it():
+    """``scheduler: null`` in --cfg job reads as ``scheduler=null`` on the command line: the run goes without that
+    group (Hydra's own spelling, ``~scheduler``, too), where Hydra alone stops with a traceback."""
+    proc = script("train", "logger=null", "scheduler=null", "experiment=null", "--cfg", "job")
+    assert proc.returncode == 0, proc.stderr
+    assert "\nlogger:" not in proc.stdout and "\nscheduler:" not in proc.stdout and "\nmodel:" in proc.stdout
+
+
+@pytest.mark.parametrize("override", ["model=null", "~data"])
+def test_leaving_out_a_group_the_run_needs_is_one_line(tmp_path, override):
+    proc = script("train", override, f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    group = override.lstrip("~").split("=")[0]
+    assert proc.stderr.startswith(f"error: {override}: {group} cannot be left out; choose one of ")
+    assert not (tmp_path / "run").exists()
+
+
 def test_bad_input_exits_non_zero_with_one_line_and_no_traceback(tmp_path):
     proc = script(
         "train", "data=csv", f"data.path={tmp_path}/missing.csv", "data.target=y", f"hydra.run.dir={tmp_path}/run"

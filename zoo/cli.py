@@ -147,6 +147,7 @@ def start(config_name: str) -> None:
     given = [a for a in args if "=" in a and not a.startswith("-")]
     verbose = bool(VERBOSE & set(args))
     args = [template_spelling(a) for a in args if a not in VERBOSE] + (["++verbose=true"] if verbose else [])
+    args = report_user_errors(dropped_groups, args)
     args = hydra_order(searched(args) if config_name == "train" else args)
     quiet(verbose or any(a.lstrip("+") == "verbose=true" for a in args))
     if config_name == "train":
@@ -205,6 +206,26 @@ def template_spelling(arg: str) -> str:
         if arg[len(prefix) :].startswith(theirs):
             return prefix + ours + arg[len(prefix) + len(theirs) :]
     return arg
+
+
+NEEDED_GROUPS = ("model", "data", "optimizer", "trainer", "paths", "hydra")  # a run cannot go without these
+
+
+def dropped_groups(args: list[str]) -> list[str]:
+    """``group=null`` (as the config prints an unset group: ``scheduler: null``) in Hydra's spelling, ``~group``:
+    the run goes without that group (Hydra itself stops on ``group=null`` with a traceback). Dropping a group the
+    run needs (``model=null``, ``~data``) is one line."""
+    dirs = _config_dirs([a for a in args if "=" in a and not a.startswith("-")])
+    out = []
+    for arg in args:
+        key = arg.lstrip("~").split("=", 1)[0]
+        drops = arg.startswith("~") or (arg.endswith("=null") and not arg.startswith(("-", "+")))
+        if drops and _is_group(key, dirs):
+            if key in NEEDED_GROUPS:
+                raise ZooError(f"{arg}: {key} cannot be left out; choose one of {', '.join(group_options(key, dirs))}")
+            arg = f"~{key}"
+        out.append(arg)
+    return out
 
 
 VALUED_FLAGS = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name", "-cd",
