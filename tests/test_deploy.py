@@ -213,6 +213,9 @@ def test_predict_image_files_resized_to_the_training_input(train_run, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ZooError, match="holds no images"):
         predict(predict_cfg(tmp_path, ckpt, tmp_path / "empty"))
+    (folder / "digit0.png").write_bytes(b"not a png")  # the input's own file named, not a training setting
+    with pytest.raises(ZooError, match=r"^input: cannot read image '.*digit0\.png' .*; delete or replace that file$"):
+        predict(predict_cfg(tmp_path, ckpt, folder))
 
 
 def encode(rows, preprocessing: dict) -> np.ndarray:

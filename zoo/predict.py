@@ -131,6 +131,7 @@ def read_inputs(path: Path, images: bool) -> tuple[list[str], Any]:
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
         if not files or files[0].suffix.lower() not in IMAGE_SUFFIXES:
             raise ZooError(f"input: '{path}' holds no images ({', '.join(IMAGE_SUFFIXES)}); this model takes images")
+        check_readable(files)
         return [str(p) for p in files], files
     if path.suffix.lower() == ".csv":
         import pandas as pd
@@ -144,6 +145,18 @@ def read_inputs(path: Path, images: bool) -> tuple[list[str], Any]:
     if not lines:
         raise ZooError(f"input: '{path}' holds no lines of text")
     return lines, lines
+
+
+def check_readable(files: list[Path]) -> None:
+    """Every image file opens (its header read and checked, nothing decoded): a broken one is a line naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    for file in files:
+        try:
+            with Image.open(file) as img:
+                img.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+            raise ZooError(f"input: cannot read image '{file}' ({err}); delete or replace that file") from None
 
 
 def to_rows(names: list[str], outputs: torch.Tensor, spec: Any) -> list[dict[str, Any]]:
