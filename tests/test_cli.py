@@ -80,6 +80,24 @@ def test_leaving_out_a_group_the_run_needs_is_one_line(tmp_path, override):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    "override, line",
+    [
+        ("seed=${oops}", "error: seed=${oops}: Interpolation key 'oops' not found; refer to a key of the composed "
+         "config (--cfg job prints it)"),
+        ("model.net.hidden=[${nope},10]", "error: model.net.hidden=[${nope},10]: Interpolation key 'nope' not found; "
+         "refer to a key of the composed config (--cfg job prints it)"),
+    ],
+)  # fmt: skip
+def test_an_interpolation_to_no_key_is_one_line_before_the_run_starts(tmp_path, override, line):
+    proc = script("train", override, f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [line]
+    assert not (tmp_path / "run").exists()
+    good = script("train", "name=${model.name}-${hydra:job.name}", "model.net.hidden=[${data.batch_size}]", "-c", "job")
+    assert good.returncode == 0 and "name: ${model.name}-${hydra:job.name}" in good.stdout, good.stderr
+
+
 def test_bad_input_exits_non_zero_with_one_line_and_no_traceback(tmp_path):
     proc = script(
         "train", "data=csv", f"data.path={tmp_path}/missing.csv", "data.target=y", f"hydra.run.dir={tmp_path}/run"

@@ -279,6 +279,7 @@ def check_overrides(config_name: str, args: list[str]) -> None:
                     raise ZooError(" ".join(str(err).split())) from None
                 rest = [o for o in combo if override_key(o) != key]
                 raise ZooError(_unknown_key(compose(config_name, overrides=rest), key, combo)) from None
+            _check_interpolations(cfg, combo)
             given = [o for o in combo if _plain_key(o, dirs) and _is_scalar_not_bool(_raw(cfg, override_key(o)))]
             # the second composition only when a word or a number may stand where a number or a switch belongs
             if given:
@@ -287,6 +288,26 @@ def check_overrides(config_name: str, args: list[str]) -> None:
                 _check_value_types(cfg, defaults, given, combo if config_name == "train" else None)
             if not {"-c", "--cfg"} & set(args):
                 _check_required(cfg, config_name, combo)
+
+
+def _check_interpolations(cfg: Any, overrides: list[str]) -> None:
+    """A ``${...}`` on the command line that points at no key (or at one left ``???``): one line naming it, before
+    Hydra starts (it would stop with a traceback once the run reads the key). Resolvers that Hydra or zoo register
+    later (``${hydra:...}``, ``${repeat:...}``) are left to them."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import InterpolationKeyError, InterpolationToMissingValueError
+
+    for override in overrides:
+        value = override.split("=", 1)[1]
+        if "${" not in value or "${hydra:" in value or override.startswith("~"):
+            continue
+        try:
+            node = OmegaConf.select(cfg, override_key(override), throw_on_resolution_failure=True)
+            if OmegaConf.is_config(node):
+                OmegaConf.to_container(node, resolve=True)
+        except (InterpolationKeyError, InterpolationToMissingValueError) as err:
+            why = str(err.msg).splitlines()[0]
+            raise ZooError(f"{override}: {why}; refer to a key of the composed config (--cfg job prints it)") from None
 
 
 def _combinations(overrides: list[str], multirun: bool) -> list[list[str]]:
