@@ -101,3 +101,13 @@ def test_the_folds_share_a_time_limit_and_none_starts_once_it_is_spent(train_run
     assert "cross-validation: trainer.max_time is spent after 1 of 3 folds; the means are theirs" in printed
     assert (out / "fold0" / "metrics.json").is_file() and not (out / "fold1").exists()
     assert [r["fold"] for r in csv.DictReader((out / "cv_folds.csv").open())] == ["0"] and 0 <= metrics["cv/acc"] <= 1
+
+
+def test_figures_false_writes_the_numbers_and_draws_nothing(train_run):
+    """``figures=false`` (a budgeted search's trials): no figure in the cross-validation's folder or its folds',
+    every number and table still written."""
+    metrics, out = train_run("data=iris", "model=logistic", "trainer.max_epochs=3", "cv.folds=2", "figures=false")
+    assert not list(out.rglob("*.png")) and not list(out.rglob("*.gif"))
+    assert (out / "cv_folds.csv").is_file() and 0 <= metrics["cv/acc"] <= 1
+    for fold in ("fold0", "fold1"):
+        assert (out / fold / "history.csv").is_file() and (out / fold / "metrics.json").is_file()

@@ -351,6 +351,7 @@ def test_the_budgeted_search_cross_validates_each_trial_on_a_small_table_and_ave
     assert [float(r["objective"]) for r in rows] == [float(r["cv/acc"]) for r in rows]  # the held-out folds' mean
     assert all(len(list(csv.DictReader((Path(r["run_dir"]) / "cv_folds.csv").open()))) == 5 for r in rows)
     assert (sweep / "overlay.png").is_file()  # each trial drawn by its first fold's curves
+    assert not list(sweep.rglob("*/*.png")) and (Path(rows[0]["run_dir"]) / "fold0" / "history.csv").is_file()
     assert "++" not in rows[0]["overrides"]  # cv.folds as the sweeper settled it is not a searched setting
     ensemble = json.loads((sweep / "ensemble.json").read_text())
     assert 0 <= ensemble["cv/acc"] <= 1 and "val/acc" not in ensemble

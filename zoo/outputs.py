@@ -51,8 +51,9 @@ PENALTIES = ("model.l1", "model.l2")  # a sweep over these draws the jobs' weigh
 class RunFolder:
     """A run's folder: every file a run writes goes through here."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, figures: bool = True) -> None:
         self.path = Path(path)
+        self.figures = figures  # False: figures are not drawn (``figures=false``), numbers and tables still written
 
     def __repr__(self) -> str:
         return f"RunFolder('{self.path}')"
@@ -80,7 +81,7 @@ class RunFolder:
         return self.path / "pretrained"
 
     def fold(self, i: int) -> RunFolder:
-        return RunFolder(self.path / f"fold{i}")
+        return RunFolder(self.path / f"fold{i}", self.figures)
 
     def holds_run(self) -> list[str]:
         """What shows that a run lives here (``config.yaml``, ``metrics.json``, ``checkpoints``); empty if none."""
@@ -122,7 +123,10 @@ class RunFolder:
         tmp.replace(path)
         return path
 
-    def write_figure(self, name: str, figure: Figure) -> Path:
+    def write_figure(self, name: str, figure: Figure) -> Path | None:
+        """Draw ``figure`` into ``<name>.png``; None, drawing nothing, where the run draws no figures."""
+        if not self.figures:
+            return None
         path = self._file(f"{name}.{figure.suffix}")
         figure.draw(*figure.args, path, **figure.kwargs)
         return path
@@ -138,7 +142,8 @@ class RunFolder:
         written = {}
         for name, output in outputs.items():
             if isinstance(output, Figure):
-                written[name] = self.write_figure(name, output)
+                if self.figures:
+                    written[name] = self.write_figure(name, output)
             elif isinstance(output, Arrays):
                 self.write_arrays(name.removesuffix(".npz"), output)
             else:

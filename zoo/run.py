@@ -81,12 +81,12 @@ def run_training(cfg: DictConfig) -> Trained:
     verbose = bool(cfg.get("verbose", False))  # Lightning's tables of test and validation metrics too
     cv = cfg.get("cv") or {}
     if cv.get("folds") is not None and cv.get("fold") is None:
-        folder = RunFolder(cfg.paths.output_dir)
+        folder = run_folder(cfg)
         metrics = cross_validate(cfg)
         write_summary(cfg, folder, summary_values(metrics))
         return Trained(metrics, folder)
     check_trainer(cfg)
-    folder = RunFolder(cfg.paths.output_dir)
+    folder = run_folder(cfg)
     restart = restarted_run(folder.path)  # torchrun or SLURM started the run again: it goes on in its folder
     if is_global_zero() and restart is None:
         folder.check_free()
@@ -157,7 +157,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test a checkpoint on the test split of the data it was trained on, with the config stored inside it; or on
     another data set (``data=NAME``) that gives the inputs and classes it was trained on."""
     check_trainer(cfg)
-    folder = RunFolder(cfg.paths.output_dir)
+    folder = run_folder(cfg)
     folder.check_free()
     checkpoint = load_checkpoint(cfg.ckpt_path)
     stored = OmegaConf.create(checkpoint["zoo_config"])
@@ -187,7 +187,7 @@ def cross_validate(cfg: DictConfig) -> dict[str, float]:
     ``<metric>_std`` beside it. A ``trainer.max_time`` of DD:HH:MM:SS (a search's budget) is the folds' together:
     each starts with what is left, and none starts once it is spent."""
     folds = check_folds(cfg.cv.folds)
-    folder = RunFolder(cfg.paths.output_dir)
+    folder = run_folder(cfg)
     folder.check_free()
     hold_out_fold(build_datamodule(cfg.data, cfg.model), 0, folds, cfg.data.get("split_seed", 0))  # fail early
     folder.claim(plain_config(cfg))
@@ -385,6 +385,11 @@ def unsafe_or_corrupt(path: Path, err: Exception) -> str:
 
 
 # -- run folder and process set-up -------------------------------------------------------------------------
+
+
+def run_folder(cfg: DictConfig) -> RunFolder:
+    """The run's folder, drawing its figures unless ``figures=false``."""
+    return RunFolder(cfg.paths.output_dir, figures=bool(cfg.get("figures", True)))
 
 
 def plain_config(cfg: DictConfig) -> dict[str, Any]:
