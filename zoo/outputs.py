@@ -142,8 +142,9 @@ class RunFolder:
         written = {}
         for name, output in outputs.items():
             if isinstance(output, Figure):
-                if self.figures:
-                    written[name] = self.write_figure(name, output)
+                path = self.write_figure(name, output)
+                if path is not None:
+                    written[name] = path
             elif isinstance(output, Arrays):
                 self.write_arrays(name.removesuffix(".npz"), output)
             else:
