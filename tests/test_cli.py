@@ -80,6 +80,18 @@ def test_leaving_out_a_group_the_run_needs_is_one_line(tmp_path, override):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_group_a_script_leaves_unset_may_be_set_to_null_there(tmp_path):
+    """eval's data is unset (the checkpoint's data): ``data=null`` is its default there, and the script goes on to
+    the checkpoint; its trainer is needed."""
+    proc = script("eval", "data=null", f"ckpt_path={tmp_path}/x.ckpt", f"hydra.run.dir={tmp_path}/run")
+    assert (
+        proc.stderr.strip().splitlines()[-1]
+        == f"error: ckpt_path: '{tmp_path}/x.ckpt' not found; give the path of a .ckpt file from a zoo run"
+    )
+    proc = script("eval", "trainer=null", f"ckpt_path={tmp_path}/x.ckpt")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: trainer=null: trainer cannot be left out; choose ")
+
+
 @pytest.mark.parametrize(
     "override, line",
     [

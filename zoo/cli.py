@@ -70,12 +70,17 @@ def exit_with_help_if_asked(config_name: str) -> None:
     sys.exit(0)
 
 
-def help_text(config_name: str) -> str:
+def script_defaults(config_name: str) -> dict[str, Any]:
+    """``{group: option}`` of ``conf/<config_name>.yaml``'s defaults list (None for a group it leaves unset)."""
     import yaml
 
+    primary = yaml.safe_load((CONF_DIR / f"{config_name}.yaml").read_text()) or {}
+    return {k: v for d in primary.get("defaults", []) if isinstance(d, dict) for k, v in d.items()}
+
+
+def help_text(config_name: str) -> str:
     text = (CONF_DIR / f"{config_name}.yaml").read_text()
-    primary = yaml.safe_load(text) or {}
-    defaults = {k: v for d in primary.get("defaults", []) if isinstance(d, dict) for k, v in d.items()}
+    defaults = script_defaults(config_name)
     lines = [
         f"zoo {config_name}: from linear regression to CNNs and transfer learning, with Lightning, Hydra and W&B.",
         "",
@@ -147,7 +152,7 @@ def start(config_name: str) -> None:
     given = [a for a in args if "=" in a and not a.startswith("-")]
     verbose = bool(VERBOSE & set(args))
     args = [template_spelling(a) for a in args if a not in VERBOSE] + (["++verbose=true"] if verbose else [])
-    args = report_user_errors(dropped_groups, args)
+    args = report_user_errors(dropped_groups, args, config_name)
     args = hydra_order(searched(args) if config_name == "train" else args)
     quiet(verbose or any(a.lstrip("+") == "verbose=true" for a in args))
     if config_name == "train":
@@ -208,20 +213,21 @@ def template_spelling(arg: str) -> str:
     return arg
 
 
-NEEDED_GROUPS = ("model", "data", "optimizer", "trainer", "paths", "hydra")  # a run cannot go without these
+NEEDED_GROUPS = ("model", "data", "optimizer", "trainer", "paths", "hydra")  # a script that sets one needs it
 
 
-def dropped_groups(args: list[str]) -> list[str]:
+def dropped_groups(args: list[str], config_name: str = "train") -> list[str]:
     """``group=null`` (as the config prints an unset group: ``scheduler: null``) in Hydra's spelling, ``~group``:
     the run goes without that group (Hydra itself stops on ``group=null`` with a traceback). Dropping a group the
-    run needs (``model=null``, ``~data``) is one line."""
+    script needs (train's ``model=null``, ``~data``) is one line; eval's ``data=null`` is its default."""
     dirs = _config_dirs([a for a in args if "=" in a and not a.startswith("-")])
+    needed = {g for g, option in script_defaults(config_name).items() if g in NEEDED_GROUPS and option is not None}
     out = []
     for arg in args:
         key = arg.lstrip("~").split("=", 1)[0]
         drops = arg.startswith("~") or (arg.endswith("=null") and not arg.startswith(("-", "+")))
         if drops and _is_group(key, dirs):
-            if key in NEEDED_GROUPS:
+            if key in needed:
                 raise ZooError(f"{arg}: {key} cannot be left out; choose one of {', '.join(group_options(key, dirs))}")
             arg = f"~{key}"
         out.append(arg)
