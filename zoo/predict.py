@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from zoo.config import instantiate
-from zoo.data.pictures import IMAGE_SUFFIXES
+from zoo.data.pictures import IMAGE_SUFFIXES, opened
 from zoo.errors import ZooError
 from zoo.outputs import RunFolder
 from zoo.run import load_checkpoint, predictions, task_from_checkpoint
@@ -149,14 +149,9 @@ def read_inputs(path: Path, images: bool) -> tuple[list[str], Any]:
 
 def check_readable(files: list[Path]) -> None:
     """Every image file opens (its header read and checked, nothing decoded): a broken one is a line naming it."""
-    from PIL import Image, UnidentifiedImageError
-
     for file in files:
-        try:
-            with Image.open(file) as img:
-                img.verify()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-            raise ZooError(f"input: cannot read image '{file}' ({err}); delete or replace that file") from None
+        with opened(file, "input") as img:
+            img.verify()
 
 
 def to_rows(names: list[str], outputs: torch.Tensor, spec: Any) -> list[dict[str, Any]]:

@@ -3,6 +3,8 @@ settings that say how (``data.image_size``, ``data.color``)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -32,16 +34,26 @@ def read_image(path: Path, color: str, size: int | None) -> np.ndarray:
 def read_pixels(path: Path, mode: str | None, size: int | None, nearest: bool = False) -> np.ndarray:
     """One image file as an ``[H, W]`` or ``[H, W, C]`` array, converted to PIL ``mode`` (None keeps the file's:
     a mask's class indices) and resized (bilinear, or nearest for masks); a broken file is a one-line error."""
+    from PIL import Image
+
+    with opened(path) as img:
+        img = img.convert(mode) if mode else img
+        if size:
+            img = img.resize((size, size), Image.NEAREST if nearest else Image.BILINEAR)
+        return np.asarray(img)
+
+
+@contextlib.contextmanager
+def opened(path: Path, setting: str = "data.path") -> Iterator[Any]:
+    """The PIL image at ``path``; a file PIL cannot read (or decode inside the block) is one line naming the
+    setting that gave it and the file."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
-            img = img.convert(mode) if mode else img
-            if size:
-                img = img.resize((size, size), Image.NEAREST if nearest else Image.BILINEAR)
-            return np.asarray(img)
+            yield img
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ZooError(f"data.path: cannot read image '{path}' ({err}); delete or replace that file") from None
+        raise ZooError(f"{setting}: cannot read image '{path}' ({err}); delete or replace that file") from None
 
 
 def check_image_size(image_size: Any, least: int = 1) -> int:
