@@ -220,13 +220,18 @@ def dropped_groups(args: list[str], config_name: str = "train") -> list[str]:
     """``group=null`` (as the config prints an unset group: ``scheduler: null``) in Hydra's spelling, ``~group``:
     the run goes without that group (Hydra itself stops on ``group=null`` with a traceback). Dropping a group the
     script needs (train's ``model=null``, ``~data``) is one line; eval's ``data=null`` is its default."""
+
+    def drops(arg: str) -> bool:
+        return arg.startswith("~") or (arg.endswith("=null") and not arg.startswith(("-", "+")))
+
+    if not any(map(drops, args)):  # the usual command line: nothing to read
+        return args
     dirs = _config_dirs([a for a in args if "=" in a and not a.startswith("-")])
     needed = {g for g, option in script_defaults(config_name).items() if g in NEEDED_GROUPS and option is not None}
     out = []
     for arg in args:
         key = arg.lstrip("~").split("=", 1)[0]
-        drops = arg.startswith("~") or (arg.endswith("=null") and not arg.startswith(("-", "+")))
-        if drops and _is_group(key, dirs):
+        if drops(arg) and _is_group(key, dirs):
             if key in needed:
                 raise ZooError(f"{arg}: {key} cannot be left out; choose one of {', '.join(group_options(key, dirs))}")
             arg = f"~{key}"
