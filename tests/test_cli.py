@@ -110,6 +110,32 @@ def test_an_interpolation_to_no_key_is_one_line_before_the_run_starts(tmp_path, 
     assert good.returncode == 0 and "name: ${model.name}-${hydra:job.name}" in good.stdout, good.stderr
 
 
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (["-cn", "nothing"], "error: -cn nothing: no nothing.yaml in {conf}; choose one of compare, eval, export, "
+         "predict, train"),
+        (["--config-name=nothing"], "error: -cn nothing: no nothing.yaml in {conf}; choose one of compare, eval, "
+         "export, predict, train"),
+        (["-cp", "{tmp}/nowhere"], "error: -cp {tmp}/nowhere: no folder {tmp}/nowhere; give a folder of configs "
+         "(absolute, or relative to scripts/)"),
+        (["-cd", "{tmp}/nowhere"], "error: -cd {tmp}/nowhere: no such folder; give a folder of configs to add to the "
+         "search path"),
+        (["hydra.run.dir="], "error: hydra.run.dir= is empty; give a folder (hydra.run.dir=runs/mine) or leave it out"),
+    ],
+)  # fmt: skip
+def test_a_config_flag_or_run_folder_that_names_nothing_is_one_line(tmp_path, args, line):
+    """Hydra answers a missing config with several lines and its search path, and an empty run folder with a run in
+    the current folder; zoo refuses both in one line before anything runs."""
+    args = [a.format(tmp=tmp_path) for a in args]
+    proc = script("train", *args, "logger=none", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [line.format(tmp=tmp_path, conf=ROOT / "conf")]
+    assert os.listdir(tmp_path) == []
+    own = script("train", "-cp", "../conf", "-cn", "train.yaml", "--cfg", "job")  # the script's own, spelled out
+    assert own.returncode == 0 and "model:" in own.stdout, own.stderr
+
+
 def test_bad_input_exits_non_zero_with_one_line_and_no_traceback(tmp_path):
     proc = script(
         "train", "data=csv", f"data.path={tmp_path}/missing.csv", "data.target=y", f"hydra.run.dir={tmp_path}/run"

@@ -154,11 +154,14 @@ def start(config_name: str) -> None:
     args = [template_spelling(a) for a in args if a not in VERBOSE] + (["++verbose=true"] if verbose else [])
     args = report_user_errors(dropped_groups, args, config_name)
     args = hydra_order(searched(args) if config_name == "train" else args)
+    own = report_user_errors(check_config_flags, args, config_name)
     quiet(verbose or any(a.lstrip("+") == "verbose=true" for a in args))
-    if config_name == "train":
+    if config_name == "train" and own:
         args = report_user_errors(recipe_args, args)
     sys.argv[1:] = args
-    if given or config_name != "train":  # a bare training run (its recipe's overrides are tested) composes once
+    # a bare training run (its recipe's overrides are tested) composes once; a primary config of the user's own
+    # (-cp/-cn) is Hydra's to compose
+    if own and (given or config_name != "train"):
         report_user_errors(check_overrides, config_name, args)
 
 
@@ -263,6 +266,36 @@ def hydra_order(args: list[str]) -> list[str]:
     return flags + overrides
 
 
+def check_config_flags(args: list[str], config_name: str) -> bool:
+    """Refuse in one line a ``-cp``/``--config-path`` or ``-cd``/``--config-dir`` folder that does not exist and a
+    ``-cn``/``--config-name`` with no such file in the primary folder (Hydra prints several lines and its search
+    path); return whether the primary config is still the script's own ``conf/<config_name>.yaml``."""
+    given: dict[str, str] = {}
+    names = {"-cp": "-cp", "--config-path": "-cp", "-cn": "-cn", "--config-name": "-cn", "-cd": "-cd",
+             "--config-dir": "-cd"}  # fmt: skip
+    for i, arg in enumerate(args):
+        flag, eq, value = arg.partition("=")
+        if flag in names and (eq or i + 1 < len(args)):
+            given[names[flag]] = value if eq else args[i + 1]
+    if "-cd" in given and not Path(given["-cd"]).expanduser().is_dir():
+        raise ZooError(f"-cd {given['-cd']}: no such folder; give a folder of configs to add to the search path")
+    folder = CONF_DIR
+    if given.get("-cp", "").startswith("pkg://"):
+        return False  # a package's configs: Hydra finds them
+    if "-cp" in given:  # relative to the scripts' folder, as Hydra reads it
+        folder = (CONF_DIR.parent / "scripts" / Path(given["-cp"]).expanduser()).resolve()
+        if not folder.is_dir():
+            raise ZooError(
+                f"-cp {given['-cp']}: no folder {folder}; give a folder of configs (absolute, or relative to scripts/)"
+            )
+    name = given.get("-cn", config_name).removesuffix(".yaml")
+    if not (folder / f"{name}.yaml").is_file():
+        options = sorted(p.stem for p in folder.glob("*.yaml"))
+        choose = f"choose one of {', '.join(options)}" if options else "that folder holds no .yaml config"
+        raise ZooError(f"-cn {name}: no {name}.yaml in {folder}; {choose}")
+    return folder == CONF_DIR and name == config_name
+
+
 def check_overrides(config_name: str, args: list[str]) -> None:
     """Compose ``conf/<config_name>.yaml`` with the command line's overrides (each combination of a ``--multirun``
     sweep) and raise a ZooError naming an unknown option or key (with the closest match) or a word for a number."""
@@ -274,6 +307,8 @@ def check_overrides(config_name: str, args: list[str]) -> None:
         value = override.split("=", 1)[1]
         if override_key(override) == "hydra.sweeper.n_trials" and not (value.isdigit() and int(value) >= 1):
             raise ZooError(f"{override} is not valid; give a positive number of trials")
+        if override_key(override) in ("hydra.run.dir", "hydra.sweep.dir") and not value.strip(" '\""):
+            raise ZooError(f"{override} is empty; give a folder ({override_key(override)}=runs/mine) or leave it out")
     try:
         combos = _combinations(overrides, multirun=bool({"-m", "--multirun"} & set(args)))
     except OverrideParseException as err:
