@@ -101,6 +101,29 @@ def test_a_typo_in_a_nested_key_of_the_model(fails):
     )
 
 
+@pytest.mark.parametrize(
+    "override, hint",
+    [
+        ("lr=0.01", "did you mean optimizer.lr?"),
+        ("batch_size=32", "did you mean data.batch_size?"),
+        ("epochs=5", "did you mean trainer.max_epochs (Keras' fit(epochs=...))?"),
+        ("patience=3", "did you mean callbacks.early_stopping.patience?"),
+        ("data.validation_split=0.2", "did you mean data.val_fraction (Keras' fit(validation_split=...))?"),
+        ("data.test_size=0.3", "did you mean data.test_fraction (scikit-learn's train_test_split(test_size=...))?"),
+        ("optimizer.learning_rate=0.01", "did you mean optimizer.lr (Keras' and scikit-learn's learning_rate)?"),
+        ("trainer.gpus=1", "did you mean trainer.devices (Lightning 1.x's Trainer(gpus=N); with "
+         "trainer.accelerator=gpu)?"),
+    ],
+)  # fmt: skip
+def test_a_key_in_another_librarys_words_or_at_the_wrong_level_names_zoos(override, hint):
+    """The words users bring (Keras' epochs and validation_split, scikit-learn's test_size, a bare lr=) point to
+    the setting that does it, in the one line that refuses them."""
+    with pytest.raises(ZooError) as refused:
+        check_overrides("train", [override])
+    key, value = override.split("=")
+    assert str(refused.value).endswith(f"; {hint} to add a new key: +{key}={value}"), str(refused.value)
+
+
 def test_a_word_for_a_number_names_the_default_the_run_would_take(fails):
     assert fails("optimizer.lr=abc", "recipe=none") == (
         "error: optimizer.lr=abc is not valid; optimizer.lr takes a number (default 0.001)"

@@ -408,8 +408,29 @@ def _override_key(message: str) -> str | None:
     return message[len(prefix) :].split("'", 1)[0]
 
 
+# The words users bring from the libraries the courses use, and zoo's key for the same setting (where the group has it)
+SYNONYMS = {
+    "validation_split": ("val_fraction", "Keras' fit(validation_split=...)"),
+    "val_split": ("val_fraction", "Keras' validation_split"),
+    "val_size": ("val_fraction", "scikit-learn's test_size, for validation"),
+    "validation_size": ("val_fraction", "scikit-learn's test_size, for validation"),
+    "test_size": ("test_fraction", "scikit-learn's train_test_split(test_size=...)"),
+    "test_split": ("test_fraction", "scikit-learn's test_size"),
+    "learning_rate": ("lr", "Keras' and scikit-learn's learning_rate"),
+    "epochs": ("max_epochs", "Keras' fit(epochs=...)"),
+    "num_epochs": ("max_epochs", "the number of epochs"),
+    "n_epochs": ("max_epochs", "the number of epochs"),
+    "max_iter": ("max_epochs", "scikit-learn's MLPClassifier(max_iter=...)"),
+    "gpus": ("devices", "Lightning 1.x's Trainer(gpus=N); with trainer.accelerator=gpu"),
+    "hidden_layer_sizes": ("hidden", "scikit-learn's MLPClassifier(hidden_layer_sizes=...)"),
+    "units": ("hidden", "Keras' Dense(units); a list of widths"),
+}
+
+
 def _unknown_key(cfg: Any, key: str, overrides: list[str]) -> str:
-    """One line naming the unknown key and the closest existing one."""
+    """One line naming the unknown key and the closest existing one: zoo's word for a word another library uses
+    (:data:`SYNONYMS`) or the closest spelling beside it, else the setting of that name (or synonym) deeper in the
+    config (``lr=0.01`` -> ``optimizer.lr``, ``epochs=5`` -> ``trainer.max_epochs``)."""
     from omegaconf import DictConfig, OmegaConf
 
     parts = key.split(".")
@@ -418,12 +439,40 @@ def _unknown_key(cfg: Any, key: str, overrides: list[str]) -> str:
         known = list(parent.keys()) if isinstance(parent, DictConfig) else []
         if part not in known:
             where = ".".join(parts[:depth])
+            ours, theirs = SYNONYMS.get(part, (None, ""))
             close = difflib.get_close_matches(part, [str(k) for k in known], n=1)
+            if ours in known:
+                hint = f"{'.'.join([*parts[:depth], ours])} ({theirs})"
+            elif close:
+                hint = ".".join([*parts[:depth], close[0]])
+            else:
+                hint = _setting_named(parent, {part, ours} - {None}, where) if isinstance(parent, DictConfig) else ""
+                if hint and hint.rsplit(".", 1)[-1] != part:
+                    hint = f"{hint} ({theirs})"
             value = next(o.split("=", 1)[1] for o in overrides if override_key(o) == key)
-            hint = f"did you mean {'.'.join([*parts[:depth], close[0]])}? " if close else ""
+            hint = f"did you mean {hint}? " if hint else ""
             return f"{key} is not a setting{f' of {where}' if where else ''}; {hint}to add a new key: +{key}={value}"
         parent = OmegaConf.select(parent, part, throw_on_resolution_failure=False) if depth < len(parts) - 1 else None
     return f"cannot override {key}"
+
+
+def _setting_named(node: Any, names: set[str], where: str) -> str:
+    """The shallowest setting under ``node`` (at ``where``) whose own name is one of ``names`` (Hydra's settings
+    aside), as a full key; "" where none is."""
+    from omegaconf import OmegaConf
+
+    found: list[str] = []
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, dict):
+            for name, child in value.items():
+                if key or name != "hydra":
+                    walk(child, f"{key}.{name}" if key else str(name))
+        elif key.rsplit(".", 1)[-1] in names:
+            found.append(key)
+
+    walk(OmegaConf.to_container(node, resolve=False), where)
+    return min(found, key=lambda k: (k.count("."), k), default="")
 
 
 def _plain_key(override: str, dirs: list[Path]) -> bool:
