@@ -278,7 +278,7 @@ def _stock(net: torch.nn.Module) -> torch.nn.Module:
 
     stock = copy.deepcopy(net)
     for module in stock.modules():
-        for fast in (fast_ops.Tanh, fast_ops.AvgPool2d, fast_ops.Conv2d):
+        for fast in (fast_ops.Tanh, fast_ops.AvgPool2d, fast_ops.Conv2d, fast_ops.Dropout):
             if type(module) is fast:
                 module.__class__ = fast.__mro__[1]
     return stock
@@ -324,20 +324,52 @@ FALLBACKS = {
     "pool_unbatched": ("pool", (3, 8, 8), torch.contiguous_format, torch.float32),
     "tanh_float64": ("tanh", (4, 3, 8, 8), torch.contiguous_format, torch.float64),
     "conv_input_wider_than_its_kernel": ("conv", (4, 3, 8, 8), torch.contiguous_format, torch.float32),
+    "dropout_float64": ("dropout", (4, 3, 8, 8), torch.contiguous_format, torch.float64),
 }
 
 
 @pytest.mark.parametrize("layer, shape, memory_format, dtype", FALLBACKS.values(), ids=FALLBACKS.keys())
 def test_fast_layers_are_torchs_own_where_their_shortcut_does_not_hold(layer, shape, memory_format, dtype):
-    from zoo.nets.fast_ops import AvgPool2d, Conv2d, Tanh
+    from zoo.nets.fast_ops import AvgPool2d, Conv2d, Dropout, Tanh
 
     torch.manual_seed(0)
-    fast = {"pool": AvgPool2d(2), "tanh": Tanh(), "conv": Conv2d(3, 4, 3)}[layer].to(dtype)
+    fast = {"pool": AvgPool2d(2), "tanh": Tanh(), "conv": Conv2d(3, 4, 3), "dropout": Dropout(0.5)}[layer].to(dtype)
     x = torch.randn(shape, dtype=dtype)
     x = (x.to(memory_format=memory_format) if x.dim() == 4 else x).requires_grad_()
-    y, expected = fast(x), _stock(fast)(x)
+    torch.manual_seed(1)
+    y = fast(x)
+    torch.manual_seed(1)
+    expected = _stock(fast)(x)
     assert torch.equal(y, expected)
     assert type(y.grad_fn) is type(expected.grad_fn)  # the same autograd node: torch's own op ran
+
+
+def test_dropout_drops_each_value_with_probability_p_and_scales_the_rest_as_torchs_does():
+    """The CPU's dropout from bulk random bits: about p of the values zeroed, the others scaled by 1/(1 - p) (the
+    mean kept), the gradient through the same mask, the same mask again for the same seed; eval mode, p=0 and
+    inplace=True are torch's own."""
+    from zoo.nets.fast_ops import Dropout
+    from zoo.nets.mlp import MLP
+
+    x = torch.ones(256, 1024, requires_grad=True)
+    for p in (0.1, 0.3, 0.5, 0.8):
+        torch.manual_seed(0)
+        y = Dropout(p)(x)
+        assert type(y.grad_fn).__name__ == "_DropoutBackward"
+        dropped = (y == 0).float().mean().item()
+        assert abs(dropped - p) < 0.005, (p, dropped)
+        assert torch.allclose(y[y != 0], torch.tensor(1 / (1 - p)), rtol=1e-4)
+        assert abs(y.mean().item() - 1) < 0.02
+        (grad,) = torch.autograd.grad(y, x, torch.full_like(y, 2.0))
+        assert torch.equal(grad, 2 * y)  # the kept values' scale, zero where dropped
+        torch.manual_seed(0)
+        assert torch.equal(Dropout(p)(x), y)
+    rows = Dropout(0.5)(torch.ones(4096, 4))  # column j takes bits 16j..16j+15 of each 64-bit word: all random
+    assert ((rows == 0).float().mean(0) - 0.5).abs().max() < 0.03
+    assert torch.equal(Dropout(0.5).eval()(x), x) and torch.equal(Dropout(0.0)(x), x)
+    assert type(Dropout(0.5, inplace=True)(x.detach().clone()).grad_fn) is type(None)
+    mlp = MLP(8, 3, hidden=[16], dropout=0.2)
+    assert type(mlp.dropout1) is Dropout and isinstance(mlp.dropout1, torch.nn.Dropout)
 
 
 def test_average_pooling_passes_back_the_gradient_torchs_own_does():

@@ -10,6 +10,7 @@ from torch import nn
 
 from zoo.errors import ZooError
 from zoo.nets.conv_arith import conv_output_size, pool_output_size
+from zoo.nets.fast_ops import Dropout
 from zoo.nets.mlp import ACTIVATIONS
 from zoo.nets.width_rules import widths_for
 
@@ -71,7 +72,7 @@ class CNN(nn.Module):
                 layers[f"pool{i}"] = nn.MaxPool2d(pool)
                 h, w = (self._shrink(pool_output_size, s, pool, pool, 0, i, channels) for s in (h, w))
             if conv_dropout:
-                layers[f"dropout{i}"] = nn.Dropout(conv_dropout)
+                layers[f"dropout{i}"] = Dropout(conv_dropout)
         self.features = nn.Sequential(layers)
         head: OrderedDict[str, nn.Module] = OrderedDict()
         if global_pool:
@@ -83,10 +84,10 @@ class CNN(nn.Module):
             head[f"dense{i}"] = nn.Linear(n, units)
             head[f"act{i}"] = ACTIVATIONS[activation]()
             if dropout:
-                head[f"dropout{i}"] = nn.Dropout(dropout)
+                head[f"dropout{i}"] = Dropout(dropout)
             n = units
         if dropout and not hidden:
-            head["dropout"] = nn.Dropout(dropout)
+            head["dropout"] = Dropout(dropout)
         head["output"] = nn.Linear(n, out_features)
         self.head = nn.Sequential(head)
 

@@ -1,5 +1,5 @@
-"""Drop-in replacements for ``nn.Tanh``, ``nn.AvgPool2d`` and ``nn.Conv2d`` that compute the same function faster
-where torch's own kernel is slow for the small tensors of the courses' nets (LeNet-5 most of all).
+"""Drop-in replacements for ``nn.Tanh``, ``nn.AvgPool2d``, ``nn.Conv2d`` and ``nn.Dropout`` that compute the same
+function faster where torch's own kernel is slow for the small tensors of the courses' nets (LeNet-5 most of all).
 
 Measured on a 2-core AVX-512 CPU, forward and backward, LeNet-5's tensors at batch 128:
 
@@ -11,8 +11,13 @@ Measured on a 2-core AVX-512 CPU, forward and backward, LeNet-5's tensors at bat
   row copies (each gradient value twice along a row, then each row twice), again the same floats.
 - A convolution whose kernel covers its whole input (LeNet-5's C5: 5x5 on 5x5 maps) is a dense layer: as
   ``F.linear`` it takes 0.35 ms against the convolution's 0.96 ms. This one holds on every device.
+- ``F.dropout`` on the CPU draws its mask with ``bernoulli_``: 0.61 ms for a 128x512 batch, twice the time of the
+  dense layer before it (a fifth of the default MLP run's training). ``Dropout`` draws 16 random bits per value in
+  bulk (``random_`` on 64-bit words) and keeps a value where its draw is at or above ``p`` (in steps of 1/65536),
+  scaling the kept ones by 1/(1 - p): the same distribution, 0.19 ms forward and backward against 0.66 ms.
 
-Each falls back to torch's own op where its condition is not met, under ``torch.compile`` and ``torch.export``
+Each falls back to torch's own op where its condition is not met (dropout: off the CPU, where torch's kernel draws
+its mask on the device, and ``inplace=True``), under ``torch.compile`` and ``torch.export``
 (which fuse or export the standard ops), and for dtypes other than float32. The parameters and state dict are
 the ``nn`` module's, so checkpoints load either way.
 """
@@ -110,4 +115,30 @@ class Conv2d(nn.Conv2d):
             and self.padding_mode == "zeros"
         ):
             return F.linear(x.flatten(1), self.weight.flatten(1), self.bias)[:, :, None, None]
+        return super().forward(x)
+
+
+class _Dropout(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
+        n, cut = x.numel(), round(p * 65536)  # a value is dropped where its 16-bit draw falls in the lowest `cut`
+        words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), None)  # 64 random bits each
+        draws = words.view(torch.int16)[:n].view(x.shape)  # uniform on [-32768, 32767]
+        mask = (draws >= cut - 32768).to(x.dtype).mul_(65536 / (65536 - cut))  # kept values scaled by 1/(1 - p)
+        ctx.save_for_backward(mask)
+        return x * mask
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (mask,) = ctx.saved_tensors
+        return grad * mask, None
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout``; in training on the CPU its mask drawn from bulk random bits instead of ``bernoulli_``
+    (``p`` in steps of 1/65536: 0.3 drops with probability 19661/65536)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and not self.inplace and _eager_cpu_float(x) and 0 < round(self.p * 65536) < 65536:
+            return _Dropout.apply(x, self.p)
         return super().forward(x)

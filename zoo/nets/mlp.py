@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from zoo.errors import ZooError
-from zoo.nets.fast_ops import Tanh
+from zoo.nets.fast_ops import Dropout, Tanh
 from zoo.nets.width_rules import widths_for
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class MLP(nn.Sequential):
                 blocks[f"bn{i}"] = nn.BatchNorm1d(spec["units"])
             blocks[f"act{i}"] = ACTIVATIONS[spec.get("activation", "relu")]()
             if spec.get("dropout", 0.0) > 0:
-                blocks[f"dropout{i}"] = nn.Dropout(spec["dropout"])
+                blocks[f"dropout{i}"] = Dropout(spec["dropout"])
             width = spec["units"]
         blocks["output"] = nn.Linear(width, out_features)
         super().__init__(blocks)

@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from zoo.errors import ZooError
+from zoo.nets.fast_ops import Dropout
 from zoo.nets.text_padding import tokens_first
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class RNN(nn.Module):
             dropout=dropout if layers > 1 else 0.0,  # between stacked layers only
         )
         self.directions = 2 if bidirectional else 1
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.head = nn.Linear(hidden_size * self.directions, out_features)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.nets.fast_ops import Dropout
 from zoo.nets.width_rules import widths_for
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class TextAvgPool(nn.Module):
         width = embedding_dim * (max_length if pooling == "flatten" else 1)
         layers: list[nn.Module] = []
         for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, size), nn.ReLU(), Dropout(dropout)]
             width = size
         self.head = nn.Sequential(*layers, nn.Linear(width, out_features))
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from zoo.config import installed_copy
 from zoo.errors import ZooError
+from zoo.nets.fast_ops import Dropout
 from zoo.nets.text_padding import tokens_first
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class Transformer(nn.Module):
                 "tokenized by another tokenizer; keep the model's tokenizer block (data.tokenizer.kind=pretrained)"
             )
         self.pad_id, self.pooling = pad_id, pooling
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.features.config.hidden_size, out_features))
+        self.head = nn.Sequential(Dropout(dropout), nn.Linear(self.features.config.hidden_size, out_features))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         ids = tokens_first(ids, self.pad_id)  # [CLS] at position 0 whichever side the padding was on
