@@ -40,7 +40,9 @@ def test_linear_regression_recovers_the_house_price_line(train_run):
 
 def test_mlp_regression_on_boston_and_logistic_on_its_binary_target(train_run):
     reg, _ = train_run("model=mlp", "data=boston", "model.net.hidden=[64,32]", "trainer.max_epochs=60", folder="reg")
-    assert reg["test/rmse"] < 4.5  # a tuned SVR reaches 4.46
+    # a tuned SVR reaches 4.46; this shortened recipe (60 epochs, [64,32]) reads 4.0-4.9 over seeds 1-7 and 42 on
+    # the 102 test rows (the full recipe, the bare pair, is held to 4.0 in test_recipes); a mean predictor reads 9
+    assert reg["test/rmse"] < 5.0
     clf, _ = train_run("model=logistic", "data=boston", "data.target=above_median", folder="clf")
     assert clf["test/acc"] > 0.8
 
