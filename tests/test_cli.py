@@ -122,6 +122,8 @@ def test_an_interpolation_to_no_key_is_one_line_before_the_run_starts(tmp_path, 
         (["-cd", "{tmp}/nowhere"], "error: -cd {tmp}/nowhere: no such folder; give a folder of configs to add to the "
          "search path"),
         (["hydra.run.dir="], "error: hydra.run.dir= is empty; give a folder (hydra.run.dir=runs/mine) or leave it out"),
+        (["-cp", "{tmp}"], "error: -cp {tmp}: no train.yaml in {tmp}; name its config with -cn NAME: that folder holds "
+         "no .yaml config"),
     ],
 )  # fmt: skip
 def test_a_config_flag_or_run_folder_that_names_nothing_is_one_line(tmp_path, args, line):

@@ -292,6 +292,8 @@ def check_config_flags(args: list[str], config_name: str) -> bool:
     if not (folder / f"{name}.yaml").is_file():
         options = sorted(p.stem for p in folder.glob("*.yaml"))
         choose = f"choose one of {', '.join(options)}" if options else "that folder holds no .yaml config"
+        if "-cn" not in given:  # -cp alone: the script's own name, which that folder lacks
+            raise ZooError(f"-cp {given['-cp']}: no {name}.yaml in {folder}; name its config with -cn NAME: {choose}")
         raise ZooError(f"-cn {name}: no {name}.yaml in {folder}; {choose}")
     return folder == CONF_DIR and name == config_name
 
