@@ -19,6 +19,7 @@ from zoo.config import (
     check_switch,
     group_options,
     header,
+    leaves,
     override_key,
     recipe_for,
     required_values,
@@ -463,17 +464,11 @@ def _setting_named(node: Any, names: set[str], where: str) -> str:
     aside), as a full key; "" where none is."""
     from omegaconf import OmegaConf
 
-    found: list[str] = []
-
-    def walk(value: Any, key: str) -> None:
-        if isinstance(value, dict):
-            for name, child in value.items():
-                if key or name != "hydra":
-                    walk(child, f"{key}.{name}" if key else str(name))
-        elif key.rsplit(".", 1)[-1] in names:
-            found.append(key)
-
-    walk(OmegaConf.to_container(node, resolve=False), where)
+    found = [
+        key
+        for key, _ in leaves(OmegaConf.to_container(node, resolve=False), where)
+        if key.rsplit(".", 1)[-1] in names and not key.startswith("hydra.")
+    ]
     return min(found, key=lambda k: (k.count("."), k), default="")
 
 
@@ -536,14 +531,9 @@ def _check_required(cfg: Any, config_name: str, overrides: list[str]) -> None:
 
     required = {r.key: r for r in required_values(config_name, overrides, _config_dirs(overrides))}
 
-    def walk(node: Any, key: str) -> None:  # a ``???`` the command line itself gave
-        if isinstance(node, dict):
-            for name, value in node.items():
-                walk(value, f"{key}.{name}" if key else str(name))
-        elif node == "???" and key not in required:
+    for key, value in leaves(OmegaConf.to_container(cfg, resolve=False)):  # a ``???`` the command line itself gave
+        if value == "???" and key not in required:
             required[key] = Required(key, "", "")
-
-    walk(OmegaConf.to_container(cfg, resolve=False), "")
     if not required:
         return
     by_option: dict[str, list[Required]] = {}

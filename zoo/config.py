@@ -254,7 +254,7 @@ def required_values(config_name: str, overrides: list[str], dirs: list[Path]) ->
             top = parents[top]
         option = "" if top == config_name else "=".join(top.rsplit("/", 1))
         hints, prefix = required_hints(path), f"{entry.package}." if entry.package else ""
-        for key, value in _leaves(own):
+        for key, value in leaves(own):
             full = prefix + key
             for below in [k for k in last if k.startswith(f"{full}.")]:
                 del last[below]
@@ -263,11 +263,11 @@ def required_values(config_name: str, overrides: list[str], dirs: list[Path]) ->
     return [r for k, r in last.items() if r and not any(k == g or k.startswith(f"{g}.") for g in given)]
 
 
-def _leaves(node: Any, key: str = "") -> Iterator[tuple[str, Any]]:
+def leaves(node: Any, key: str = "") -> Iterator[tuple[str, Any]]:
     """``(dotted key, value)`` of every value a config sets (a non-empty mapping sets its keys, not itself)."""
     if isinstance(node, dict) and node:
         for name, value in node.items():
-            yield from _leaves(value, f"{key}.{name}" if key else str(name))
+            yield from leaves(value, f"{key}.{name}" if key else str(name))
     elif key and not isinstance(node, dict):
         yield key, node
 
