@@ -55,6 +55,28 @@ def test_split_is_stable_and_stratified_whatever_the_training_seed():
     assert np.abs(full - test).max() < 0.01  # class proportions kept in the test split
 
 
+def test_splits_draw_the_rows_scikit_learns_train_test_split_draws():
+    from sklearn.model_selection import train_test_split as sklearn_split
+
+    from zoo.data.splits import train_test_split
+
+    rng = np.random.default_rng(0)
+    for case in range(300):  # sizes, class counts and balances, shares, seeds; stratified or not
+        n, k = int(rng.integers(4, 2000)), int(rng.integers(1, 12))
+        labels = rng.choice(k, size=n, p=rng.dirichlet(np.ones(k) * rng.uniform(0.2, 5)))
+        counts = np.bincount(labels)
+        stratify = labels if case % 4 and counts[counts > 0].min() >= 2 else None
+        share, seed, rows = float(rng.uniform(0.01, 0.9)), int(rng.integers(10**6)), np.arange(n) * 3 + 1
+        try:
+            expected = sklearn_split(rows, test_size=share, random_state=seed, stratify=stratify)
+        except ValueError:
+            with pytest.raises(ValueError):
+                train_test_split(rows, share, seed, stratify)
+            continue
+        for ours, theirs in zip(train_test_split(rows, share, seed, stratify), expected, strict=True):
+            np.testing.assert_array_equal(ours, theirs)
+
+
 def test_standardisation_uses_training_statistics_only():
     dm = BostonDataModule(name="boston")
     dm.setup()

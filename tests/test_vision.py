@@ -40,6 +40,15 @@ def test_bundled_image_sets_declare_their_shapes():
     assert mnist5k.input_shape == [1, 28, 28] and mnist5k.num_train == 3500
 
 
+def test_digits_are_scikit_learns_read_without_importing_it():
+    from sklearn.datasets import load_digits
+
+    data, bunch = DigitsDataModule(name="digits").load(), load_digits()
+    assert data.x.shape == (1797, 1, 8, 8) and data.x.dtype == torch.uint8
+    assert np.array_equal(data.x[:, 0].numpy(), np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8))
+    assert np.array_equal(data.y.numpy(), bunch.target) and data.class_names == [str(n) for n in range(10)]
+
+
 def test_class_subset_and_small_labelled_set():
     dm = Mnist5kDataModule(name="mnist5k", classes=[5, "7", 9], train_per_class=4)
     spec = dm.spec
