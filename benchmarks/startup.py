@@ -60,7 +60,11 @@ def phases() -> dict[str, float]:
     from collections import defaultdict
 
     import hydra._internal.hydra
-    import lightning as L
+
+    from zoo.internals import torchmetrics_without_unused_extras
+
+    with torchmetrics_without_unused_extras({}):  # as the script imports them for a run of zoo's own classes
+        import lightning as L
 
     import zoo.callbacks
     import zoo.cli

@@ -15,7 +15,10 @@ from zoo.search import run_job  # noqa: E402  (also registers the ${repeat:...} 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | dict[str, float] | None:
-    from zoo.run import train
+    from zoo.internals import torchmetrics_without_unused_extras
+
+    with torchmetrics_without_unused_extras(cfg):
+        from zoo.run import train
 
     with collect_new_objects_only():
         return run_job(train, cfg)  # optimized_metric's value for a search; a failing multirun job is recorded

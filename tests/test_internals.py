@@ -4,6 +4,9 @@ resumes."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import lightning as L
 import torch
 from torch import nn
@@ -124,3 +127,35 @@ def test_lightnings_ddp_launcher_builds_a_childs_command_line_in_hydra_subproces
     assert subprocess_script._hydra_subprocess_cmd.__module__ == "zoo.internals"
     source = inspect.getsource(subprocess_script._SubprocessScriptLauncher._call_children_scripts)
     assert "_hydra_subprocess_cmd(" in source
+
+
+IMPORT_LIGHTNING = """
+import contextlib, sys
+from omegaconf import OmegaConf
+from zoo.internals import torchmetrics_without_unused_extras
+config = OmegaConf.create({"model": {"_target_": sys.argv[1]}, "data": {"_target_": "zoo.data.images.Digits"}})
+with torchmetrics_without_unused_extras(config) if sys.argv[1] else contextlib.nullcontext():
+    import lightning
+from lightning_utilities.core.imports import RequirementCache, package_available
+from torchmetrics.detection import MeanAveragePrecision  # zoo's detector: torchvision's checks are untouched
+from torchmetrics.utilities import imports
+text = sys.modules["torchmetrics.text"]
+print(*sorted(m for m in ("transformers", "scipy.signal") if m in sys.modules), "|",
+      bool(RequirementCache("transformers>=4.4.0")), bool(imports._TRANSFORMERS_GREATER_EQUAL_4_4),
+      bool(imports._SCIPI_AVAILABLE), package_available("scipy"), hasattr(text, "BERTScore"))
+"""
+
+
+def imported_with(target: str) -> str:
+    done = subprocess.run([sys.executable, "-c", IMPORT_LIGHTNING, target], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_torchmetrics_imports_transformers_and_scipy_signal_unless_told_they_are_missing():
+    """torchmetrics' eager imports of its optional packages (Lightning-AI/torchmetrics#3457): where an upgrade
+    stops making them, ``zoo.internals.torchmetrics_without_unused_extras`` has nothing left to leave out."""
+    assert imported_with("") == "scipy.signal transformers | True True True True True"
+    # scipy.signal only patched for SRMRpy, which is not installed; transformers kept for a class of the user's
+    assert imported_with("my_package.MyNet") == "transformers | True True True True True"
+    # a run naming only zoo's own classes: neither imported, and every check answers truly once Lightning is in
+    assert imported_with("zoo.tasks.classification.Classification") == "| True True True True False"

@@ -1,13 +1,19 @@
-"""The one door to Lightning's, Hydra's and Optuna's private internals: the few places zoo needs them, each saying
-why.
+"""The one door to Lightning's, torchmetrics', Hydra's and Optuna's private internals: the few places zoo needs
+them, each saying why.
 
-Nothing else in zoo touches a private attribute of Lightning, Hydra or Optuna. ``tests/test_internals.py`` checks
-each one below against the installed versions and fails naming the attribute when an upgrade moves it; the lower
-bounds in ``pyproject.toml`` are the versions those tests ran against. Kept free of torch and Lightning at import time.
+Nothing else in zoo touches a private attribute of Lightning, torchmetrics, Hydra or Optuna.
+``tests/test_internals.py`` checks each one below against the installed versions and fails naming the attribute when
+an upgrade moves it; the lower bounds in ``pyproject.toml`` are the versions those tests ran against. Kept free of
+torch and Lightning at import time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import re
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 # -- Lightning -------------------------------------------------------------------------------------------------
@@ -75,6 +81,65 @@ def ddp_children_run_this_job() -> None:
         return [*script, *hydra.overrides.task, *job], get_original_cwd()
 
     subprocess_script._hydra_subprocess_cmd = command
+
+
+# -- torchmetrics ----------------------------------------------------------------------------------------------
+
+OWN_CLASSES = ("zoo.", "torch.", "lightning.")  # whose classes a run may name without using torchmetrics' extras
+
+
+@contextlib.contextmanager
+def torchmetrics_without_unused_extras(config: Any) -> Iterator[None]:
+    """Around the import of Lightning in a training run: torchmetrics leaves out what the run cannot use.
+
+    ``import lightning`` imports torchmetrics, and torchmetrics imports every optional package it finds installed,
+    used or not (Lightning-AI/torchmetrics#3457): ``scipy.signal``, to patch it for the SRMRpy package, and
+    ``transformers``, for its BERTScore, InfoLM and CLIP metrics, 1.4 s of the default run's 4.5 s of imports on a
+    2-core CPU. Here torchmetrics' checks (``lightning_utilities``' ``package_available`` and ``RequirementCache``)
+    read scipy as missing where SRMRpy is not installed, and transformers as missing where the run's ``config``
+    names only zoo's, torch's and Lightning's classes (``_target_``), which never use those metrics; the checks are
+    themselves again after the block, for every other package and caller. zoo's own transformer net imports
+    transformers itself, as usual. Nothing changes where torchmetrics is already imported."""
+    if "torchmetrics" in sys.modules:
+        yield
+        return
+    unused = {"transformers"} if all(str(target).startswith(OWN_CLASSES) for target in targets(config)) else set()
+    if importlib.util.find_spec("srmrpy") is None:
+        unused.add("scipy")
+    from lightning_utilities.core import imports
+
+    real_available, real_bool = imports.package_available, imports.RequirementCache.__bool__
+    hiding = [unused]  # emptied after the block: a module that bound the checks below then gets the real answers
+
+    def package_available(name: str) -> bool:
+        return name.split(".")[0] not in hiding[0] and real_available(name)
+
+    def requirement_met(cache: Any) -> bool:
+        name = re.split(r"[\s<>=!~;\[]", cache.requirement or cache.module or "", maxsplit=1)[0]
+        return name.split(".")[0] not in hiding[0] and real_bool(cache)
+
+    imports.package_available, imports.RequirementCache.__bool__ = package_available, requirement_met
+    try:
+        yield
+    finally:
+        hiding[0] = set()
+        imports.package_available, imports.RequirementCache.__bool__ = real_available, real_bool
+
+
+def targets(node: Any) -> Iterator[Any]:
+    """Every ``_target_`` (a class or function Hydra instantiates) in a config (a DictConfig, dict or list)."""
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(node):
+        node = OmegaConf.to_container(node, resolve=False)
+    if isinstance(node, dict):
+        if "_target_" in node:
+            yield node["_target_"]
+        for value in node.values():
+            yield from targets(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from targets(value)
 
 
 # -- Hydra -----------------------------------------------------------------------------------------------------
