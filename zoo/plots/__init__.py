@@ -21,9 +21,17 @@ def _pyplot():
     return plt
 
 
-def saved(fig: Any, path: Path) -> Path:
-    """Lay the figure out, write it at 100 dpi and free it: how every figure here ends."""
-    fig.tight_layout()
+def tight(fig: Any, rect: tuple[float, float, float, float] | None = None) -> None:
+    """``fig.tight_layout(rect=rect)``, done once. matplotlib leaves a placeholder layout engine behind, for which
+    ``savefig`` draws the whole figure once more before drawing it into the file: a quarter of a figure's time,
+    for the same pixels."""
+    fig.tight_layout(rect=rect)
+    fig.set_layout_engine(None)
+
+
+def saved(fig: Any, path: Path, rect: tuple[float, float, float, float] | None = None) -> Path:
+    """Lay the figure out (within ``rect``), write it at 100 dpi and free it: how every figure here ends."""
+    tight(fig, rect)
     fig.savefig(path, dpi=100)
     _pyplot().close(fig)
     return path
@@ -51,9 +59,7 @@ def plot_learning_curves(
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    saved(fig, path)
 
 
 def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str], path: Path) -> Path:
@@ -107,11 +113,25 @@ def cell_title(ax: Any, text: str, **kwargs: Any) -> None:
 def plot_predictions(
     images: np.ndarray, true: np.ndarray, pred: np.ndarray, class_names: list[str], path: Path
 ) -> Path:
-    """A grid of test images ``[N, C, H, W]`` (uint8) titled ``true -> predicted``, mistakes in red."""
-    fig, axes = image_grid(len(images), 8, (1.6, 1.8))
-    for ax, image, t, p in zip(axes, images, true, pred, strict=False):
-        show_image(ax, image)
-        cell_title(ax, f"{class_names[t]} -> {class_names[p]}", fontsize=8, color="black" if t == p else "red")
+    """A grid of test images ``[N, C, H, W]`` (uint8) titled ``true -> predicted``, mistakes in red.
+
+    The images are tiled into one picture on one pair of axes, each title above its tile: an axes per image would
+    take most of the figure's time (a quarter of a second for 32 images)."""
+    plt = _pyplot()
+    n, channels, h, w = images.shape
+    cols = min(8, n)
+    rows = -(-n // cols)
+    gap_x, gap_y = max(1, round(0.12 * w)), max(2, round(0.45 * h))  # white between tiles; room for a title above
+    mosaic = np.full((rows * (h + gap_y), cols * (w + gap_x), channels), 255, dtype=np.uint8)
+    fig, ax = plt.subplots(figsize=(1.6 * cols, 1.6 * cols * mosaic.shape[0] / mosaic.shape[1] + 0.4))
+    for i, (image, t, p) in enumerate(zip(images, true, pred, strict=True)):
+        top, left = (i // cols) * (h + gap_y) + gap_y, (i % cols) * (w + gap_x)
+        mosaic[top : top + h, left : left + w] = image.transpose(1, 2, 0)
+        ax.text(left + w / 2 - 0.5, top - 0.8, f"{class_names[t]} -> {class_names[p]}", ha="center", va="bottom",
+                fontsize=8, color="black" if t == p else "red")  # fmt: skip
+    grey = channels == 1
+    ax.imshow(mosaic[..., 0] if grey else mosaic, cmap="gray" if grey else None, vmin=0, vmax=255)
+    ax.axis("off")
     fig.suptitle("test images: true -> predicted")
     return saved(fig, path)
 
@@ -207,10 +227,7 @@ def plot_segmentation(
     handles = [Patch(color=colours[c], label=class_names[c]) for c in range(1, k)]
     fig.legend(handles=handles, loc="lower center", ncol=min(k - 1, 6), fontsize=8, frameon=False)
     fig.suptitle("test images: true and predicted masks")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return saved(fig, path, rect=(0, 0.03, 1, 1))
 
 
 def _foreground_iou(true: np.ndarray, pred: np.ndarray, k: int) -> float:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zoo.plots import _pyplot
+from zoo.plots import _pyplot, tight
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu,
@@ -109,7 +109,7 @@ def plot_activations(path: str | Path, x: torch.Tensor | None = None, weight: fl
         ax.set_xlabel("x")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
+    tight(fig)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.plots import CURVE_METRICS, _pyplot
+from zoo.plots import CURVE_METRICS, _pyplot, tight
 
 MAX_PATH_POINTS = 500  # an optimiser path drawn with more points is only slower to draw and read, not clearer
 SMALL_WEIGHT = 1e-3  # |w| below this counts as zero, as test/sparsity counts it
@@ -127,7 +127,7 @@ def _finish(fig: Any, path: Path, note: str) -> None:
     plt = _pyplot()
     with warnings.catch_warnings():  # a long legend (a search's many trials) cannot fit: the figure is drawn anyway
         warnings.simplefilter("ignore", UserWarning)
-        fig.tight_layout(rect=(0, 0.05 if note else 0, 1, 1))
+        tight(fig, rect=(0, 0.05 if note else 0, 1, 1))
     _footnote(fig, note)
     fig.savefig(path, dpi=100)
     plt.close(fig)
