@@ -159,3 +159,24 @@ def test_torchmetrics_imports_transformers_and_scipy_signal_unless_told_they_are
     assert imported_with("my_package.MyNet") == "transformers | True True True True True"
     # a run naming only zoo's own classes: neither imported, and every check answers truly once Lightning is in
     assert imported_with("zoo.tasks.classification.Classification") == "| True True True True False"
+
+
+LOG_TO_WANDB = """
+import sys, wandb
+from zoo.tracking import skip_pandas_until_imported
+skip_pandas_until_imported()
+run = wandb.init(mode="offline", dir=sys.argv[1])
+run.log({"train/loss": 0.5})
+print("pandas" in sys.modules, end=" ")
+import pandas as pd
+table = pd.DataFrame({"x": [1, 2]})
+run.log({"table": table})  # W&B turns a DataFrame into a table, as ever, once pandas is in
+print(wandb.util.is_pandas_data_frame(table), wandb.util.is_pandas_data_frame([1, 2]))
+run.finish()
+"""
+
+
+def test_wandb_asks_whether_each_logged_value_is_a_dataframe_through_util(tmp_path):
+    done = subprocess.run([sys.executable, "-c", LOG_TO_WANDB, str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True", "False"]

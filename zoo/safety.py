@@ -31,7 +31,10 @@ class ReseedEachEpoch(L.Callback):
         epoch_seed = (self.seed * 1_000_003 + trainer.current_epoch * 1009 + trainer.global_rank) % 2**63
         random.seed(epoch_seed)
         np.random.seed(epoch_seed % 2**32)
-        torch.manual_seed(epoch_seed)  # every device's generator too
+        if pl_module.device.type == "cpu":  # torch.manual_seed would also queue a seed for each other backend: 1 ms
+            torch.default_generator.manual_seed(epoch_seed)
+        else:
+            torch.manual_seed(epoch_seed)  # every device's generator too
 
 
 class StopOnNonFinite(L.Callback):

@@ -49,6 +49,7 @@ def start_logging(logger: Any, config: dict[str, Any]) -> None:
 
     if isinstance(logger, WandbLogger):
         skip_unstaged_launch_inputs()
+        skip_pandas_until_imported()
     try:
         logger.log_hyperparams(config)
     except Exception as err:
@@ -81,6 +82,23 @@ def skip_unstaged_launch_inputs() -> None:
 
     apply_staged.staged_only = True  # type: ignore[attr-defined]
     Run._detect_and_apply_job_inputs = apply_staged
+
+
+def skip_pandas_until_imported() -> None:
+    """W&B asks of every value a run logs whether it is a pandas DataFrame, importing pandas to ask (a fifth of a
+    second of a short run that never uses it). Where pandas was never imported no value can be one: the answer is
+    no, without the import; once pandas is in, W&B asks as before."""
+    from wandb import util
+
+    ask = util.is_pandas_data_frame
+    if getattr(ask, "imports_nothing", False):
+        return
+
+    def is_pandas_data_frame(obj: Any) -> bool:
+        return "pandas" in sys.modules and ask(obj)
+
+    is_pandas_data_frame.imports_nothing = True  # type: ignore[attr-defined]
+    util.is_pandas_data_frame = is_pandas_data_frame
 
 
 def finish_wandb(exit_code: int = 0) -> None:
