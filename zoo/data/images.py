@@ -250,8 +250,8 @@ class DigitsDataModule(ImageDataModule):
 
 
 def digits_file() -> Path:
-    """The CSV that ``sklearn.datasets.load_digits()`` reads, found without importing scikit-learn (a third of a
-    second of the default run)."""
+    """The CSV that ``sklearn.datasets.load_digits()`` reads, found without importing scikit-learn (which takes a
+    second of a short run on a 2-core CPU)."""
     import importlib.util
 
     spec = importlib.util.find_spec("sklearn")
