@@ -49,6 +49,15 @@ def test_digits_are_scikit_learns_read_without_importing_it():
     assert np.array_equal(data.y.numpy(), bunch.target) and data.class_names == [str(n) for n in range(10)]
 
 
+def test_digits_without_scikit_learns_file_name_the_fix(monkeypatch):
+    import importlib.util
+
+    find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else find(name, *a))
+    with pytest.raises(ZooError, match="data=digits needs scikit-learn's bundled digits; reinstall it with"):
+        DigitsDataModule(name="digits").load()
+
+
 def test_class_subset_and_small_labelled_set():
     dm = Mnist5kDataModule(name="mnist5k", classes=[5, "7", 9], train_per_class=4)
     spec = dm.spec
