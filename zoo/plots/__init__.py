@@ -122,15 +122,14 @@ def plot_predictions(
     cols = min(8, n)
     rows = -(-n // cols)
     gap_x, gap_y = max(1, round(0.12 * w)), max(2, round(0.45 * h))  # white between tiles; room for a title above
-    mosaic = np.full((rows * (h + gap_y), cols * (w + gap_x), channels), 255, dtype=np.uint8)
-    fig, ax = plt.subplots(figsize=(1.6 * cols, 1.6 * cols * mosaic.shape[0] / mosaic.shape[1] + 0.4))
+    mosaic = np.full((channels, rows * (h + gap_y), cols * (w + gap_x)), 255, dtype=np.uint8)
+    fig, ax = plt.subplots(figsize=(1.6 * cols, 1.6 * cols * mosaic.shape[1] / mosaic.shape[2] + 0.4))
     for i, (image, t, p) in enumerate(zip(images, true, pred, strict=True)):
         top, left = (i // cols) * (h + gap_y) + gap_y, (i % cols) * (w + gap_x)
-        mosaic[top : top + h, left : left + w] = image.transpose(1, 2, 0)
+        mosaic[:, top : top + h, left : left + w] = image
         ax.text(left + w / 2 - 0.5, top - 0.8, f"{class_names[t]} -> {class_names[p]}", ha="center", va="bottom",
                 fontsize=8, color="black" if t == p else "red")  # fmt: skip
-    grey = channels == 1
-    ax.imshow(mosaic[..., 0] if grey else mosaic, cmap="gray" if grey else None, vmin=0, vmax=255)
+    show_image(ax, mosaic)
     ax.axis("off")
     fig.suptitle("test images: true -> predicted")
     return saved(fig, path)
