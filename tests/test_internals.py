@@ -162,10 +162,22 @@ def test_torchmetrics_imports_transformers_and_scipy_signal_unless_told_they_are
 
 
 LOG_TO_WANDB = """
-import sys, wandb
-from zoo.tracking import skip_pandas_until_imported
+import sys, time, wandb
+from wandb.sdk.lib.service import service_port_file
+asked, slept = [], []  # what W&B asks to wait between looks for its service's port file, and what it waits
+service_port_file._SLEEP = lambda seconds: (slept.append(seconds), time.sleep(seconds))
+from zoo.tracking import poll_service_often, read_each_package_once, skip_pandas_until_imported
+listed = sorted((dist.key, dist.version) for dist in wandb.util.working_set())
+read_each_package_once()
+print(sorted((dist.key, dist.version) for dist in wandb.util.working_set()) == listed, len(listed) > 100, end=" ")
 skip_pandas_until_imported()
+poll_service_often()
+shortened = service_port_file._SLEEP
+poll_service_often()  # a second call changes nothing
+print(service_port_file._SLEEP is shortened, end=" ")
+service_port_file._SLEEP = lambda seconds: (asked.append(seconds), shortened(seconds))
 run = wandb.init(mode="offline", dir=sys.argv[1])
+print(asked[0], max(slept), end=" ")
 run.log({"train/loss": 0.5})
 print("pandas" in sys.modules, end=" ")
 import pandas as pd
@@ -176,7 +188,8 @@ run.finish()
 """
 
 
-def test_wandb_asks_whether_each_logged_value_is_a_dataframe_through_util(tmp_path):
+def test_wandb_lists_packages_polls_its_service_and_asks_whether_a_value_is_a_dataframe_through_util(tmp_path):
     done = subprocess.run([sys.executable, "-c", LOG_TO_WANDB, str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["False", "True", "False"]
+    # the same packages for the run's requirements; W&B asks 0.2 s between looks at its service, zoo's runs wait 5 ms
+    assert done.stdout.split() == ["True", "True", "True", "0.2", "0.005", "False", "True", "False"]
