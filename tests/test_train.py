@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from pathlib import Path
 
@@ -59,6 +60,22 @@ def test_run_folder_holds_config_checkpoints_metrics_history_and_curves(train_ru
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "lr"} <= set(rows[0])
     assert float(rows[-1]["train/loss"]) < float(rows[0]["train/loss"])
     assert (out / "learning_curves.png").stat().st_size > 10_000
+
+
+def test_last_ckpt_is_a_hard_link_to_the_best_checkpoint_or_a_copy_where_links_fail(train_run, monkeypatch):
+    _, out = train_run("trainer.max_epochs=4", "data.val_fraction=0.5", folder="linked")
+    (best,) = (out / "checkpoints").glob("best-epoch*.ckpt")
+    assert (out / "checkpoints" / "last.ckpt").samefile(best)  # one file under two names, written once
+
+    def refuse(*args: object) -> None:
+        raise OSError("hard links are not supported")
+
+    monkeypatch.setattr(os, "link", refuse)
+    _, out = train_run("trainer.max_epochs=4", "data.val_fraction=0.5", folder="copied")
+    (best,) = (out / "checkpoints").glob("best-epoch*.ckpt")
+    last = out / "checkpoints" / "last.ckpt"
+    assert not last.samefile(best) and last.read_bytes() == best.read_bytes()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == sorted([best.name, "last.ckpt"])
 
 
 def test_checkpoints_load_with_weights_only(train_run):
