@@ -75,6 +75,25 @@ def test_lightning_sets_current_fx_name_on_the_module():
     )
 
 
+def test_lightnings_log_moves_each_accumulator_to_the_logged_values_device(monkeypatch):
+    from lightning.pytorch.trainer.connectors.logger_connector.result import _ResultCollection, _ResultMetric
+
+    internals.logged_values_moved_only_when_elsewhere()
+    asked, move = [], _ResultMetric.to
+    monkeypatch.setattr(_ResultMetric, "to", lambda metric, *args: (asked.append(args), move(metric, *args))[1])
+    results = _ResultCollection(training=True)
+    for loss in (1.0, 3.0):
+        results.log("training_step", "loss", torch.tensor(loss), batch_size=2)
+    assert asked == [(torch.device("cpu"),)] * 2, (
+        "Lightning's _ResultCollection.log no longer calls _ResultMetric.to(value.device) "
+        "(zoo.internals.logged_values_moved_only_when_elsewhere)"
+    )
+    (metric,) = results.values()
+    assert metric.compute() == 2.0  # the mean, as ever
+    metric.to(torch.device("meta"))  # elsewhere: moved, the whole state
+    assert metric.value.device.type == metric.cumulated_batch_size.device.type == "meta"
+
+
 def test_hydras_basic_sweeper_expands_a_sweep():
     from hydra.core.override_parser.overrides_parser import OverridesParser
 

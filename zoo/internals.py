@@ -49,6 +49,31 @@ class QuickHookName:
             super().__setattr__(name, value)
 
 
+def logged_values_moved_only_when_elsewhere() -> None:
+    """Every ``self.log`` call moves the logged value's accumulator (Lightning's ``_ResultMetric``) to the value's
+    device, ``_ResultCollection.log`` calling its ``to``, which walks the accumulator's whole state each time, there
+    already or not: 0.2 ms a call on a CPU, 0.12 s of the default run's 300. Here the walk is left out where the
+    accumulated value and batch-size count are on that device already (the rest of its state moves with them), and
+    runs as before where they are not."""
+    import torch
+    from lightning.pytorch.trainer.connectors.logger_connector.result import _ResultMetric
+
+    move = _ResultMetric.to
+    if getattr(move, "skips_what_is_in_place", False):
+        return
+
+    def to(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if len(args) == 1 and not kwargs and isinstance(args[0], torch.device):
+            state = vars(self)
+            value, count = state.get("value"), state.get("cumulated_batch_size")
+            if getattr(value, "device", None) == args[0] and getattr(count, "device", args[0]) == args[0]:
+                return self
+        return move(self, *args, **kwargs)
+
+    to.skips_what_is_in_place = True  # type: ignore[attr-defined]
+    _ResultMetric.to = to
+
+
 def without_wandb_anonymous(logger: Any) -> Any:
     """``logger`` (Lightning's WandbLogger) without the ``anonymous`` argument it always hands ``wandb.init``: W&B
     warns on every run that the setting has no effect, whatever its value. The arguments wait in the logger's

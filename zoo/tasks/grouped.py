@@ -27,7 +27,12 @@ import torch
 
 from zoo.data.batches import PlannedGroup
 from zoo.errors import ZooError
-from zoo.internals import QuickHookName, count_group_steps, optimizer_step_progress
+from zoo.internals import (
+    QuickHookName,
+    count_group_steps,
+    logged_values_moved_only_when_elsewhere,
+    optimizer_step_progress,
+)
 from zoo.protocols import GroupsBatches
 from zoo.tasks.graphed import GroupGraph, GroupOutputs
 
@@ -91,6 +96,7 @@ class GroupedSteps(QuickHookName, L.LightningModule):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
+        logged_values_moved_only_when_elsewhere()
         if stage != "fit":
             return
         self.steps_per_execution = self._resolve(self.steps_per_execution)
