@@ -65,7 +65,10 @@ def test_run_folder_holds_config_checkpoints_metrics_history_and_curves(train_ru
 def test_last_ckpt_is_a_hard_link_to_the_best_checkpoint_or_a_copy_where_links_fail(train_run, monkeypatch):
     _, out = train_run("trainer.max_epochs=4", "data.val_fraction=0.5", folder="linked")
     (best,) = (out / "checkpoints").glob("best-epoch*.ckpt")
-    assert (out / "checkpoints" / "last.ckpt").samefile(best)  # one file under two names, written once
+    assert (out / "checkpoints" / "last.ckpt").samefile(best), (  # one file under two names, written once
+        "Lightning no longer writes last.ckpt through ModelCheckpoint._save_checkpoint at the best one's step "
+        "(zoo.internals.LastCheckpointLinked)"
+    )
 
     def refuse(*args: object) -> None:
         raise OSError("hard links are not supported")

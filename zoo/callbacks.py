@@ -4,11 +4,8 @@ fine-tuning, gradual unfreezing)."""
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 from typing import Any
-from weakref import proxy
 
 import lightning as L
 import torch
@@ -19,6 +16,7 @@ from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.internals import LastCheckpointLinked
 from zoo.outputs import RunFolder
 from zoo.plots import plot_learning_curves
 from zoo.protocols import FineTunable
@@ -73,43 +71,15 @@ def to_float_dict(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v.item() if isinstance(v, torch.Tensor) else v) for k, v in sorted(metrics.items())}
 
 
-class ModelCheckpoint(_LightningModelCheckpoint):
+class ModelCheckpoint(LastCheckpointLinked, _LightningModelCheckpoint):
     """Lightning's checkpointing, with epochs in file names counted from 1, as everywhere else a run shows them
     (``best-epoch017.ckpt``: the 17th epoch), and ``last.ckpt`` a hard link to the checkpoint written at the same
-    step (``save_last=true`` writes it whenever a best one is written): the same bytes, not serialised and written
-    a second time, nor kept twice on disk. Lightning replaces either file by renaming a new one over it, so neither
-    changes the other; where the folder cannot hold hard links, ``last.ckpt`` is written as Lightning writes it."""
+    step, not a second copy of it (:class:`zoo.internals.LastCheckpointLinked`)."""
 
     def format_checkpoint_name(self, metrics: dict[str, Any], *args: Any, **kwargs: Any) -> str:
         if "epoch" in metrics:
             metrics = {**metrics, "epoch": metrics["epoch"] + 1}
         return super().format_checkpoint_name(metrics, *args, **kwargs)
-
-    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
-        same_step = self._last_checkpoint_saved if self._last_global_step_saved == trainer.global_step else ""
-        if filepath != self.last_model_path or not same_step or same_step == filepath:
-            return super()._save_checkpoint(trainer, filepath)
-        linked = trainer.strategy.broadcast(link_over(same_step, filepath) if trainer.is_global_zero else False)
-        if not linked:
-            return super()._save_checkpoint(trainer, filepath)
-        self._last_checkpoint_saved = filepath
-        if trainer.is_global_zero:
-            for logger in trainer.loggers:
-                logger.after_save_checkpoint(proxy(self))
-
-
-def link_over(source: str, target: str) -> bool:
-    """Make ``target`` a hard link to ``source``, replacing what was there in one rename, so that ``target`` is
-    whole at every moment; False where the file system refuses (no hard links, another device, a URL)."""
-    temporary = f"{target}.link-{os.getpid()}"
-    try:
-        os.link(source, temporary)
-        os.replace(temporary, target)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.remove(temporary)
-        return False
-    return True
 
 
 class TestReport(L.Callback):

@@ -11,10 +11,24 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import re
 import sys
 from collections.abc import Iterator
 from typing import Any
+from weakref import proxy
+
+
+def replace_once(owner: Any, name: str, wrap: Any) -> None:
+    """``owner.name = wrap(owner.name)``, once: the replacement is marked, and a second call finds the mark. Nothing
+    changes where ``owner`` has no ``name`` (a release that moved it)."""
+    old = getattr(owner, name, None)
+    if old is None or getattr(old, "zoo_replaced", False):
+        return
+    new = wrap(old)
+    new.zoo_replaced = True
+    setattr(owner, name, new)
+
 
 # -- Lightning -------------------------------------------------------------------------------------------------
 
@@ -58,20 +72,54 @@ def logged_values_moved_only_when_elsewhere() -> None:
     import torch
     from lightning.pytorch.trainer.connectors.logger_connector.result import _ResultMetric
 
-    move = _ResultMetric.to
-    if getattr(move, "skips_what_is_in_place", False):
-        return
+    def wrap(move: Any) -> Any:
+        def to(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if len(args) == 1 and not kwargs and isinstance(args[0], torch.device):
+                state = vars(self)
+                value, count = state.get("value"), state.get("cumulated_batch_size")
+                if getattr(value, "device", None) == args[0] and getattr(count, "device", args[0]) == args[0]:
+                    return self
+            return move(self, *args, **kwargs)
 
-    def to(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if len(args) == 1 and not kwargs and isinstance(args[0], torch.device):
-            state = vars(self)
-            value, count = state.get("value"), state.get("cumulated_batch_size")
-            if getattr(value, "device", None) == args[0] and getattr(count, "device", args[0]) == args[0]:
-                return self
-        return move(self, *args, **kwargs)
+        return to
 
-    to.skips_what_is_in_place = True  # type: ignore[attr-defined]
-    _ResultMetric.to = to
+    replace_once(_ResultMetric, "to", wrap)
+
+
+class LastCheckpointLinked:
+    """Mixin for Lightning's ModelCheckpoint: ``last.ckpt`` a hard link to the checkpoint written at the same step.
+    With ``save_last=true`` Lightning writes it whenever it writes a best one, the same content serialised and
+    written a second time (19 of the default run's 38 checkpoint writes) and kept twice on disk. Lightning replaces
+    either file by renaming a new one over it, so neither changes the other; where the folder cannot hold hard
+    links, ``last.ckpt`` is written as Lightning writes it. Lightning's ``_save_checkpoint(trainer, filepath)``
+    writes each file, and records the newest in ``_last_checkpoint_saved`` and its step in
+    ``_last_global_step_saved``."""
+
+    def _save_checkpoint(self, trainer: Any, filepath: str) -> None:
+        same_step = self._last_checkpoint_saved if self._last_global_step_saved == trainer.global_step else ""
+        if filepath != self.last_model_path or not same_step or same_step == filepath:
+            return super()._save_checkpoint(trainer, filepath)  # type: ignore[misc]
+        linked = trainer.strategy.broadcast(link_over(same_step, filepath) if trainer.is_global_zero else False)
+        if not linked:
+            return super()._save_checkpoint(trainer, filepath)  # type: ignore[misc]
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
+
+
+def link_over(source: str, target: str) -> bool:
+    """Make ``target`` a hard link to ``source``, replacing what was there in one rename, so that ``target`` is
+    whole at every moment; False where the file system refuses (no hard links, another device, a URL)."""
+    temporary = f"{target}.link-{os.getpid()}"
+    try:
+        os.link(source, temporary)
+        os.replace(temporary, target)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        return False
+    return True
 
 
 def without_wandb_anonymous(logger: Any) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 
 from zoo.console import wandb_silent
 from zoo.errors import Interrupted, ZooError
-from zoo.internals import without_wandb_anonymous
+from zoo.internals import replace_once, without_wandb_anonymous
 
 MODES = ("auto", "online", "offline", "disabled")
 
@@ -69,17 +69,6 @@ LAUNCH_INPUTS = "wandb.sdk.launch.inputs.internal"  # where W&B Launch stages a 
 SERVICE_POLL = 0.005  # seconds between looks for W&B's service port file (W&B's own: 0.2)
 
 
-def replace_once(owner: Any, name: str, wrap: Any) -> None:
-    """``owner.name = wrap(owner.name)``, once: the replacement is marked, and a second call finds the mark. Nothing
-    changes where ``owner`` has no ``name`` (a W&B release that moved it)."""
-    old = getattr(owner, name, None)
-    if old is None or getattr(old, "zoo_replaced", False):
-        return
-    new = wrap(old)
-    new.zoo_replaced = True
-    setattr(owner, name, new)
-
-
 def skip_unstaged_launch_inputs() -> None:
     """``wandb.init`` applies the inputs W&B Launch staged for the run, importing W&B's public API to look for
     them (about a second of a short run). Inputs are staged only through that module: where it was never
@@ -128,7 +117,7 @@ def poll_service_often() -> None:
 
 def read_each_package_once() -> None:
     """``wandb.init`` lists the installed packages for the run's requirements (``wandb.util.working_set``), parsing
-    each one's whole METADATA file twice, for its name and then for its version: a tenth of a second for the 215
+    each one's whole METADATA file twice, for its name and then for its version: a tenth of a second for the 214
     packages of zoo's environment. Here each file's header, where both are, is parsed once: the same list."""
     from email.parser import HeaderParser
     from importlib.metadata import distributions
