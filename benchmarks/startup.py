@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +51,7 @@ def timed(*args: str, logs: str | None = None) -> tuple[float, str]:
     return time.perf_counter() - start, done.stdout
 
 
-def phases() -> dict[str, float]:
+def phases() -> tuple[dict[str, float], Callable[[], None]]:
     """The default run in this process, as ``scripts/train.py`` runs it (the script itself, with its arguments),
     seconds per phase and peak memory (MB). The phases add up to the time from this function's first line to the
     script's end; the parent adds the interpreter's start and exit (the whole process less that)."""
@@ -70,6 +71,9 @@ def phases() -> dict[str, float]:
     import zoo.cli
     import zoo.run
     import zoo.search  # noqa: F401  (the script's own imports, as it makes them)
+
+    end = zoo.cli.exit_without_teardown
+    zoo.cli.exit_without_teardown = lambda code=0: None  # the script's last call: made after the report, below
 
     seconds = {"imports (torch, Lightning, Hydra, zoo)": time.perf_counter() - start}
     spent: dict[str, float] = defaultdict(float)
@@ -110,13 +114,14 @@ def phases() -> dict[str, float]:
     seconds["rest (run folder, checkpoints, metrics.json)"] = script - sum(spent.values())
     seconds["total"] = time.perf_counter() - start
     seconds["peak memory MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return seconds
+    return seconds, end
 
 
 def main() -> None:
     if sys.argv[1:] == ["--phases"]:
-        print(json.dumps(phases()))
-        return
+        seconds, end = phases()
+        print(json.dumps(seconds))
+        end()  # the process ends as the script's does
     help_s = min(wall("scripts/train.py", "--help") for _ in range(3))
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,7 +1,7 @@
 """Compare zoo's MLP, ELM and logistic regression with scikit-learn's SVM, random forest and k-NN on one split:
 ``python scripts/compare.py data=digits`` (any tabular or flattenable data set)."""
 
-from zoo.cli import collect_new_objects_only, start
+from zoo.cli import collect_new_objects_only, exit_without_teardown, start
 
 start("compare")  # --help at once; a bad override is one line and exit 2, before Hydra runs
 
@@ -22,3 +22,4 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     main()
+    exit_without_teardown()  # a failure exits from main, with its own code, as usual

@@ -1,6 +1,6 @@
 """Export a checkpoint for serving: ``python scripts/export.py ckpt_path=PATH format=onnx|safetensors|pt2``."""
 
-from zoo.cli import collect_new_objects_only, start
+from zoo.cli import collect_new_objects_only, exit_without_teardown, start
 
 start("export")  # --help at once; a bad override is one line and exit 2, before Hydra runs
 
@@ -20,3 +20,4 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     main()
+    exit_without_teardown()  # a failure exits from main, with its own code, as usual

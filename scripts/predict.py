@@ -1,6 +1,6 @@
 """Predict new inputs: ``python scripts/predict.py ckpt_path=PATH input=FILE_OR_FOLDER [output=FILE.csv]``."""
 
-from zoo.cli import collect_new_objects_only, start
+from zoo.cli import collect_new_objects_only, exit_without_teardown, start
 
 start("predict")  # --help at once; a bad override is one line and exit 2, before Hydra runs
 
@@ -20,3 +20,4 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     main()
+    exit_without_teardown()  # a failure exits from main, with its own code, as usual

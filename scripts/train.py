@@ -3,7 +3,7 @@
 The run module (torch, Lightning) is imported inside ``main``: ``--cfg job`` pays only for Hydra.
 """
 
-from zoo.cli import collect_new_objects_only, start
+from zoo.cli import collect_new_objects_only, exit_without_teardown, start
 
 start("train")  # --help at once; a bad override is one line and exit 2, before Hydra runs
 
@@ -26,3 +26,4 @@ def main(cfg: DictConfig) -> float | dict[str, float] | None:
 
 if __name__ == "__main__":
     main()
+    exit_without_teardown()  # a failure exits from main, with its own code, as usual

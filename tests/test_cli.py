@@ -234,3 +234,22 @@ def test_multirun_gives_each_job_its_own_folder_and_wandb_run(tmp_path):
     assert f"multirun: 2 of 2 jobs finished; results: {results}" in proc.stdout
     runs = {p.name for job in jobs for p in (job.parent / "wandb").glob("offline-run-*")}
     assert len(runs) == 2
+
+
+END_OF_A_SCRIPT = """
+import atexit, sys, threading, time
+from pathlib import Path
+from zoo.cli import exit_without_teardown
+out = Path(sys.argv[1])
+atexit.register(lambda: (out / "atexit").write_text("ran"))
+threading.Thread(target=lambda: (time.sleep(0.2), (out / "thread").write_text("joined"))).start()
+print("buffered", end="")  # a pipe's stdout holds it until flushed
+exit_without_teardown(3)
+print("never")
+"""
+
+
+def test_a_script_ends_without_teardown_once_what_a_normal_exit_does_is_done(tmp_path):
+    done = subprocess.run([sys.executable, "-c", END_OF_A_SCRIPT, str(tmp_path)], capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "buffered", "")
+    assert (tmp_path / "atexit").read_text() == "ran" and (tmp_path / "thread").read_text() == "joined"

@@ -3,14 +3,17 @@ every group), and the command line's overrides checked, so a mistake is one ``er
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import difflib
 import gc
 import itertools
+import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from zoo.config import (
     AUTO_SWITCHES,
@@ -180,6 +183,22 @@ def collect_new_objects_only() -> Iterator[None]:
         yield
     finally:
         gc.collect()  # the block's own garbage; the next job of a multirun freezes what is alive then
+
+
+def exit_without_teardown(code: int = 0) -> NoReturn:
+    """End a script whose work is done and saved, without the interpreter's teardown: what ``atexit`` holds runs
+    (W&B's close, logging's flush, multiprocessing's reaping of its children), threads that would keep the process
+    alive are joined and the standard streams flushed, as at a normal exit; then the process ends without freeing
+    each of the modules and objects of torch, Lightning and W&B one by one, 0.3 s of the default run on a 2-core
+    CPU (mypy ends its runs the same way)."""
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed pipe: nothing left to flush to
+            stream.flush()
+    os._exit(code)
 
 
 def searched(args: list[str]) -> list[str]:
