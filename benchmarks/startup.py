@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: benchmarks.run writes the section
@@ -51,7 +52,7 @@ def timed(*args: str, logs: str | None = None) -> tuple[float, str]:
     return time.perf_counter() - start, done.stdout
 
 
-def phases() -> tuple[dict[str, float], Callable[[], None]]:
+def phases() -> tuple[dict[str, float], Callable[[], NoReturn]]:
     """The default run in this process, as ``scripts/train.py`` runs it (the script itself, with its arguments),
     seconds per phase and peak memory (MB). The phases add up to the time from this function's first line to the
     script's end; the parent adds the interpreter's start and exit (the whole process less that)."""
