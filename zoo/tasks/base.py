@@ -55,6 +55,7 @@ class SupervisedTask(GroupedSteps):
         channels_last: bool = False,
         sparsity: bool | None = None,
         gradients: str = "autograd",
+        backbone_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -282,10 +283,13 @@ class SupervisedTask(GroupedSteps):
         cfg = dict(self.hparams.optimizer or {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3})
         decay = cfg.get("weight_decay", 0.0)
         trainable = [p for p in self.parameters() if p.requires_grad]  # a frozen backbone stays out (Finetune)
-        params = [
-            {"params": [p for p in trainable if p.ndim > 1], "weight_decay": decay},
-            {"params": [p for p in trainable if p.ndim <= 1], "weight_decay": 0.0},  # biases, norms
-        ]
+        params = []
+        for part, scale in self.learning_rate_parts(trainable, cfg.get("lr")):  # the head's first: optimizer.lr
+            rate = {"lr": cfg["lr"] * scale} if scale != 1 else {}
+            params += [
+                {"params": [p for p in part if p.ndim > 1], "weight_decay": decay, **rate},
+                {"params": [p for p in part if p.ndim <= 1], "weight_decay": 0.0, **rate},  # biases, norms
+            ]
         with settings_of("optimizer"):
             if "fused" not in cfg and fused_kernel_available(get_class(cfg["_target_"]), trainable):
                 cfg["fused"] = True  # torch's fused kernel, the same update; +optimizer.fused=false turns it off
@@ -295,6 +299,19 @@ class SupervisedTask(GroupedSteps):
         with settings_of("scheduler"):
             scheduler = check_schedule(instantiate(dict(self.hparams.scheduler))(optimizer))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
+
+    def learning_rate_parts(self, trainable: list[nn.Parameter], lr: Any) -> list[tuple[list[nn.Parameter], float]]:
+        """The trainable weights in parts, each with its share of ``optimizer.lr``: a pretrained backbone fine-tuned
+        whole from the first step (``model.finetune.mode=full``) learns at ``model.finetune.backbone_lr_scale`` of
+        the head's rate, the rest at the full rate."""
+        scale = self.hparams.get("backbone_lr_scale", 1.0)
+        features = getattr(self.net, "features", None)
+        if scale == 1 or features is None or not isinstance(lr, (int, float)):
+            return [(trainable, 1.0)]
+        modules = features if isinstance(features, list) else [features]
+        backbone = {id(p) for module in modules for p in module.parameters()}
+        head = [p for p in trainable if id(p) not in backbone]
+        return [(head, 1.0), ([p for p in trainable if id(p) in backbone], scale)]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lightning stores hparams as its AttributeDict; a plain dict keeps the file loadable with weights_only=True.
