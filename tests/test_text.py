@@ -317,8 +317,8 @@ def test_a_pretrained_encoder_learns_at_a_twentieth_of_its_new_heads_rate(tmp_pa
         id(p) for g in groups if g["lr"] == 1e-3 for p in g["params"]
     }  # the new head at optimizer.lr (what Lightning's and zoo's lr readers take: the first group's)
     encoder = {id(p) for g in groups if g["lr"] != 1e-3 for p in g["params"]}
-    if encoder_lr is None:  # frozen at the start: Lightning's finetuning leaves it out, or adds it when it thaws
-        assert not encoder
+    if encoder_lr is None:  # no part at another rate: Finetune freezes the encoder before Lightning builds the
+        assert not encoder  # optimiser it trains with, and gradual adds it at backbone_lr_scale when it thaws
     else:
         assert encoder == {id(p) for p in task.net.features.parameters()}
         assert {g["lr"] for g in groups[2:]} == {encoder_lr}
