@@ -16,7 +16,7 @@ from tests.formats import write_cifar, write_image_folder
 from zoo.errors import ZooError
 from zoo.run import build_datamodule, build_task, evaluate
 
-TIMM = ["model=timm", "model.backbone=test_resnet"]
+TIMM = ["model=timm", "model.backbone=test_resnet", "recipe=none"]  # the mechanics, at the plain settings
 SMALL = ["data=digits", "data.train_per_class=10", "data.batch_size=20"]  # 5 steps an epoch
 
 
