@@ -18,7 +18,7 @@ from torch import nn
 from zoo.config import instantiate, settings_of
 from zoo.errors import ZooError
 from zoo.nets.adapt import ImageInput
-from zoo.protocols import PixelInput, WantsPixels
+from zoo.protocols import FineTunable, PixelInput, WantsPixels
 from zoo.report import Figure, Table
 from zoo.spec import DataSpec, spec_from_dict
 from zoo.tasks.graphed import plain_learning_rates
@@ -305,9 +305,9 @@ class SupervisedTask(GroupedSteps):
         whole from the first step (``model.finetune.mode=full``) learns at ``model.finetune.backbone_lr_scale`` of
         the head's rate, the rest at the full rate."""
         scale = self.hparams.get("backbone_lr_scale", 1.0)
-        features = getattr(self.net, "features", None)
-        if scale == 1 or features is None or not isinstance(lr, (int, float)):
+        if scale == 1 or not isinstance(self.net, FineTunable) or not isinstance(lr, (int, float)):
             return [(trainable, 1.0)]
+        features = self.net.features
         modules = features if isinstance(features, list) else [features]
         backbone = {id(p) for module in modules for p in module.parameters()}
         head = [p for p in trainable if id(p) not in backbone]
