@@ -188,5 +188,5 @@ def test_a_checkpoint_of_another_model_or_data_set_names_both(train_run):
         train_run("model=cnn", "data=digits", f"ckpt_path={last}", folder="cnn")
     with pytest.raises(ZooError, match="holds model=mlp data=digits but this run is model=mlp data=iris"):
         train_run("model=mlp", "data=iris", f"ckpt_path={last}", folder="iris")
-    with pytest.raises(ZooError, match=r"different model=mlp data=digits net \(model.net.hidden=\[512, 512\] there"):
+    with pytest.raises(ZooError, match=r"different model=mlp data=digits net \(model.net.hidden=\[1024\] there"):
         train_run("model.net.hidden=[32]", f"ckpt_path={last}", folder="narrow")

@@ -45,14 +45,14 @@ def test_the_default_run_says_only_what_helps(default_run):
                   "Restoring states", "TPU available", "test/sparsity", "┏"):  # fmt: skip
         assert noise not in out, noise
     lines = out.splitlines()
-    assert lines[0].startswith("using the mlp+digits recipe: model.net.hidden=[512,512] ")  # what it trains with
+    assert lines[0].startswith("using the mlp+digits recipe: model.net.hidden=[1024] ")  # what it trains with
     assert "epoch 60/60  10 steps  " in out  # optimiser steps of the fast path, epochs from 1
     assert next(line for line in lines if line.startswith("tested: best-epoch")).endswith(" of 60")
     assert any(line.startswith("W&B run: offline in ") and "wandb sync" in line for line in lines)
     best = next((folder / "checkpoints").glob("best-epoch*.ckpt")).stem
     assert f"tested: {best}.ckpt" in out and int(best.removeprefix("best-epoch")) >= 1
     summary = (folder / "model_summary.txt").read_text()
-    assert "dense1    Linear   [N, 512]" in summary and "metrics" not in summary and summary.strip() in out
+    assert "dense1    Linear       [N, 1024]" in summary and "metrics" not in summary and summary.strip() in out
 
 
 def test_verbose_shows_what_is_hidden(tmp_path):
