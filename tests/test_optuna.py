@@ -15,6 +15,7 @@ from wsgiref.util import setup_testing_defaults
 import optuna
 import pytest
 
+from tests.conftest import compose
 from tests.test_cli import ENV, ROOT, script
 from zoo.errors import ZooError
 from zoo.search import optuna_storage
@@ -425,3 +426,12 @@ def test_a_budget_that_is_no_duration_is_one_line_with_nothing_written(tmp_path)
         "error: hparams_search.budget=soon is not a duration; give e.g. 5m, 90s or 1h"
     ]  # Optuna's note on its experimental TPE settings stays off the screen too
     assert not list(tmp_path.iterdir())
+
+
+def test_a_trial_of_depth_0_in_the_budgeted_search_is_logistic_regression(tmp_path, train_run):
+    cfg = compose(["hparams_search=auto", "data=breast_cancer", "model=mlp", "search.layers=0"], tmp_path)
+    assert list(cfg.model.net.hidden) == []  # the search's depth 0: no hidden layer
+    metrics, run = train_run("model=mlp", "data=breast_cancer", "model.net.hidden=[]", "optimizer.lr=0.01")
+    summary = (run / "model_summary.txt").read_text()
+    assert [line.split()[0] for line in summary.splitlines()[1:-1]] == ["flatten", "output"]  # one dense layer
+    assert metrics["test/acc"] >= 0.95, metrics  # zoo's logistic regression reads 0.97 on this split
