@@ -49,6 +49,15 @@ def positive(text: str) -> int:
     return value
 
 
+def results_file(parser: Any, out: Path | None) -> Path:
+    """Where a benchmark writes its section: ``--out`` or benchmarks/results.md; a path that cannot be a file stops
+    the script with one line (argparse's usage error, exit 2) before it measures anything."""
+    out = out or ROOT / "benchmarks" / "results.md"
+    if out.is_dir() or not out.parent.is_dir():
+        parser.error(f"--out {out}: not a file in an existing folder; give a path such as /tmp/results.md")
+    return out
+
+
 def require_cuda(parser: Any, why: str = "needs a CUDA GPU: torch sees none here") -> None:
     """Stop a GPU-only script with one line (argparse's usage error, exit 2) where torch sees no CUDA GPU."""
     import torch

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: the cases import ``benchmarks.common``
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import Skip, positive, require_cuda, zoo_epochs  # noqa: E402  (zoo_epochs: the cases' helper, importable here)
+from benchmarks.common import Skip, positive, require_cuda, results_file, zoo_epochs  # noqa: E402  (zoo_epochs: the cases' helper, importable here)
 
 CASES = sorted(p.stem for p in (ROOT / "benchmarks" / "cases").glob("*.py") if not p.stem.startswith("_"))
 PEERS = ("keras", "lightning-dataloader", "hpelm")
@@ -105,9 +105,7 @@ def main() -> None:
         "--rounds", type=positive, default=1, help="measure every side R times, in turn (steadier on a shared machine)"
     )
     args = parser.parse_args()
-    out = args.out or ROOT / "benchmarks" / "results.md"
-    if out.is_dir() or not out.parent.is_dir():  # found now, not after minutes of measuring
-        parser.error(f"--out {out}: not a file in an existing folder; give a path such as /tmp/results.md")
+    out = results_file(parser, args.out)
 
     import torch
 

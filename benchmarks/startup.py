@@ -7,7 +7,7 @@
    ``benchmarks/peers/keras_digits.py`` (the same job as a plain Keras 3 script: MLP 64-128-10 on the digits, 30
    epochs, evaluate, a learning-curve PNG) and ``recipe=none`` (zoo's plain MLP 64-128-10 for 30 epochs: the Keras
    script's job), in turn, twice each; the faster of each pair, and the ratios. The table goes into
-   benchmarks/results.md (``## Start-up and the default run, CPU``).
+   benchmarks/results.md (``## Start-up and the default run, CPU``), or the file ``--out`` names.
 3. The same run once more, ``scripts/train.py`` itself run inside a process that times its parts: imports (torch,
    Lightning, Hydra, zoo), the command line (checked, the recipe added), Hydra's composition, data (load, split,
    normalise), model, trainer and W&B start (W&B's import and ``wandb.init`` included), training
@@ -119,10 +119,17 @@ def phases() -> tuple[dict[str, float], Callable[[], NoReturn]]:
 
 
 def main() -> None:
-    if sys.argv[1:] == ["--phases"]:
+    if sys.argv[1:] == ["--phases"]:  # the child of step 3: before argparse, whose import would be timed
         seconds, end = phases()
         print(json.dumps(seconds))
         end()  # the process ends as the script's does
+    import argparse
+
+    from benchmarks.common import results_file
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, help="the Markdown file (default benchmarks/results.md)")
+    out = results_file(parser, parser.parse_args().out)
     help_s = min(wall("scripts/train.py", "--help") for _ in range(3))
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,8 +190,7 @@ def main() -> None:
         print(f"keras/zoo: {keras_s / run_s:.2f} (the default run), {keras_s / plain_s:.2f} (recipe=none)")
     else:
         print("keras peer: not installed (pip install .[bench])")
-    results = ROOT / "benchmarks" / "results.md"
-    results.write_text(with_section(results.read_text() if results.is_file() else HEADER, text))
+    out.write_text(with_section(out.read_text() if out.is_file() else HEADER, text))
 
 
 if __name__ == "__main__":

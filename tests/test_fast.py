@@ -412,6 +412,27 @@ def test_the_benchmark_refuses_bad_arguments_before_it_measures(monkeypatch, cap
     assert capsys.readouterr().err.splitlines()[-1] == line
 
 
+@pytest.mark.parametrize("args", [["--help"], ["--out", "/nonexistent/r.md"]], ids=["help", "out"])
+def test_the_startup_benchmark_answers_its_command_line_without_measuring(monkeypatch, capsys, args):
+    """``--help`` prints the usage and a bad ``--out`` is refused in one line, each before a run is timed or
+    results.md is touched."""
+    from benchmarks import startup
+
+    monkeypatch.setattr(sys, "argv", ["startup.py", *args])
+    monkeypatch.setattr(startup, "timed", lambda *a, **k: pytest.fail("measured"))
+    with pytest.raises(SystemExit) as stop:
+        startup.main()
+    out, err = capsys.readouterr()
+    if args == ["--help"]:
+        assert stop.value.code == 0 and "--out OUT" in out
+    else:
+        assert stop.value.code == 2
+        assert err.splitlines()[-1] == (
+            "startup.py: error: --out /nonexistent/r.md: not a file in an existing folder; "
+            "give a path such as /tmp/results.md"
+        )
+
+
 def test_the_benchmark_keeps_the_latest_reading_of_each_kind_of_machine():
     from benchmarks.run import HEADER, with_section
 
