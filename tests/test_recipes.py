@@ -45,7 +45,9 @@ def test_a_recipe_can_be_named_and_an_unknown_one_is_one_line():
     overrides, recipe = with_recipe(["model=cnn", "data=mnist5k", "recipe=cnn+digits"])
     assert recipe is not None and recipe.name == "cnn+digits" and overrides[-1] == "recipe=cnn+digits"
     with pytest.raises(ZooError, match=r"^recipe=cnn\+cifar is not a zoo recipe; choose auto, none or one of "):
-        recipe_for(["recipe=cnn+cifar"])
+        recipe_for(["recipe=cnn+cifar"])  # no cnn+cifar, and no cnn recipe either
+    folded = recipe_for(["model=logistic", "data=breast_cancer", "recipe=logistic+breast_cancer"])
+    assert folded is not None and folded.name == "logistic"  # a pair without its own file: its model's, as auto
     proc = script("train", "recipe=cnn+cifar", "logger=none")
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: recipe=cnn+cifar is not a zoo recipe")
 

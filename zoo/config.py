@@ -91,8 +91,8 @@ def _choice(overrides: list[str], key: str) -> str | None:
 def recipe_for(overrides: list[str], dirs: list[Path] | None = None) -> Recipe | None:
     """The recipe a training run with these overrides takes: ``recipe=auto`` (the default) picks
     ``conf/recipes/<model>+<data>.yaml`` where one exists, else ``conf/recipes/<model>.yaml`` (what the model needs
-    on any data: a linear model's learning rate, a pretrained encoder's few epochs), ``recipe=NAME`` that one,
-    ``recipe=none`` none. An experiment is a recipe of its own (none is added), and so is a sweep over the model or
+    on any data: a linear model's learning rate, a pretrained encoder's few epochs), ``recipe=NAME`` that one (a
+    ``MODEL+DATA`` without a file of its own: ``MODEL``'s), ``recipe=none`` none. An experiment is a recipe of its own (none is added), and so is a sweep over the model or
     the data (each job would need its own) and a hyperparameter search (it picks the settings itself: a recipe's
     would override each trial's). The recipe's overrides for keys the command line gives (or a group above them
     other than the model and the data: ``optimizer=sgd`` drops the recipe's ``optimizer.lr``) are left out: what
@@ -107,7 +107,9 @@ def recipe_for(overrides: list[str], dirs: list[Path] | None = None) -> Recipe |
     searched = _choice(overrides, "hparams_search") not in (None, "null")
     if asked == "auto" and (any(c in model + data for c in ",()[]") or searched):
         return None
-    names = [f"{model}+{data}", model] if asked == "auto" else [asked]
+    # a named pair without a file of its own takes its model's, as auto does (a pair folded into its model's recipe
+    # keeps its name: a run folder's config.yaml records it, and resuming names it again)
+    names = [f"{model}+{data}", model] if asked == "auto" else [asked, asked.partition("+")[0]]
     name, path = next(((n, p) for n in names if (p := option_file(RECIPES, n, dirs)) is not None), (asked, None))
     if path is None:
         if asked == "auto":
