@@ -90,13 +90,13 @@ def _choice(overrides: list[str], key: str) -> str | None:
 
 def recipe_for(overrides: list[str], dirs: list[Path] | None = None) -> Recipe | None:
     """The recipe a training run with these overrides takes: ``recipe=auto`` (the default) picks
-    ``conf/recipes/<model>+<data>.yaml`` where one exists, else ``conf/recipes/<model>.yaml`` (what the model needs
-    on any data: a linear model's learning rate, a pretrained encoder's few epochs), ``recipe=NAME`` that one (a
-    ``MODEL+DATA`` without a file of its own: ``MODEL``'s), ``recipe=none`` none. An experiment is a recipe of its own (none is added), and so is a sweep over the model or
-    the data (each job would need its own) and a hyperparameter search (it picks the settings itself: a recipe's
-    would override each trial's). The recipe's overrides for keys the command line gives (or a group above them
-    other than the model and the data: ``optimizer=sgd`` drops the recipe's ``optimizer.lr``) are left out: what
-    the user types wins."""
+    ``conf/recipes/<model>+<data>.yaml`` where one exists, else ``conf/recipes/<model>.yaml`` (what the model needs on
+    any data: a linear model's learning rate, a pretrained encoder's few epochs), ``recipe=NAME`` that one (a
+    ``MODEL+DATA`` without a file of its own: ``MODEL``'s), ``recipe=none`` none. An experiment is a recipe of its own
+    (none is added), and so is a sweep over the model or the data (each job would need its own) and a hyperparameter
+    search (it picks the settings itself: a recipe's would override each trial's). The recipe's overrides for keys the
+    command line gives (or a group above them other than the model and the data: ``optimizer=sgd`` drops the recipe's
+    ``optimizer.lr``) are left out: what the user types wins."""
     from omegaconf import OmegaConf
 
     dirs = dirs or [CONF_DIR]
