@@ -129,7 +129,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, help="the Markdown file (default benchmarks/results.md)")
-    out = results_file(parser, parser.parse_args().out)
+    results = results_file(parser, parser.parse_args().out)
     help_s = min(wall("scripts/train.py", "--help") for _ in range(3))
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
@@ -190,7 +190,7 @@ def main() -> None:
         print(f"keras/zoo: {keras_s / run_s:.2f} (the default run), {keras_s / plain_s:.2f} (recipe=none)")
     else:
         print("keras peer: not installed (pip install .[bench])")
-    out.write_text(with_section(out.read_text() if out.is_file() else HEADER, text))
+    results.write_text(with_section(results.read_text() if results.is_file() else HEADER, text))
 
 
 if __name__ == "__main__":

@@ -433,6 +433,28 @@ def test_the_startup_benchmark_answers_its_command_line_without_measuring(monkey
         )
 
 
+def test_the_startup_benchmark_writes_its_section_into_the_file_out_names(monkeypatch, tmp_path):
+    """The table goes into ``--out``, results.md untouched (the measured processes stand in: seconds and output)."""
+    from benchmarks import startup
+
+    phases = {"imports (torch, Lightning, Hydra, zoo)": 2.5, "training": 2.0, "total": 5.0, "peak memory MB": 800}
+    printed = {
+        "scripts/train.py": "test metrics: test/acc=0.9861  test/f1=0.9860",
+        "benchmarks/peers/keras_digits.py": "test accuracy 0.9694, test loss 0.1",
+        startup.__file__: json.dumps(phases),
+    }
+    monkeypatch.setattr(startup, "timed", lambda script, *a, **k: (6.0 if "keras" in script else 5.0, printed[script]))
+    results = startup.ROOT / "benchmarks" / "results.md"
+    before = results.read_text()
+    out = tmp_path / "r.md"
+    monkeypatch.setattr(sys, "argv", ["startup.py", "--out", str(out)])
+    startup.main()
+    section = out.read_text()
+    assert "## Start-up and the default run, CPU" in section and "| 5.0 s (best of 2) | 0.9861 |" in section
+    assert "| **whole process** | **5.00 s** (peak memory 800 MB) |" in section
+    assert results.read_text() == before
+
+
 def test_the_benchmark_keeps_the_latest_reading_of_each_kind_of_machine():
     from benchmarks.run import HEADER, with_section
 
