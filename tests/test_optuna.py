@@ -14,6 +14,7 @@ from wsgiref.util import setup_testing_defaults
 
 import optuna
 import pytest
+from omegaconf import OmegaConf
 
 from tests.conftest import compose
 from tests.test_cli import ENV, ROOT, script
@@ -66,6 +67,19 @@ def test_a_search_killed_with_sigkill_resumes_with_the_same_command(tmp_path):
     assert rows["1"]["error"].startswith("interrupted: its process")
     assert (sweep / "0" / "metrics.json").read_text() == first  # the finished trial's run is kept as it was
     assert (sweep / "best.yaml").is_file()
+
+
+def test_a_resumed_study_draws_new_values_for_its_new_trials(tmp_path):
+    """The sampler is seeded per trial (seed + trial number): a study resumed with a larger budget runs values it
+    has not tried, where a sampler seeded once would draw its first trials' values again."""
+    line = command(f"paths.log_dir={tmp_path}", "hparams_search.study_name=again", "hparams_search.pruner=none")
+    for trials in (2, 4):
+        proc = subprocess.run([*line, f"hydra.sweeper.n_trials={trials}"], cwd=ROOT, env=ENV, capture_output=True,
+                              text=True, timeout=600)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    study = study_of(tmp_path / "mlp-iris" / "searches" / "again", "again")
+    values = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(values) == 4 and len(set(values)) == 4, values
 
 
 def trained_epochs(sweep: Path) -> dict[int, int]:
@@ -236,6 +250,24 @@ def test_a_worker_that_loses_the_race_to_create_a_new_databases_tables_tries_aga
     assert calls == ["s"]
 
 
+def test_a_study_searched_on_other_data_is_not_resumed(tmp_path):
+    """Values from another table (or another target) do not compare: the study keeps the data it searched, and a
+    search on other data is refused with the study as it was."""
+    from optuna.distributions import FloatDistribution
+
+    from zoo.sweeper import open_study, searched_on
+
+    survived = searched_on(OmegaConf.create({"name": "csv", "path": "table.csv", "target": "survived"}))
+    fare = searched_on(OmegaConf.create({"name": "csv", "path": "table.csv", "target": "fare"}))
+    assert survived == f"data=csv data.path={Path('table.csv').resolve()} data.target=survived"
+    space, storage = {"lr": FloatDistribution(1e-4, 1e-2, log=True)}, str(tmp_path / "study.log")
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    assert open_study(storage, "s", sampler, "maximize", space, data=survived).user_attrs == {"data": survived}
+    with pytest.raises(ZooError, match=rf"^study 's' in {storage} searched {survived}, this search is on {fare}; "):
+        open_study(storage, "s", sampler, "maximize", space, data=fare)
+    assert study_of(tmp_path, "s").user_attrs == {"data": survived}
+
+
 @pytest.mark.slow
 def test_two_workers_share_one_study_through_postgresql(tmp_path):
     """A real PostgreSQL server; two worker processes (their own sweep folders, as on two machines) run one study's
@@ -384,7 +416,11 @@ def test_no_trial_starts_after_the_budget_and_training_stops_at_it(tmp_path):
                   "model=mlp", "hparams_search.budget=3s", f"paths.log_dir={tmp_path}",
                   "hparams_search.study_name=s")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "the 3s budget is spent after 1 trials" in proc.stdout and "Time limit reached" in proc.stdout
+    assert (
+        "the 3s budget is spent after 1 trials; the same command with hparams_search.study_name=s runs more"
+        in (proc.stdout)
+        and "Time limit reached" in proc.stdout
+    )
     (row,) = results(tmp_path / "iris-search" / "searches" / "s")
     assert row["status"] == "ok" and 0 <= float(row["test/acc"]) <= 1  # stopped by the clock, then tested as any run
 

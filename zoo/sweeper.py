@@ -58,6 +58,7 @@ from zoo.spec import CLASSIFICATION
 WORKER = "worker"  # trial attribute: the host and process that runs it (a dead one's trial is failed on resume)
 OVER_BUDGET = "over_budget"  # trial attribute: asked after another worker spent the budget, never run
 RANKED_BY = "optimized_metric"  # study attribute: the metric its trials' values are (a resume must rank by the same)
+SEARCHED_ON = "data"  # study attribute: the data its trials trained on (a resume must train on the same)
 
 
 # -- configs (registered by the Hydra plugin) --------------------------------------------------------------------
@@ -184,12 +185,13 @@ class OptunaSweeper(Sweeper):
         deadline = None if seconds is None else time.monotonic() + seconds
         space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
         branches = [Branch.parse(when, overrides, space, fixed) for when, overrides in self.branches.items()]
-        sampler = self._sampler(space, branches)
+        sampler = seeded_per_trial(self._sampler(space, branches), self.config.hydra.sweeper.sampler.get("seed"))
         metric = self._resolve_auto()
         direction = s.get("direction") or ("minimize" if minimised(metric) else "maximize")
         sweep_dir = Path(self.config.hydra.sweep.dir)
         storage, name = study_location(s, str(sweep_dir))
-        study = open_study(storage, name, sampler, direction, space, branches, metric)  # a refusal leaves it as it was
+        data = searched_on(self.config.data)  # a refusal below leaves the study as it was
+        study = open_study(storage, name, sampler, direction, space, branches, metric, data)
         folder = SweepFolder(sweep_dir)
         fail_interrupted(study, folder)
         done = len(counted(study.get_trials(deepcopy=False)))
@@ -210,7 +212,10 @@ class OptunaSweeper(Sweeper):
                 self._launch(study, batch, fixed, branches, left)
         if deadline is not None and time.monotonic() >= deadline:
             ran = len(counted(study.get_trials(deepcopy=False))) - done
-            print(f"search: the {s.get('budget')} budget is spent after {ran} trials; the same command runs more")
+            print(  # the study's name unset is the time of the launch, so a bare command starts a new one
+                f"search: the {s.get('budget')} budget is spent after {ran} trials; the same command with "
+                f"hparams_search.study_name={name} runs more"
+            )
 
     def _resolve_auto(self) -> str:
         """``optimized_metric`` as the trials are ranked. ``auto`` values are read from the data before the first
@@ -416,11 +421,12 @@ def open_study(
     space: dict[str, Any],
     branches: list[Branch] = (),
     metric: str | None = None,
+    data: str | None = None,
 ) -> Any:
     """Create the study or load it to resume; refuse (one line, the study untouched) a storage that cannot be
-    opened and a study of the same name that searched another space or direction, or ranked its trials by another
+    opened and a study of the same name that searched another space or direction, ranked its trials by another
     ``metric`` (``cv/acc`` where its trials cross-validated, ``val/acc`` where they did not: values that do not
-    compare)."""
+    compare) or trained them on other ``data`` (:func:`searched_on`: their values do not compare either)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -455,6 +461,12 @@ def open_study(
             f"study '{name}' in {storage} ranked its trials by {ranked}, this search would rank them by {metric}; give "
             "another hparams_search.study_name, or the optimized_metric and cv.folds it ran with to resume it"
         )
+    trained_on = study.user_attrs.get(SEARCHED_ON)
+    if data and trained_on and trained_on != data:
+        raise ZooError(
+            f"study '{name}' in {storage} searched {trained_on}, this search is on {data}; give another "
+            "hparams_search.study_name, or the data it searched to resume it"
+        )
     for trial in study.get_trials(deepcopy=False):
         # a trial another worker is still asking for (or one killed while asking) holds only the parameters
         # written so far, so only a trial that ran to its end tells of another space by a parameter it lacks
@@ -469,7 +481,46 @@ def open_study(
             )
     if metric and not ranked:
         study.set_user_attr(RANKED_BY, metric)
+    if data and not trained_on:
+        study.set_user_attr(SEARCHED_ON, data)
     return study
+
+
+def searched_on(data: DictConfig) -> str:
+    """The data a search's trials train on, as the overrides that choose it: its name, and the file and target
+    where the data set takes them (a path as an absolute one, so a resume from another folder compares)."""
+    parts = [f"data={data.get('name')}"]
+    for key in ("path", "target"):
+        value = data.get(key)
+        if value not in (None, ""):
+            parts.append(f"data.{key}={Path(str(value)).resolve() if key == 'path' else value}")
+    return " ".join(parts)
+
+
+def seeded_per_trial(sampler: Any, seed: int | None) -> Any:
+    """``sampler`` drawing trial n's values from ``seed + n``. Seeded once, a sampler draws the same values for the
+    first trials of every launch, so a resumed study, or a second worker on a shared one, would run its first
+    trials again; trial numbers are unique in a study, so each trial draws afresh and the study still follows
+    from its seed. Optuna calls ``before_trial`` as a trial is asked for, before any of its values is drawn."""
+    if seed is None:
+        return sampler
+    from optuna.samplers import BaseSampler
+
+    def reseed(owner: Any, value: int) -> None:  # every random state the sampler and the samplers it holds draw from
+        for state in vars(owner).values():
+            if isinstance(state, BaseSampler):
+                reseed(state, value)
+            elif type(state).__name__ == "LazyRandomState":
+                state.rng.seed(value)
+
+    before_trial = sampler.before_trial
+
+    def reseeded(study: Any, trial: Any) -> None:
+        reseed(sampler, (int(seed) + trial.number) % 2**32)
+        before_trial(study, trial)
+
+    sampler.before_trial = reseeded
+    return sampler
 
 
 def describe(dist: Any) -> str:
