@@ -95,6 +95,21 @@ def test_a_typo_in_a_key_suggests_the_right_one(fails):
     )
 
 
+def test_several_unknown_keys_are_each_named_in_the_one_line(fails):
+    """Hydra stops at the first key it lacks; the line names every one, each with its fix."""
+    assert fails("lr=0.1", "epochs=3") == (
+        "error: lr is not a setting; did you mean optimizer.lr? to add a new key: +lr=0.1; also epochs is not a "
+        "setting; did you mean trainer.max_epochs (Keras' fit(epochs=...))? to add a new key: +epochs=3"
+    )
+    assert fails("ckpt_path=x.ckpt", "lr=0.1", "epochs=3", script="eval").startswith("error: lr is not a setting")
+
+
+def test_a_new_data_key_the_data_set_does_not_take_is_one_line(fails):
+    assert fails("+data.nokey=7") == (
+        "error: data: ImageDataModule.__init__() got an unexpected keyword argument 'nokey'; fix the data.* settings"
+    )
+
+
 def test_a_typo_in_a_nested_key_of_the_model(fails):
     assert fails("model.net.dropuot=0.2").startswith(
         "error: model.net.dropuot is not a setting of model.net; did you mean model.net.dropout?"

@@ -342,11 +342,7 @@ def check_overrides(config_name: str, args: list[str]) -> None:
             try:
                 cfg = compose(config_name, overrides=combo)
             except ConfigCompositionException as err:
-                key = _override_key(str(err))
-                if key is None:
-                    raise ZooError(" ".join(str(err).split())) from None
-                rest = [o for o in combo if override_key(o) != key]
-                raise ZooError(_unknown_key(compose(config_name, overrides=rest), key, combo)) from None
+                raise ZooError(_unknown_keys(config_name, combo, err)) from None
             _check_interpolations(cfg, combo)
             given = [o for o in combo if _plain_key(o, dirs) and _is_scalar_not_bool(_raw(cfg, override_key(o)))]
             # the second composition only when a word or a number may stand where a number or a switch belongs
@@ -420,6 +416,26 @@ def _check_group_options(overrides: list[str], dirs: list[Path]) -> None:
             close = difflib.get_close_matches(value, options, n=1)
             hint = f"did you mean {key}={close[0]}? " if close else ""
             raise ZooError(f"{key}={value} is not a zoo {key}; {hint}choose one of {', '.join(options)}")
+
+
+def _unknown_keys(config_name: str, overrides: list[str], err: Exception) -> str:
+    """One line for every key of ``overrides`` the config lacks (Hydra stops at the first), each with its closest
+    match; Hydra's own message where the composition failed for another reason."""
+    from hydra import compose
+    from hydra.errors import ConfigCompositionException
+
+    unknown, rest = [], list(overrides)
+    while (key := _override_key(str(err))) is not None and key not in unknown:
+        unknown.append(key)
+        rest = [o for o in rest if override_key(o) != key]
+        try:
+            cfg = compose(config_name, overrides=rest)
+            break
+        except ConfigCompositionException as again:
+            err = again
+    else:
+        return " ".join(str(err).split())
+    return "; also ".join(_unknown_key(cfg, key, overrides) for key in unknown)
 
 
 def _override_key(message: str) -> str | None:

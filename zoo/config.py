@@ -320,7 +320,8 @@ def build_datamodule(data_cfg: DictConfig, model_cfg: DictConfig) -> LightningDa
         data_cfg = data_cfg.copy()
         with open_dict(data_cfg):
             data_cfg.tokenizer = OmegaConf.to_container(model_cfg.tokenizer, resolve=True)
-    datamodule = instantiate(data_cfg, _convert_="all")
+    with settings_of("data"):  # +data.KEY the data set does not take: one line
+        datamodule = instantiate(data_cfg, _convert_="all")
     datamodule.setup("fit")
     return datamodule
 
