@@ -90,6 +90,14 @@ def test_predict_on_texts_and_token_ids_refuses_what_the_vocabulary_cannot_read(
         run.predict([])
 
 
+def test_predict_on_a_run_that_does_not_classify_or_regress_is_one_line():
+    """An embedding (like a detector's boxes or a segmenter's masks) is not a row of classes: refused as
+    scripts/predict.py refuses it."""
+    run = zoo.fit(model="triplet", data="digits", logger="none", trainer={"max_epochs": 1})
+    with pytest.raises(zoo.ZooError, match=r"^predict handles classification and regression; this is a triplet model$"):
+        run.predict(np.zeros((2, 1, 8, 8), dtype=np.uint8))
+
+
 def test_a_mistake_is_the_command_lines_one_line_error_and_writes_nothing(tmp_path):
     with pytest.raises(zoo.ZooError, match=r"^optimizer.lr=abc is not valid; optimizer.lr takes a number"):
         zoo.fit("optimizer.lr=abc")

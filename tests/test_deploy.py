@@ -174,6 +174,47 @@ def test_predict_a_csv_with_the_runs_scaling_without_the_training_files(train_ru
         predict(predict_cfg(tmp_path, ckpt, tmp_path / "short.csv"))
 
 
+def test_predict_reads_a_table_as_the_run_did_and_refuses_other_inputs_in_one_line(train_run, tmp_path):
+    """A table model reads its rows split by the run's data.sep, whatever the file's suffix, a byte-order mark
+    dropped; an image or a folder given to it is one line naming what it takes."""
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True).frame
+    train = tmp_path / "iris.csv"
+    iris.to_csv(train, sep=";", index=False)
+    ckpt = checkpoint_of(train_run, ["model=logistic", "data=csv", f"data.path={train}", "data.target=target",
+                                     "data.sep=';'", "optimizer.lr=0.05", "trainer.max_epochs=30"], False)  # fmt: skip
+    source = tmp_path / "flowers.txt"
+    source.write_text("\ufeff" + iris.iloc[[0, 60, 120]].to_csv(sep=";", index=False), encoding="utf-8")
+    assert [r["predicted"] for r in predict(predict_cfg(tmp_path, ckpt, source))] == ["0", "1", "2"]
+    picture = tmp_path / "digit.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    takes = "this model takes a CSV table with the columns it trained on"
+    with pytest.raises(ZooError, match=rf"^input: cannot parse '{picture}' as CSV \(.*\); {takes}$"):
+        predict(predict_cfg(tmp_path, ckpt, picture))
+    with pytest.raises(ZooError, match=rf"^input: '{tmp_path}' is a folder; {takes}$"):
+        predict(predict_cfg(tmp_path, ckpt, tmp_path))
+
+
+def test_predict_reads_texts_as_the_run_did(train_run, tmp_path):
+    """A text model reads the texts of a table like the one it trained on (its text column, its separator), or a
+    text file's lines (a byte-order mark dropped); bytes that are not UTF-8 are named by line and column."""
+    rows = [("a fine film, great and warm", "pos"), ("dull and bad", "neg")] * 30
+    train = tmp_path / "reviews.csv"
+    with train.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, delimiter="|").writerows([("stars", "review"), *[(label, text) for text, label in rows]])
+    ckpt = checkpoint_of(train_run, ["model=text_avgpool", "data=text_csv", f"data.path={train}", "data.sep=|",
+                                     "data.text_column=review", "data.label_column=stars"])  # fmt: skip
+    predicted = predict(predict_cfg(tmp_path, ckpt, train))
+    assert len(predicted) == 60 and [r["input"] for r in predicted[:2]] == [rows[0][0], rows[1][0]]
+    lines = tmp_path / "new.txt"
+    lines.write_text("\ufeffgreat\n\ndull\n", encoding="utf-8")
+    assert [r["input"] for r in predict(predict_cfg(tmp_path, ckpt, lines))] == ["great", "dull"]
+    lines.write_bytes("caf\u00e9 ok\n".encode("latin-1"))
+    with pytest.raises(ZooError, match=rf"^{lines}:1:4: not UTF-8 text; save the file as UTF-8$"):
+        predict(predict_cfg(tmp_path, ckpt, lines))
+
+
 def test_predict_with_a_searchs_ensemble_averages_its_members_probabilities(train_run, tmp_path):
     from sklearn.datasets import load_iris
 

@@ -36,7 +36,7 @@ from zoo.console import logger_level
 from zoo.errors import ZooError
 from zoo.nets.given import class_name, give
 from zoo.outputs import RunFolder
-from zoo.predict import check_pixels, predict_rows, read_inputs, restore_datamodule
+from zoo.predict import check_pixels, check_predictable, predict_rows, read_inputs, restore_datamodule
 from zoo.run import Trained, load_checkpoint, run_training, task_from_checkpoint
 from zoo.spec import check_same_inputs
 
@@ -146,6 +146,7 @@ class Run:
         table's feature values, or of ids."""
         if self.task is None:
             raise ZooError("this run has no trained model to predict with (a cross-validation: predict with a fold)")
+        check_predictable(self.task)
         names, encoded = self._encode(inputs)
         rows = predict_rows(self.task, self.datamodule, names, encoded, batch_size)
         return pd.DataFrame(rows).set_index("input")
@@ -153,7 +154,7 @@ class Run:
     def _encode(self, inputs: Any) -> tuple[list[str], Any]:
         spec = self.task.spec
         if isinstance(inputs, str | Path):
-            return read_inputs(Path(inputs), spec.is_image)
+            return read_inputs(Path(inputs), spec, self.datamodule)
         if hasattr(inputs, "__len__") and len(inputs) == 0:
             raise ZooError("inputs: nothing to predict (no rows); give at least one input")
         if isinstance(inputs, pd.DataFrame):

@@ -17,7 +17,7 @@ from zoo.data.pictures import IMAGE_SUFFIXES, opened
 from zoo.errors import ZooError
 from zoo.outputs import RunFolder
 from zoo.run import load_checkpoint, predictions, task_from_checkpoint
-from zoo.spec import CLASSIFICATION, REGRESSION
+from zoo.spec import CLASSIFICATION
 
 log = logging.getLogger(__name__)
 DARKER = 8  # a batch of pixels this many times darker on average than the training images is warned about
@@ -35,15 +35,14 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     for path in checkpoint_paths(Path(str(cfg.ckpt_path))):
         checkpoint = load_checkpoint(path)
         task = task_from_checkpoint(checkpoint).eval()
-        if task.spec.task not in (CLASSIFICATION, REGRESSION):
-            raise ZooError(f"predict.py handles classification and regression; this is a {task.spec.task} model")
+        check_predictable(task)
         members.append((task, restore_datamodule(checkpoint)))
     spec = members[0][0].spec
     if any(
         (task.spec.class_names, task.spec.target_names) != (spec.class_names, spec.target_names) for task, _ in members
     ):
         raise ZooError(f"ckpt_path: the members of {cfg.ckpt_path} predict different things; give one search's")
-    names, inputs = read_inputs(Path(str(cfg.input)), spec.is_image)
+    names, inputs = read_inputs(Path(str(cfg.input)), spec, members[0][1])
     outputs = [member_outputs(task, datamodule, inputs, int(cfg.batch_size)) for task, datamodule in members]
     rows = to_rows(names, torch.stack(outputs).mean(0), spec)
     if output is None:
@@ -57,6 +56,17 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
             writer.writerows(rows)
         print(f"{len(rows)} predictions written to {output}")
     return rows
+
+
+def check_predictable(task: Any) -> None:
+    """Predictions are rows of classes or targets: a detector's boxes, a segmenter's masks and a triplet net's
+    embedding (trained on labelled data, but its outputs are no classes) are not."""
+    from zoo.tasks.classification import ClassificationTask
+    from zoo.tasks.regression import RegressionTask
+
+    if not isinstance(task, ClassificationTask | RegressionTask):
+        kind = type(task).__name__.removesuffix("Task").lower()
+        raise ZooError(f"predict handles classification and regression; this is a {kind} model")
 
 
 def checkpoint_paths(path: Path) -> list[Path]:
@@ -123,28 +133,58 @@ def check_pixels(x: torch.Tensor, pixel_mean: list[float]) -> None:
         )  # fmt: skip
 
 
-def read_inputs(path: Path, images: bool) -> tuple[list[str], Any]:
-    """``(names, inputs)``: image files (a file or a folder of them), a CSV table's rows, or a text file's lines."""
+def read_inputs(path: Path, spec: Any, datamodule: Any = None) -> tuple[list[str], Any]:
+    """``(names, inputs)`` in the run's own format: image files (a file or a folder of them) for an image model; a
+    CSV table's rows for a table model, read with the run's ``data.sep``; for a text model a text file's lines, or
+    the run's text column of a CSV/TSV or JSON-lines file like the one it trained on."""
     if not path.exists():
         raise ZooError(f"input: '{path}' not found; give image files or a folder, a CSV file, or a text file")
-    if images:
+    if spec.is_image:
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
         if not files or files[0].suffix.lower() not in IMAGE_SUFFIXES:
             raise ZooError(f"input: '{path}' holds no images ({', '.join(IMAGE_SUFFIXES)}); this model takes images")
         check_readable(files)
         return [str(p) for p in files], files
-    if path.suffix.lower() == ".csv":
-        import pandas as pd
+    takes = "texts: a text file, one per line" if spec.is_text else "a CSV table with the columns it trained on"
+    if path.is_dir():
+        raise ZooError(f"input: '{path}' is a folder; this model takes {takes}")
+    if spec.is_text:
+        texts = read_texts(path, datamodule, takes)
+        return texts, texts
+    return read_rows(path, getattr(datamodule, "sep", ","), takes)
 
-        try:
-            frame = pd.read_csv(path)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise ZooError(f"input: cannot parse '{path}' as CSV ({str(err).splitlines()[0]})") from None
-        return [str(i) for i in range(len(frame))], frame
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
+
+def read_rows(path: Path, sep: str, takes: str) -> tuple[list[str], Any]:
+    """A CSV (or TSV) file's rows, split as the training table was (``data.sep``); a byte-order mark is dropped."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else sep, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        raise ZooError(f"input: '{path}' is empty; this model takes {takes}") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        why = str(err).splitlines()[0]
+        raise ZooError(f"input: cannot parse '{path}' as CSV ({why}); this model takes {takes}") from None
+    return [str(i) for i in range(len(frame))], frame
+
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".ndjson")
+
+
+def read_texts(path: Path, datamodule: Any, takes: str) -> list[str]:
+    """A text file's non-blank lines (UTF-8, a byte-order mark dropped); or, from a table of texts, the column the
+    run read its texts from (``data.text_column``, split by its ``data.sep``)."""
+    from zoo.data.text import read_table, read_text
+
+    columns = getattr(datamodule, "columns", None)  # (text, label) where the data set reads a table
+    if path.suffix.lower() in TABLE_SUFFIXES:
+        if not columns:
+            raise ZooError(f"input: '{path}' is a table; this model takes {takes}")
+        return read_table(path, columns[0], columns[0], datamodule.sep).texts  # no labels to predict: text as both
+    lines = [line for line in read_text(path, "input").splitlines() if line.strip()]
     if not lines:
         raise ZooError(f"input: '{path}' holds no lines of text")
-    return lines, lines
+    return lines
 
 
 def check_readable(files: list[Path]) -> None:
