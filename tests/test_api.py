@@ -98,6 +98,20 @@ def test_predict_on_a_run_that_does_not_classify_or_regress_is_one_line():
         run.predict(np.zeros((2, 1, 8, 8), dtype=np.uint8))
 
 
+def test_drawing_a_runs_figures_leaves_the_notebooks_plotting_backend_alone(tmp_path):
+    """Figures go to files through bare matplotlib Figures: the backend a notebook set (its inline one; here svg)
+    stays, so the user's own plots still show after a run."""
+    code = (
+        "import matplotlib; matplotlib.use('svg'); from pathlib import Path; "
+        "from zoo.plots import plot_learning_curves; "
+        "plot_learning_curves([{'epoch': 1, 'train/loss': 1.0, 'val/loss': 1.2}, {'epoch': 2, 'train/loss': 0.5, "
+        "'val/loss': 0.7}], Path('curves.png')); print(matplotlib.get_backend(), Path('curves.png').stat().st_size)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    backend, size = out.stdout.split()
+    assert backend == "svg" and int(size) > 1000
+
+
 def test_a_mistake_is_the_command_lines_one_line_error_and_writes_nothing(tmp_path):
     with pytest.raises(zoo.ZooError, match=r"^optimizer.lr=abc is not valid; optimizer.lr takes a number"):
         zoo.fit("optimizer.lr=abc")

@@ -12,13 +12,39 @@ import numpy as np
 CURVE_METRICS = ("acc", "iou", "map_50", "knn_acc", "rmse", "f1", "mae")  # the first one logged is drawn
 
 
-def _pyplot():
-    import matplotlib
+class _Figures:
+    """The part of pyplot zoo's figures use, without pyplot: bare ``matplotlib.figure.Figure`` objects, which Agg
+    draws when they are saved. pyplot's state is left alone: its backend stays as the user set it (switching it to
+    Agg stopped a notebook's own plots from showing after a run), no registry holds the figures, and a figure drawn
+    in a background thread never meets a GUI backend. A returned figure still shows inline in Jupyter."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    @staticmethod
+    def figure(**kwargs: Any) -> Any:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
-    return plt
+        fig = Figure(**kwargs)
+        FigureCanvasAgg(fig)  # drawn in memory too (an animation's frames), not only when saved
+        return fig
+
+    @staticmethod
+    def subplots(nrows: int = 1, ncols: int = 1, *, figsize: Any = None, dpi: Any = None, **kwargs: Any) -> Any:
+        fig = _Figures.figure(figsize=figsize, dpi=dpi)
+        return fig, fig.subplots(nrows, ncols, **kwargs)
+
+    @staticmethod
+    def get_cmap(name: str) -> Any:
+        import matplotlib
+
+        return matplotlib.colormaps[name]
+
+    @staticmethod
+    def close(fig: Any) -> None:
+        """Nothing to free: the figure goes with its last reference."""
+
+
+def _pyplot() -> type[_Figures]:
+    return _Figures
 
 
 def tight(fig: Any, rect: tuple[float, float, float, float] | None = None) -> None:

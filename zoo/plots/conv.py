@@ -154,6 +154,8 @@ def plot_convolution(step: dict[str, Any], path: Path, max_channels: int = 3) ->
     position, origin, dilation, in_channels = step["position"], step["origin"], step["dilation"], step["in_channels"]
     window, padded, kernel, bias = step["window"], step["padded"], step["kernel"], step["bias"]
     total, value, feature_map = step["total"], step["value"], step["feature_map"]
+    from matplotlib.patches import Rectangle
+
     plt = _pyplot()
     products = window * kernel
     shown = min(len(in_channels), max_channels)
@@ -168,7 +170,7 @@ def plot_convolution(step: dict[str, Any], path: Path, max_channels: int = 3) ->
     for row, c in enumerate(in_channels[:shown]):
         ax = axes[row, 0]
         ax.imshow(image[c], cmap=grey, vmin=low, vmax=high, interpolation="nearest")
-        ax.add_patch(plt.Rectangle((c0 - 0.5, r0 - 0.5), span_w, span_h, fill=False, edgecolor="red", linewidth=2))
+        ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), span_w, span_h, fill=False, edgecolor="red", linewidth=2))
         ax.set_title(f"input channel {c} (test image {index + 1})", fontsize=9)
         ax.axis("off")
         cells = (  # the window on the image's grey scale; weights and products on diverging scales around 0
@@ -192,7 +194,7 @@ def plot_convolution(step: dict[str, Any], path: Path, max_channels: int = 3) ->
         ax.axis("off")
     ax = axes[0, 5]
     ax.imshow(feature_map, cmap="viridis", interpolation="nearest")
-    ax.add_patch(plt.Rectangle((position[1] - 0.5, position[0] - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
+    ax.add_patch(Rectangle((position[1] - 0.5, position[0] - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
     ax.set_title(f"the net's output map {channel}:\n{value:.4f} at {tuple(position)}", fontsize=9)
     ax.axis("off")
     sums = " + ".join(f"{products[k].sum():.4f}" for k in range(shown))
