@@ -104,6 +104,10 @@ def test_resume_continues_the_history_in_a_new_folder(train_run, tmp_path):
     rows = list(csv.DictReader((second / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
     assert all(p.read_bytes() == content for p, content in before.items())  # the first run is untouched
+    with pytest.raises(
+        ZooError, match=r"has trained 4 epochs and trainer.max_epochs=3; give trainer.max_epochs above 4"
+    ):
+        train_run("trainer.max_epochs=3", "data=iris", "ckpt_path=last", folder="third")
 
 
 def test_ckpt_path_last_without_an_earlier_run_says_so(train_run):

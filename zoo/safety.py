@@ -158,6 +158,13 @@ def check_resumable(checkpoint: dict[str, Any], cfg: DictConfig, path: str | Pat
     if changed:
         diffs = ", ".join(f"model.net.{k}={net_was.get(k)} there, {net_now.get(k)} here" for k in changed)
         raise ZooError(f"ckpt_path: '{path}' holds a different {was} net ({diffs}); resume with its settings")
+    done = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {}).get("processed")
+    max_epochs = (cfg.get("trainer") or {}).get("max_epochs")
+    if isinstance(done, int) and isinstance(max_epochs, int) and -1 < max_epochs < done:  # Lightning's refusal
+        raise ZooError(
+            f"ckpt_path: '{path}' has trained {done} epochs and trainer.max_epochs={max_epochs}; give "
+            f"trainer.max_epochs above {done} to train on from it"
+        )
 
 
 def resume_wandb(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
