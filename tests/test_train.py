@@ -133,6 +133,8 @@ def test_same_seed_same_metrics(train_run):
 def test_debug_presets_run(train_run, preset):
     metrics, out = train_run(f"debug={preset}")
     assert "test/loss" in metrics
+    if preset == "fdr":  # one batch through everything, no checkpoint: ckpt_path=last never resumes from it
+        assert not list(out.rglob("*.ckpt"))
     if preset == "overfit":
         rows = list(csv.DictReader((out / "history.csv").open()))
         assert float(rows[-1]["train/loss"]) < 0.1 * float(rows[0]["train/loss"])

@@ -76,6 +76,10 @@ class ModelCheckpoint(LastCheckpointLinked, _LightningModelCheckpoint):
     (``best-epoch017.ckpt``: the 17th epoch), and ``last.ckpt`` a hard link to the checkpoint written at the same
     step, not a second copy of it (:class:`zoo.internals.LastCheckpointLinked`)."""
 
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.fast_dev_run:  # Lightning writes last.ckpt here even in a fast_dev_run, which saves nothing
+            super().on_train_end(trainer, pl_module)
+
     def format_checkpoint_name(self, metrics: dict[str, Any], *args: Any, **kwargs: Any) -> str:
         if "epoch" in metrics:
             metrics = {**metrics, "epoch": metrics["epoch"] + 1}
