@@ -236,6 +236,21 @@ def test_multirun_gives_each_job_its_own_folder_and_wandb_run(tmp_path):
     assert len(runs) == 2
 
 
+def test_a_multirun_into_the_folder_of_an_earlier_one_is_refused_with_its_results_kept(tmp_path):
+    sweep = tmp_path / "sweep"
+    first = script("train", "--multirun", f"hydra.sweep.dir={sweep}", "data=iris", "optimizer.lr=0.01,0.02",
+                   "trainer.max_epochs=1", "logger=none", cwd=tmp_path)  # fmt: skip
+    assert first.returncode == 0, first.stderr[-2000:]
+    kept = {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()}
+    again = script("train", "--multirun", f"hydra.sweep.dir={sweep}", "data=iris", "optimizer.lr=0.03",
+                   "trainer.max_epochs=1", "logger=none", cwd=tmp_path)  # fmt: skip
+    assert again.returncode == 2 and again.stderr.strip().splitlines() == [
+        f"error: hydra.sweep.dir: '{sweep}' already holds a multirun (jobs.jsonl, results.csv); nothing was "
+        "overwritten. Pick another hydra.sweep.dir"
+    ]
+    assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()} == kept
+
+
 END_OF_A_SCRIPT = """
 import atexit, sys, threading, time
 from pathlib import Path

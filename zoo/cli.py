@@ -337,6 +337,8 @@ def check_overrides(config_name: str, args: list[str]) -> None:
         raise ZooError(f"cannot read the command line: {' '.join(str(err).split())}") from None
     dirs = _config_dirs(overrides)
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        if {"-m", "--multirun"} & set(args):
+            _check_sweep_dir_free(config_name, combos[0])
         for combo in combos:
             _check_group_options(combo, dirs)
             try:
@@ -352,6 +354,28 @@ def check_overrides(config_name: str, args: list[str]) -> None:
                 _check_value_types(cfg, defaults, given, combo if config_name == "train" else None)
             if not {"-c", "--cfg"} & set(args):
                 _check_required(cfg, config_name, combo)
+
+
+def _check_sweep_dir_free(config_name: str, overrides: list[str]) -> None:
+    """A multirun into a ``hydra.sweep.dir`` that holds an earlier one is refused before any job starts: its jobs'
+    folders would be refused one by one and its ``results.csv`` rewritten with both multiruns' rows. A search's
+    study resumes in its folder, so zoo's Optuna sweeper takes one that holds its study."""
+    from hydra import compose
+    from hydra.errors import ConfigCompositionException
+
+    given = [o.split("=", 1)[1].strip("'\"") for o in overrides if override_key(o) == "hydra.sweep.dir"]
+    held = [name for name in ("jobs.jsonl", "results.csv") if given and (Path(given[-1]) / name).exists()]
+    if not held:
+        return
+    try:
+        sweeper = str(compose(config_name, overrides=overrides, return_hydra_config=True).hydra.sweeper._target_)
+    except ConfigCompositionException:
+        return  # the overrides' own error is reported next
+    if "zoo_optuna_sweeper" not in sweeper:
+        raise ZooError(
+            f"hydra.sweep.dir: '{given[-1]}' already holds a multirun ({', '.join(held)}); nothing was overwritten. "
+            "Pick another hydra.sweep.dir"
+        )
 
 
 def _check_interpolations(cfg: Any, overrides: list[str]) -> None:
