@@ -29,6 +29,7 @@ FAMILIES = {
     "resnet": ["model=resnet", "data=digits"],
     "unet": ["experiment=unet_shapes", "data.count=40"],
     "detector": ["experiment=detector_boxes", "data.count=40"],
+    "elm": ["model=elm", "data=digits"],
 }
 
 
@@ -76,6 +77,17 @@ def test_safetensors_and_torch_export_hold_the_same_model(train_run, tmp_path):
     x = torch.randint(0, 256, (4, *task.spec.input_shape), dtype=torch.uint8)
     with torch.no_grad():
         torch.testing.assert_close(program.module()(x), task(x))
+
+
+def test_an_elm_exports_with_a_free_batch_dimension(train_run, tmp_path):
+    """The closed-form net's outputs for any batch size, from torch.export's program as from the checkpoint."""
+    ckpt = checkpoint_of(train_run, FAMILIES["elm"])
+    task = task_from_checkpoint(load_checkpoint(ckpt)).eval()
+    program = torch.export.load(run_export(ckpt, "pt2", tmp_path, folder="pt2"))
+    for batch in (1, 7):
+        x = torch.randint(0, 256, (batch, *task.spec.input_shape), dtype=torch.uint8)
+        with torch.no_grad():
+            torch.testing.assert_close(program.module()(x), task(x))
 
 
 @pytest.mark.parametrize("fmt, cell", [("pt2", "lstm"), ("onnx", "lstm"), ("onnx", "gru"), ("onnx", "rnn")])

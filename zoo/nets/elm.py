@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from zoo.errors import ZooError
@@ -69,10 +70,11 @@ class ELM(nn.Module):
             h = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}[self.activation](
                 x @ self.weight.T + self.bias
             )
-        return torch.cat([h, torch.ones(len(h), 1, dtype=h.dtype, device=h.device)], dim=1)
+        return F.pad(h, (0, 1), value=1.0)  # no batch size in the graph: ONNX and torch.export keep it dynamic
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.solve()  # a pass still pending (validation runs before the epoch-end hooks)
+        if self._rows or self._hth is not None:  # a pass still pending (validation runs before the epoch-end hooks)
+            self.solve()  # never in an exported graph: a loaded net has nothing pending
         return self.hidden(x) @ self.output
 
     @torch.no_grad()
