@@ -50,7 +50,7 @@ def test_a_resumed_fast_run_ends_where_an_uninterrupted_one_does(train_run):
     assert resumed == pytest.approx(whole, abs=1e-6)
     rows = history(folder)
     assert [r["step"] for r in rows] == ["20", "40", "60", "80"]
-    assert [float(r["lr"]) for r in rows] == [0.0005, 0.00025, 0.000125, 0.0000625]
+    assert [float(r["lr"]) for r in rows] == [0.001, 0.0005, 0.00025, 0.000125]  # the rate each epoch trained at
 
 
 @pytest.mark.parametrize(

@@ -110,6 +110,12 @@ def test_resume_continues_the_history_in_a_new_folder(train_run, tmp_path):
         train_run("trainer.max_epochs=3", "data=iris", "ckpt_path=last", folder="third")
 
 
+def test_the_history_records_the_learning_rate_each_epoch_trained_at(train_run):
+    _, out = train_run("recipe=none", "optimizer.lr=0.005", "scheduler=cosine", "trainer.max_epochs=2")
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [float(r["lr"]) for r in rows] == pytest.approx([0.005, 0.0025])  # not the rate the next epoch starts at
+
+
 def test_ckpt_path_last_without_an_earlier_run_says_so(train_run):
     with pytest.raises(ZooError, match="ckpt_path=last: no last.ckpt under .*mlp-digits"):
         train_run("ckpt_path=last")

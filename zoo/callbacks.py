@@ -16,7 +16,7 @@ from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 
 from zoo.errors import ZooError
-from zoo.internals import LastCheckpointLinked
+from zoo.internals import LastCheckpointLinked, learning_rate
 from zoo.outputs import RunFolder
 from zoo.plots import plot_learning_curves
 from zoo.protocols import FineTunable
@@ -35,6 +35,11 @@ class RunOutputs(L.Callback):
         self.folder = folder
         self.config = config
         self.history: list[dict[str, float]] = []
+        self.epoch_lr: float | None = None
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, index: int) -> None:
+        if index == 0:  # the epoch's rate: schedulers step at its end (ReduceLROnPlateau as the next one begins)
+            self.epoch_lr = learning_rate(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.fast_dev_run:
@@ -43,8 +48,7 @@ class RunOutputs(L.Callback):
         for key, value in sorted(trainer.callback_metrics.items()):
             if key.startswith(("train/", "val/")) and not key.endswith("_step"):
                 row[key] = float(value)
-        groups = trainer.optimizers[0].param_groups if trainer.optimizers else []  # none for a closed-form ELM
-        row["lr"] = float(groups[0]["lr"]) if groups else math.nan
+        row["lr"] = math.nan if self.epoch_lr is None else self.epoch_lr  # none for a closed-form ELM
         self.history = [r for r in self.history if r["epoch"] < row["epoch"]] + [row]
         if trainer.is_global_zero:
             self.folder.write_history(self.history)

@@ -108,6 +108,12 @@ class LastCheckpointLinked:
                 logger.after_save_checkpoint(proxy(self))
 
 
+def learning_rate(trainer: Any) -> float | None:
+    """The first optimiser's first group's learning rate now (a tensor one read as a number); None without one."""
+    groups = trainer.optimizers[0].param_groups if trainer.optimizers else []  # none for a closed-form ELM
+    return float(groups[0]["lr"]) if groups else None
+
+
 def link_over(source: str, target: str) -> bool:
     """Make ``target`` a hard link to ``source``, replacing what was there in one rename, so that ``target`` is
     whole at every moment; False where the file system refuses (no hard links, another device, a URL)."""

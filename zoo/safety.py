@@ -17,6 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from zoo.errors import Interrupted, ZooError
+from zoo.internals import learning_rate
 from zoo.outputs import RunFolder
 
 
@@ -46,6 +47,11 @@ class StopOnNonFinite(L.Callback):
 
     def __init__(self) -> None:
         self.first_bad: torch.Tensor | None = None
+        self.epoch_lr: float | None = None
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, index: int) -> None:
+        if index == 0:  # the epoch's rate: schedulers step at its end (ReduceLROnPlateau as the next one begins)
+            self.epoch_lr = learning_rate(trainer)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, *args: Any) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
@@ -70,7 +76,7 @@ class StopOnNonFinite(L.Callback):
             first_bad = trainer.strategy.reduce(first_bad.float(), reduce_op="max")
         if (step := int(first_bad)) < 0:
             return
-        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+        lr = self.epoch_lr
         rate = f"optimizer.lr={lr:g} is too high here: try optimizer.lr={lr / 10:g}" if lr else "lower optimizer.lr"
         raise ZooError(
             f"the training loss became NaN or infinite at step {step} (epoch {trainer.current_epoch + 1}); training "
