@@ -60,6 +60,9 @@ def test_the_command_line_says_which_recipe_it_used():
     dry = script("train", "model=cnn", "data=digits", "trainer.fast_dev_run=true", "logger=none", "callbacks=none")
     assert dry.returncode == 0, dry.stderr[-2000:]
     assert dry.stdout.startswith(line) and "(recipe=none for the plain defaults)" in dry.stdout.splitlines()[0]
+    given = script("train", "model=linear", "data=house_prices", "optimizer.lr=0.02", "trainer.fast_dev_run=true",
+                   "logger=none", "callbacks=none")  # fmt: skip
+    assert given.returncode == 0 and "recipe" not in given.stdout  # its one setting given: nothing to say
 
 
 def test_zoo_fit_takes_the_same_recipe_and_says_so(tmp_path, monkeypatch, capsys):

@@ -62,7 +62,7 @@ def fit(*overrides: str, net: nn.Module | None = None, quiet: bool = True, **opt
         short = name.rsplit(".", 1)[-1]
         args = ["model=net", f"model.name={short}", f"model.net.token={give(net)}", f"model.net.name={name}", *args]
     args, recipe = with_recipe(args)
-    if recipe is not None:
+    if recipe is not None and recipe.overrides:  # a recipe the arguments give in full says nothing
         print(recipe.line())
     check_overrides("train", args)
     cfg = compose_config(args, folder=None)

@@ -216,7 +216,7 @@ def recipe_args(args: list[str]) -> list[str]:
     split = next((i for i, a in enumerate(args) if not a.startswith("-") and "=" in a), len(args))
     flags, overrides = args[:split], args[split:]
     overrides, recipe = with_recipe(overrides, _config_dirs(overrides))
-    if recipe is not None and not INSPECT_FLAGS & set(flags):
+    if recipe is not None and recipe.overrides and not INSPECT_FLAGS & set(flags):  # nothing left to say: no line
         print(recipe.line(), flush=True)
     return [*flags, *overrides]
 
