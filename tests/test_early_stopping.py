@@ -42,6 +42,12 @@ def test_early_stopping_from_the_config_on_a_maximised_metric(train_run):
     assert (out / "overfitting.png").is_file()
 
 
+@pytest.mark.parametrize("epochs, ended_by", [(100, "early stopping"), (3, "the trainer's limit")])
+def test_the_experiments_summary_says_what_ended_training(train_run, epochs, ended_by):
+    _, out = train_run("experiment=early_stopping_digits", f"trainer.max_epochs={epochs}", folder=str(epochs))
+    assert f"; {ended_by}" in (out / "summary.md").read_text()
+
+
 def test_an_unknown_monitor_names_the_logged_metrics(train_run):
     with pytest.raises(ZooError, match=r"monitor='val/auc' is not a logged metric; choose one of .*val/acc"):
         train_run("callbacks.early_stopping.patience=2", "callbacks.early_stopping.monitor=val/auc")

@@ -131,9 +131,9 @@ def summary_of(name: str) -> str:
 
 
 # What an experiment's summary may name (zoo.run.summary_values): metrics, the first and last epoch's values, counts,
-# and a linear fit's facts (zoo.tasks.regression).
+# what ended training, and a linear fit's facts (zoo.tasks.regression).
 SUMMARY_NAMES = r"(test|cv)_\w+|(first|final)_(train|val)_\w+|epochs|steps|steps_per_epoch|seconds|best_epoch|" + (
-    r"learnt|tested|least_squares|w|b|gap|first_loss|last_loss"
+    r"ended_by|learnt|tested|least_squares|w|b|gap|first_loss|last_loss"
 )
 
 

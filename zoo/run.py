@@ -124,6 +124,7 @@ def run_training(cfg: DictConfig) -> Trained:
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         seconds = time.perf_counter() - start
         history = list(outputs.history)  # before testing reloads the best checkpoint's (shorter) one
+        stopped = ended_by(trainer)  # and its callbacks' state: early stopping had not stopped then
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback is not None else ""
         results = trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=verbose)
         held_out = cv.get("folds") is not None  # a cross-validation fold: its scores on the fold it held out
@@ -140,7 +141,8 @@ def run_training(cfg: DictConfig) -> Trained:
             print(tested(trainer, history))
         metrics = finish_run(results, folder)
         if is_global_zero() and not held_out:  # a fold's numbers are not the cross-validation's summary
-            facts = {**getattr(task, "facts", {}), "seconds": seconds, "best_epoch": best_epoch(trainer, history)}
+            facts = {**getattr(task, "facts", {}), "seconds": seconds, "best_epoch": best_epoch(trainer, history),
+                     "ended_by": stopped}  # fmt: skip
             write_summary(cfg, folder, summary_values(metrics, history, facts))
         return Trained(metrics, folder, task, datamodule)
     except SystemExit:  # Lightning's answer to Ctrl-C and SIGTERM, once Resumable saved a checkpoint
@@ -465,6 +467,14 @@ def best_epoch(trainer: L.Trainer, history: list[dict[str, float]]) -> int | Non
     return next((int(r["epoch"]) for r in history if math.isclose(r.get(monitor, math.nan), score, rel_tol=1e-6)), None)
 
 
+def ended_by(trainer: L.Trainer) -> str:
+    """What ended training, for a summary's sentence: early stopping, or the epoch (or time) limit."""
+    stopped = any(
+        getattr(c, "stopped_epoch", 0) for c in trainer.callbacks if isinstance(c, L.pytorch.callbacks.EarlyStopping)
+    )
+    return "early stopping" if stopped else "the trainer's limit (trainer.max_epochs or max_time)"
+
+
 def tested(trainer: L.Trainer, history: list[dict[str, float]]) -> str:
     """Which weights the test used, and why: the best checkpoint's epoch and score, or the last epoch's weights."""
     checkpoint = trainer.checkpoint_callback
@@ -481,8 +491,8 @@ def summary_values(
 ) -> dict[str, Any]:
     """What an experiment's ``summary`` may name: each metric with ``_`` for ``/`` (``test_acc``, ``cv_acc``), the
     first and last epoch's values (``first_train_loss``, ``final_val_loss``), ``epochs``, ``steps``,
-    ``steps_per_epoch``, and the task's and run's facts (``seconds`` of training, ``best_epoch``, a linear fit's
-    ``w``, ``b`` and ``learnt`` equation)."""
+    ``steps_per_epoch``, and the task's and run's facts (``seconds`` of training, ``best_epoch``, ``ended_by``: what
+    ended training, a linear fit's ``w``, ``b`` and ``learnt`` equation)."""
     values: dict[str, Any] = {k.replace("/", "_"): v for k, v in metrics.items()}
     if history:
         epochs, steps = int(history[-1]["epoch"]), int(history[-1]["step"])
