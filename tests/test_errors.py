@@ -110,6 +110,19 @@ def test_a_new_data_key_the_data_set_does_not_take_is_one_line(fails):
     )
 
 
+def test_a_folder_given_as_ckpt_path_names_a_checkpoint_in_it(fails, tmp_path):
+    run = tmp_path / "logs" / "earlier"
+    assert fails(f"ckpt_path={run}") == (
+        f"error: ckpt_path: '{run}' is a folder; give a .ckpt file in it; it holds none: give an existing .ckpt file "
+        "or ckpt_path=last"
+    )
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert fails(f"ckpt_path={run}", script="eval") == (
+        f"error: ckpt_path: '{run}' is a folder; give a .ckpt file in it, e.g. ckpt_path={run}/checkpoints/last.ckpt"
+    )
+
+
 def test_a_typo_in_a_nested_key_of_the_model(fails):
     assert fails("model.net.dropuot=0.2").startswith(
         "error: model.net.dropuot is not a setting of model.net; did you mean model.net.dropout?"

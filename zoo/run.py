@@ -363,7 +363,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load with ``weights_only=True``: a checkpoint cannot run code when it is read."""
     path = Path(path)
     if not path.is_file():
-        raise ZooError(f"ckpt_path: '{path}' not found; give the path of a .ckpt file from a zoo run")
+        raise missing_checkpoint(path, "give the path of a .ckpt file from a zoo run")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling refused or a corrupt file
@@ -371,6 +371,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if "zoo_config" not in checkpoint or "hyper_parameters" not in checkpoint:
         raise ZooError(f"ckpt_path: '{path}' is not a zoo checkpoint (no stored config); give one from a zoo run")
     return checkpoint
+
+
+def missing_checkpoint(path: Path, fix: str) -> ZooError:
+    """A ``ckpt_path`` that is no file, in one line: a folder (a run's, a sweep's) names a checkpoint inside it."""
+    if not path.is_dir():
+        return ZooError(f"ckpt_path: '{path}' not found; {fix}")
+    inside = sorted(path.rglob("*.ckpt"), key=lambda p: (p.name != "last.ckpt", len(p.parts), str(p)))
+    example = f", e.g. ckpt_path={inside[0]}" if inside else f"; it holds none: {fix}"
+    return ZooError(f"ckpt_path: '{path}' is a folder; give a .ckpt file in it{example}")
 
 
 def unsafe_or_corrupt(path: Path, err: Exception) -> str:
@@ -409,7 +418,7 @@ def resolve_ckpt_path(ckpt_path: str | None, cfg: DictConfig, output_dir: Path) 
         return None
     if ckpt_path != "last":
         if not Path(ckpt_path).is_file():
-            raise ZooError(f"ckpt_path: '{ckpt_path}' not found; give an existing .ckpt file or ckpt_path=last")
+            raise missing_checkpoint(Path(ckpt_path), "give an existing .ckpt file or ckpt_path=last")
         return str(ckpt_path)
     root = Path(cfg.paths.log_dir) / cfg.name
     found = [p for p in root.rglob("last.ckpt") if output_dir not in p.parents] if root.is_dir() else []
