@@ -138,6 +138,15 @@ def test_a_config_flag_or_run_folder_that_names_nothing_is_one_line(tmp_path, ar
     assert own.returncode == 0 and "model:" in own.stdout, own.stderr
 
 
+def test_a_run_folder_that_is_a_file_is_one_line_and_the_file_is_kept(tmp_path):
+    (tmp_path / "flowers.csv").write_text("a,b\n1,2\n")
+    proc = script("train", "hydra.run.dir=flowers.csv", "logger=none", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: hydra.run.dir=flowers.csv: 'flowers.csv' is a file; give a folder (hydra.run.dir=runs/mine)"
+    ]
+    assert os.listdir(tmp_path) == ["flowers.csv"] and (tmp_path / "flowers.csv").read_text() == "a,b\n1,2\n"
+
+
 def test_bad_input_exits_non_zero_with_one_line_and_no_traceback(tmp_path):
     proc = script(
         "train", "data=csv", f"data.path={tmp_path}/missing.csv", "data.target=y", f"hydra.run.dir={tmp_path}/run"

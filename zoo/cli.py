@@ -331,6 +331,8 @@ def check_overrides(config_name: str, args: list[str]) -> None:
             raise ZooError(f"{override} is not valid; give a positive number of trials")
         if override_key(override) in ("hydra.run.dir", "hydra.sweep.dir") and not value.strip(" '\""):
             raise ZooError(f"{override} is empty; give a folder ({override_key(override)}=runs/mine) or leave it out")
+        if override_key(override) in ("hydra.run.dir", "hydra.sweep.dir") and Path(value.strip("'\"")).is_file():
+            raise ZooError(f"{override}: '{value}' is a file; give a folder ({override_key(override)}=runs/mine)")
     try:
         combos = _combinations(overrides, multirun=bool({"-m", "--multirun"} & set(args)))
     except OverrideParseException as err:
