@@ -201,7 +201,14 @@ def test_csv_infers_regression_and_it_can_be_overridden(tmp_path):
         (None, "y", "auto", r"file '.*nope.csv' not found"),
         ("", "y", "auto", r"is empty"),
         ("x,y\n", "y", "auto", r"header but no rows"),
-        ("x,y\n1,2\n", "price", "auto", r"column 'price' is not in .*; set data.target to one of: x, y"),
+        ("x,y\n1,2\n", "price", "auto", r"column 'price' is not in .*; set data.target to one of: x, y$"),
+        (
+            "x;y\n1;2\n",
+            "y",
+            "auto",
+            r"one of: x;y \(the header is one column: is it separated by ';'\? give "
+            r"'data.sep=\";\"'\)$",
+        ),
         ("x,y\n1,2.5\n2,abc\n3,4.5\n", "y", "regression", r"not numeric \('abc' on line 3\)"),
         ("x,y\n1,a\n2,a\n3,a\n", "y", "auto", r"single class \(a\)"),
     ],

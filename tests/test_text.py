@@ -140,6 +140,11 @@ def test_bad_csv_column_and_unseen_test_label_are_named(tmp_path):
     train.write_text("text,label\n" + "".join(f"good {i},pos\nbad {i},neg\n" for i in range(20)))
     with pytest.raises(ZooError, match=r"train.csv:1: no column 'review' \(columns: text, label\)"):
         TextCsvDataModule(path=str(train), text_column="review", name="text_csv").setup()
+    tabbed = tmp_path / "tabbed.csv"
+    tabbed.write_text("review\tlabel\n" + "".join(f"good {i}\tpos\n" for i in range(20)))
+    with pytest.raises(ZooError, match=r"set data.text_column/label_column \(the header is one column: is it "
+                       r"separated by '\\t'\? give 'data.sep=\"\\t\"'\)$"):  # fmt: skip
+        TextCsvDataModule(path=str(tabbed), text_column="review", name="text_csv").setup()
     test = tmp_path / "test.csv"
     test.write_text("text,label\ngood one,pos\nso so,meh\n")
     with pytest.raises(ZooError, match=r"test.csv:3: label 'meh' never appears in the training data"):

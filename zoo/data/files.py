@@ -66,6 +66,18 @@ class FileSplit(Dataset):
         return self.images[i], self.labels[i]
 
 
+def separator_hint(columns: list[str], sep: str) -> str:
+    """Where a header read as one column holds another separator (``review;stars`` split on ``,``), the setting
+    that splits it; else nothing."""
+    if len(columns) != 1:
+        return ""
+    found = next((c for c in (";", "\t", "|", ",") if c != sep and c in str(columns[0])), None)
+    if found is None:
+        return ""
+    shown = "\\t" if found == "\t" else found  # as typed in a shell: quoted for Hydra, then for the shell
+    return f" (the header is one column: is it separated by '{shown}'? give 'data.sep=\"{shown}\"')"
+
+
 def check_workers(value: Any) -> int:
     """``data.num_workers``: ``auto`` (one per core, at most :data:`MAX_AUTO_WORKERS`) or an integer >= 0."""
     if value == "auto":

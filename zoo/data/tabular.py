@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from zoo.data.files import separator_hint
 from zoo.data.memory import InMemoryDataModule
 from zoo.data.preprocess import TabularPreprocessor
 from zoo.data.splits import split_indices
@@ -263,8 +264,8 @@ class CsvDataModule(TabularDataModule):
         frame = self._read()
         if self.target not in frame.columns:
             raise ZooError(
-                f"column '{self.target}' is not in {self.path}; "
-                f"set data.target to one of: {', '.join(map(str, frame.columns))}"
+                f"column '{self.target}' is not in {self.path}; set data.target to one of: "
+                f"{', '.join(map(str, frame.columns))}{separator_hint(list(frame.columns), self.sep)}"
             )
         unknown = [c for c in self.drop if c not in frame.columns]
         if unknown:

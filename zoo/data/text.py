@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from zoo.data.files import separator_hint
 from zoo.data.memory import InMemoryDataModule
 from zoo.data.splits import split_indices
 from zoo.data.tokenize import (
@@ -254,7 +255,8 @@ def read_csv(path: Path, text_key: str, label_key: str, sep: str = ",") -> Texts
     for key in (text_key, label_key):
         if key not in columns:
             have = ", ".join(columns)
-            raise ZooError(f"{path}:1: no column '{key}' (columns: {have}); set data.text_column/label_column")
+            hint = separator_hint(columns, sep)
+            raise ZooError(f"{path}:1: no column '{key}' (columns: {have}); set data.text_column/label_column{hint}")
     for row in reader:
         rows.add(row[text_key], row[label_key], f"{path}:{reader.line_num}")
     return rows
