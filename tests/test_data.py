@@ -211,6 +211,7 @@ def test_csv_infers_regression_and_it_can_be_overridden(tmp_path):
         ),
         ("x,y\n1,2.5\n2,abc\n3,4.5\n", "y", "regression", r"not numeric \('abc' on line 3\)"),
         ("x,y\n1,a\n2,a\n3,a\n", "y", "auto", r"single class \(a\)"),
+        ("x,y\n1,a\n2,b\n3,\n4,a\n", "y", "auto", r"target 'y' is missing in row 3 \(from 1 after the header: line 4 "),
     ],
 )
 def test_csv_bad_input_gets_one_line_naming_the_problem(tmp_path, content, target, task, message):

@@ -138,7 +138,10 @@ def _encode_target(table: Table) -> np.ndarray:
     target = table.target
     if target.isna().any():
         first = int(np.flatnonzero(target.isna().to_numpy())[0])
-        raise ZooError(f"target '{target.name}' is missing in row {first}; drop or fill rows without a target first")
+        raise ZooError(
+            f"target '{target.name}' is missing in row {first + 1} (from 1 after the header: line {first + 2} of a CSV "
+            "file); drop or fill rows without a target first"
+        )
     if table.task == REGRESSION:
         return target.to_numpy(dtype=np.float32, copy=True)
     if not table.class_names:
