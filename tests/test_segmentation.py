@@ -195,6 +195,14 @@ def test_bad_mask_folders_are_refused_naming_the_file(tmp_path, spoil, message):
         build_datamodule(cfg.data, cfg.model)
 
 
+def test_a_mask_of_another_size_is_refused_before_both_are_resized(tmp_path):
+    folder = write_masks_folder(tmp_path / "mine")
+    Image.fromarray(np.zeros((12, 12), np.uint8)).save(folder / "masks" / "img4.png")
+    cfg = masks_cfg(tmp_path, folder, "data.class_names=[background,cat,dog]", "data.image_size=32")
+    with pytest.raises(ZooError, match=r"mask '.*img4\.png' is 12x12 but its image '.*img4\.jpg' is 24x24"):
+        build_datamodule(cfg.data, cfg.model)
+
+
 def write_pets(root: Path, trainval: int = 6, test: int = 4) -> Path:
     """``oxford-iiit-pet/`` as torchvision leaves it: images/*.jpg, annotations/trimaps/*.png (1 pet, 2 background,
     3 border) and the split lists ``Image CLASS-ID SPECIES BREED-ID``."""

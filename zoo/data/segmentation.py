@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from zoo.data.images import ImageDataModule, ImageSet
-from zoo.data.pictures import IMAGE_SUFFIXES, check_color, check_image_size, read_images, read_pixels
+from zoo.data.pictures import IMAGE_SUFFIXES, check_color, check_image_size, opened, read_images, read_pixels
 from zoo.data.shapes import SHAPES, GeneratedShapes
 from zoo.errors import ZooError
 from zoo.spec import BACKGROUND, SEGMENTATION
@@ -120,14 +120,15 @@ class MaskFolderDataModule(SegmentationDataModule):
 
     def load(self) -> ImageSet:
         images, masks = self._pairs()
+        for image_path, mask_path in zip(images, masks, strict=True):  # as saved: data.image_size resizes both
+            (iw, ih), (mw, mh) = picture_size(image_path), picture_size(mask_path)
+            if (iw, ih) != (mw, mh):
+                raise ZooError(
+                    f"data.path: mask '{mask_path}' is {mw}x{mh} but its image '{image_path}' is {iw}x{ih}; give masks "
+                    "the size of their images"
+                )
         x = read_images(images, self.color, self.image_size)
         y = [read_mask(p, self.image_size) for p in masks]
-        for image, mask, image_path, mask_path in zip(x, y, images, masks, strict=True):
-            if image.shape[1:] != mask.shape:
-                raise ZooError(
-                    f"data.path: mask '{mask_path}' is {mask.shape[1]}x{mask.shape[0]} but its image '{image_path}' "
-                    f"is {image.shape[2]}x{image.shape[1]}; give masks the size of their images"
-                )
         if len({a.shape for a in x}) > 1:
             raise ZooError(
                 f"data.path: the images in '{self.path / 'images'}' differ in size; set data.image_size=N to resize"
@@ -165,6 +166,12 @@ class MaskFolderDataModule(SegmentationDataModule):
             if stem not in images:
                 raise ZooError(f"data.path: mask '{mask}' has no image of the same name in '{image_dir}'")
         return list(images.values()), [masks[stem] for stem in images]
+
+
+def picture_size(path: Path) -> tuple[int, int]:
+    """An image file's width and height from its header (nothing decoded); a broken file is a one-line error."""
+    with opened(path) as img:
+        return img.size
 
 
 def read_mask(path: Path, size: int | None) -> np.ndarray:
