@@ -117,6 +117,27 @@ def test_a_recurrent_text_model_exports_with_torch_export_and_to_onnx(train_run,
     torch.testing.assert_close(expected[0], expected[1])  # the same tokens, padded left or right
 
 
+def test_a_text_models_export_carries_the_tokenizer_that_makes_its_ids(train_run, tmp_path):
+    """model.json says how texts become ids and tokenizer.json (Hugging Face tokenizers' file) makes them: a server
+    with the export folder alone feeds the model what predict.py feeds it."""
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    from zoo.run import restore_datamodule
+
+    ckpt = checkpoint_of(train_run, ["model=text_avgpool", "data=text_synth", "data.count=300"])
+    path = run_export(ckpt, "onnx", tmp_path)
+    text = json.loads((path.parent / "model.json").read_text())["text"]
+    assert text["tokenizer"] == "tokenizer.json" and text["padding_side"] in ("left", "right")
+    texts = ["the movie was great", "not good at all, really bad"]
+    tokenizer = Tokenizer.from_file(str(path.parent / text["tokenizer"]))
+    ids = np.array([e.ids for e in tokenizer.encode_batch(texts)], dtype=np.int64)
+    assert ids.shape == (2, text["max_length"])
+    np.testing.assert_array_equal(ids, restore_datamodule(load_checkpoint(ckpt)).encode(texts).numpy())
+    (logits,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": ids})
+    assert len(logits) == 2 and np.isfinite(logits).all()  # two classes: one logit each (model.json's output)
+
+
 def test_a_model_torch_export_cannot_trace_is_one_line_naming_the_way_out(train_run, tmp_path):
     """Both formats run torch.export first: what it cannot trace (a bidirectional RNN, packed by length) is one line
     with torch.export's own reason, without the ONNX exporter's wrapper and terminal colours, naming the weights

@@ -36,8 +36,8 @@ from zoo.console import logger_level
 from zoo.errors import ZooError
 from zoo.nets.given import class_name, give
 from zoo.outputs import RunFolder
-from zoo.predict import check_pixels, check_predictable, predict_rows, read_inputs, restore_datamodule
-from zoo.run import Trained, load_checkpoint, run_training, task_from_checkpoint
+from zoo.predict import check_pixels, check_predictable, predict_rows, read_inputs
+from zoo.run import Trained, load_checkpoint, restore_datamodule, run_training, task_from_checkpoint
 from zoo.spec import check_same_inputs
 
 FAST = "ZOO_FAST"  # ZOO_FAST=1: every fit stops after FAST_EPOCHS epochs (the notebooks' runs in CI)

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from zoo.data.preprocess import MISSING
 from zoo.errors import ZooError
 from zoo.outputs import RunFolder
-from zoo.run import load_checkpoint, task_from_checkpoint
+from zoo.run import load_checkpoint, restore_datamodule, task_from_checkpoint
 from zoo.spec import CLASSIFICATION, TableSpec
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,10 @@ def export(cfg: DictConfig) -> Path:
         except Exception as err:  # noqa: BLE001 - code torch.export cannot trace (a bidirectional RNN's packing)
             raise does_not_export("pt2", err, "safetensors") from None
         torch.export.save(program, str(path))
-    folder.write_text("model.json", json.dumps(describe(task, example, checkpoint), indent=2) + "\n")
+    info = describe(task, example, checkpoint)
+    if task.spec.is_text:  # the ids the model takes come from the run's tokenizer: it travels with the model
+        info["text"] = text_encoding(restore_datamodule(checkpoint), folder)
+    folder.write_text("model.json", json.dumps(info, indent=2) + "\n")
     print(f"exported {cfg.format}: {path}")
     return path
 
@@ -157,6 +160,24 @@ def describe(task: Any, example: torch.Tensor, checkpoint: dict[str, Any]) -> di
         "target_std": spec.target_std,
         "feature_names": spec.feature_names if isinstance(spec, TableSpec) else [],
         **({"preprocessing": table_preprocessing(checkpoint)} if isinstance(spec, TableSpec) else {}),
+    }
+
+
+def text_encoding(datamodule: Any, folder: RunFolder) -> dict[str, Any]:
+    """How texts become the model's input: the run's tokenizer written as ``tokenizer.json`` (Hugging Face
+    ``tokenizers``' format: ``Tokenizer.from_file``), then truncated or padded to ``max_length`` ids on
+    ``padding_side`` with ``pad_id``, as scripts/predict.py does."""
+    from zoo.data.tokenize import pad_id_of
+
+    datamodule.encode([""])  # sets the run's truncation and padding on the tokenizer, which its file then keeps
+    folder.write_text("tokenizer.json", datamodule.tokenizer.to_str(pretty=True))
+    return {
+        "tokenizer": "tokenizer.json",
+        "max_length": datamodule.max_length,
+        "padding_side": datamodule.padding_side,
+        "pad_id": pad_id_of(datamodule.tokenizer),
+        "how": "ids = tokenizers.Tokenizer.from_file('tokenizer.json').encode(text).ids: truncated and padded to "
+        "max_length as in training",
     }
 
 

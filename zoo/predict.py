@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from zoo.config import instantiate
 from zoo.data.pictures import IMAGE_SUFFIXES, opened
 from zoo.errors import ZooError
 from zoo.outputs import RunFolder
-from zoo.run import load_checkpoint, predictions, task_from_checkpoint
+from zoo.run import load_checkpoint, predictions, restore_datamodule, task_from_checkpoint
 from zoo.spec import CLASSIFICATION
 
 log = logging.getLogger(__name__)
@@ -92,18 +91,6 @@ def member_outputs(task: Any, datamodule: Any, inputs: Any, batch_size: int) -> 
 def predict_rows(task: Any, datamodule: Any, names: list[str], inputs: Any, batch_size: int) -> list[dict[str, Any]]:
     """One row per input (see :func:`to_rows`) from one run."""
     return to_rows(names, member_outputs(task, datamodule, inputs, batch_size), task.spec)
-
-
-def restore_datamodule(checkpoint: dict[str, Any]) -> Any:
-    """The run's data module, built from its stored config without reading any data, with its fitted state
-    (scalers, vocabulary, image spec) from the checkpoint."""
-    data_cfg = OmegaConf.create(checkpoint["zoo_config"]["data"])
-    datamodule = instantiate(data_cfg, _convert_="all")
-    state = checkpoint.get(type(datamodule).__qualname__)
-    if state is None:
-        raise ZooError(f"ckpt_path: holds no {type(datamodule).__qualname__} state; train again with this zoo version")
-    datamodule.load_state_dict(state)
-    return datamodule
 
 
 def check_pixels(x: torch.Tensor, pixel_mean: list[float]) -> None:

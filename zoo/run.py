@@ -352,6 +352,18 @@ def task_from_checkpoint(checkpoint: dict[str, Any]) -> SupervisedTask:
     return task
 
 
+def restore_datamodule(checkpoint: dict[str, Any]) -> Any:
+    """The run's data module, built from its stored config without reading any data, with its fitted state
+    (scalers, vocabulary, image spec) from the checkpoint."""
+    data_cfg = OmegaConf.create(checkpoint["zoo_config"]["data"])
+    datamodule = instantiate(data_cfg, _convert_="all")
+    state = checkpoint.get(type(datamodule).__qualname__)
+    if state is None:
+        raise ZooError(f"ckpt_path: holds no {type(datamodule).__qualname__} state; train again with this zoo version")
+    datamodule.load_state_dict(state)
+    return datamodule
+
+
 def predictions(task: SupervisedTask, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """What the task predicts for encoded inputs ``x`` (class probabilities, for a classifier), ``batch_size`` at a
     time, without gradients."""
