@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig
 
 from zoo.data.preprocess import MISSING
+from zoo.data.tokenize import pad_id_of
 from zoo.errors import ZooError
 from zoo.outputs import RunFolder
 from zoo.run import load_checkpoint, restore_datamodule, task_from_checkpoint
@@ -167,8 +168,6 @@ def text_encoding(datamodule: Any, folder: RunFolder) -> dict[str, Any]:
     """How texts become the model's input: the run's tokenizer written as ``tokenizer.json`` (Hugging Face
     ``tokenizers``' format: ``Tokenizer.from_file``), then truncated or padded to ``max_length`` ids on
     ``padding_side`` with ``pad_id``, as scripts/predict.py does."""
-    from zoo.data.tokenize import pad_id_of
-
     datamodule.encode([""])  # sets the run's truncation and padding on the tokenizer, which its file then keeps
     folder.write_text("tokenizer.json", datamodule.tokenizer.to_str(pretty=True))
     return {

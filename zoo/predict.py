@@ -13,10 +13,13 @@ import torch
 from omegaconf import DictConfig
 
 from zoo.data.pictures import IMAGE_SUFFIXES, opened
+from zoo.data.text import read_table, read_text
 from zoo.errors import ZooError
 from zoo.outputs import RunFolder
 from zoo.run import load_checkpoint, predictions, restore_datamodule, task_from_checkpoint
 from zoo.spec import CLASSIFICATION
+from zoo.tasks.classification import ClassificationTask
+from zoo.tasks.regression import RegressionTask
 
 log = logging.getLogger(__name__)
 DARKER = 8  # a batch of pixels this many times darker on average than the training images is warned about
@@ -60,9 +63,6 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
 def check_predictable(task: Any) -> None:
     """Predictions are rows of classes or targets: a detector's boxes, a segmenter's masks and a triplet net's
     embedding (trained on labelled data, but its outputs are no classes) are not."""
-    from zoo.tasks.classification import ClassificationTask
-    from zoo.tasks.regression import RegressionTask
-
     if not isinstance(task, ClassificationTask | RegressionTask):
         kind = type(task).__name__.removesuffix("Task").lower()
         raise ZooError(f"predict handles classification and regression; this is a {kind} model")
@@ -161,8 +161,6 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".ndjson")
 def read_texts(path: Path, datamodule: Any, takes: str) -> list[str]:
     """A text file's non-blank lines (UTF-8, a byte-order mark dropped); or, from a table of texts, the column the
     run read its texts from (``data.text_column``, split by its ``data.sep``)."""
-    from zoo.data.text import read_table, read_text
-
     columns = getattr(datamodule, "columns", None)  # (text, label) where the data set reads a table
     if path.suffix.lower() in TABLE_SUFFIXES:
         if not columns:
