@@ -237,7 +237,7 @@ def test_history_is_a_dataframe_keras_users_plot():
 
 
 def test_in_ipython_a_zoo_error_shows_as_its_one_line(monkeypatch, capsys):
-    from zoo import api
+    from zoo.errors import one_line_errors_in_ipython
 
     class Shell:
         handlers: dict = {}
@@ -248,6 +248,6 @@ def test_in_ipython_a_zoo_error_shows_as_its_one_line(monkeypatch, capsys):
     fake = type(sys)("IPython")
     fake.get_ipython = Shell
     monkeypatch.setitem(sys.modules, "IPython", fake)
-    api._one_line_errors_in_ipython()
+    one_line_errors_in_ipython()
     shown = Shell.handlers[zoo.ZooError](None, zoo.ZooError, zoo.ZooError("data=nope is not a zoo data"), None)
     assert shown == [] and capsys.readouterr().err == "ZooError: data=nope is not a zoo data\n"

@@ -13,6 +13,7 @@ import warnings
 from typing import Any
 
 from zoo.errors import ZooError
+from zoo.errors import one_line_errors_in_ipython as _one_line_errors_in_ipython
 
 __version__ = "0.1.0"
 __all__ = ["Input", "Model", "Run", "Sequential", "ZooError", "fit", "load"]
@@ -37,3 +38,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *_WHERE])
+
+
+_one_line_errors_in_ipython()

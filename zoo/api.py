@@ -18,7 +18,6 @@ import base64
 import contextlib
 import logging
 import os
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -278,20 +277,3 @@ def free_folder(folder: Path) -> Path:
         n += 1
         candidate = folder.with_name(f"{folder.name}-{n}")
     return candidate
-
-
-def _one_line_errors_in_ipython() -> None:
-    """In IPython and Jupyter, a ZooError shows as its one line, as the scripts print it, not as a traceback."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    if shell is None:
-        return
-
-    def show(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
-        print(f"ZooError: {value}", file=sys.stderr)
-        return []
-
-    shell.set_custom_exc((ZooError,), show)
-
-
-_one_line_errors_in_ipython()

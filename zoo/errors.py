@@ -23,6 +23,21 @@ class Interrupted(ZooError):
     whole search stops too."""
 
 
+def one_line_errors_in_ipython() -> None:
+    """In IPython and Jupyter, a ZooError shows as its one line, as the scripts print it, not as a traceback (set as
+    ``import zoo`` runs, so a mistake in the first cell already reads so)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+
+    def show(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
+        print(f"ZooError: {value}", file=sys.stderr)
+        return []
+
+    shell.set_custom_exc((ZooError,), show)
+
+
 def report_user_errors(fn: Callable[..., Any], *args: Any) -> Any:
     """Call ``fn``; turn a ZooError (or Lightning's configuration error) into ``error: ...`` and exit 2 (or the
     error's ``exit_code``). A Hydra run refused before it claimed its folder leaves no folder behind."""
