@@ -103,6 +103,18 @@ def test_the_folds_share_a_time_limit_and_none_starts_once_it_is_spent(train_run
     assert [r["fold"] for r in csv.DictReader((out / "cv_folds.csv").open())] == ["0"] and 0 <= metrics["cv/acc"] <= 1
 
 
+def test_a_multiruns_job_the_time_limit_cut_short_is_listed_pruned_never_the_best(tmp_path):
+    """Its means are over fewer folds than the other jobs': results.csv lists it with why, and ranks it after them."""
+    from tests.test_cli import script
+
+    proc = script("train", "--multirun", "data=iris", "model=logistic", "cv.folds=3", "trainer.max_epochs=100000",
+                  "++trainer.max_time=00:00:00:02", "seed=1", "logger=none", f"hydra.sweep.dir={tmp_path}",
+                  cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (row,) = csv.DictReader((tmp_path / "results.csv").open())
+    assert row["status"] == "pruned" and row["error"] == "cut short by trainer.max_time after 1 of 3 folds"
+
+
 def test_figures_false_writes_the_numbers_and_draws_nothing(train_run):
     """``figures=false`` (a budgeted search's trials): no figure in the cross-validation's folder or its folds',
     every number and table still written."""

@@ -59,5 +59,5 @@ class PruneTrial(L.Callback):
                 number, metric = self.trial.number, self.metric
                 print(f"trial {number} pruned after epoch {epoch}: {metric} {value:.4f} trails the earlier trials")
         if trainer.strategy.broadcast(prune):  # every process stops together
-            record_pruned(epoch)
+            record_pruned(f"pruned after epoch {epoch}")
             trainer.should_stop = True

@@ -48,7 +48,7 @@ from zoo.safety import (
     restarted_run,
     resume_wandb,
 )
-from zoo.search import AUTO, clock, clock_seconds
+from zoo.search import AUTO, clock, clock_seconds, record_pruned
 from zoo.spec import ANY, IMAGE, TABLE, TEXT, DataSpec, check_same_inputs, spec_from_dict
 from zoo.tasks.base import SupervisedTask
 from zoo.tasks.grouped import check_steps_per_execution
@@ -200,6 +200,7 @@ def cross_validate(cfg: DictConfig) -> dict[str, float]:
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left < 1 and rows:
             print(f"cross-validation: trainer.max_time is spent after {fold} of {folds} folds; the means are theirs")
+            record_pruned(f"cut short by trainer.max_time after {fold} of {folds} folds")  # not ranked with whole ones
             break
         fold_cfg = cfg.copy()
         with open_dict(fold_cfg):

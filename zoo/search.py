@@ -41,7 +41,7 @@ CV_BELOW_ROWS = 2000
 PRUNED_AT = "pruned_at_epoch"  # the Optuna trial attribute a pruned job sets (zoo.pruning), the sweeper reads
 _last_error: str | None = None  # the failing job's error, for SweepResults.on_job_end (same process)
 _interrupted: Interrupted | None = None  # Ctrl-C or SIGTERM stopped the job: the search ends after recording it
-_pruned_at: int | None = None  # the epoch after which the pruner stopped this job's trial (zoo.pruning)
+_pruned: str | None = None  # why this job stopped short (the pruner, zoo.pruning; the time, a cross-validation)
 
 
 def check_ensemble_size(value: Any) -> int:
@@ -57,8 +57,8 @@ def run_job(fn: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> fl
     Alone, a user error exits with one line (status 2); in a multirun the job is recorded as failed and returns
     None, so the sweep goes on (an Optuna sweeper marks the trial failed), unless Ctrl-C or SIGTERM stopped it.
     """
-    global _last_error, _interrupted, _pruned_at
-    _last_error, _interrupted, _pruned_at = None, None, None
+    global _last_error, _interrupted, _pruned
+    _last_error, _interrupted, _pruned = None, None, None
     if not _in_multirun():
         return report_user_errors(lambda c: objective(c, fn(c)), cfg)
     try:
@@ -128,10 +128,11 @@ def minimised(metric: str) -> bool:
     return metric.rsplit("/", 1)[-1].endswith(MINIMISED)
 
 
-def record_pruned(epoch: int) -> None:
-    """The pruner stopped this job's trial after ``epoch``: its row in results.csv says ``pruned``."""
-    global _pruned_at
-    _pruned_at = epoch
+def record_pruned(why: str) -> None:
+    """This job stopped short (``why``: the pruner after an epoch, the time limit after some of its folds): its row
+    in results.csv says ``pruned``, listed but never the best nor in an ensemble."""
+    global _pruned
+    _pruned = why
 
 
 def study_location(sweeper: Any, sweep_dir: str) -> tuple[str, str]:
@@ -210,14 +211,14 @@ class SweepResults(Callback):
         error = _last_error or (str(value).splitlines()[0] if isinstance(value, BaseException) else "")
         run = RunFolder(config.paths.output_dir)
         metrics = run.read_metrics() if not failed else {}
-        status = "failed" if failed else "ok" if _pruned_at is None else "pruned"
+        status = "failed" if failed else "ok" if _pruned is None else "pruned"
         row = {
             "job": config.hydra.job.num,
             "status": status,
             "objective": float(value) if isinstance(value, int | float) and not failed else None,
             "overrides": " ".join(o for o in job_return.overrides or [] if not o.startswith(SWEEPER_OWN)),
             **metrics,
-            "error": error or (f"pruned after epoch {_pruned_at}" if status == "pruned" else ""),
+            "error": error or (_pruned if status == "pruned" else ""),
             "run_dir": str(run.path),
         }
         sweep = self._sweep(config)
