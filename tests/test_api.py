@@ -177,6 +177,10 @@ def test_a_net_that_does_not_fit_the_data_is_refused_before_training(tmp_path):
         zoo.fit(net="mlp", data="digits")
     with pytest.raises(zoo.ZooError, match="not both"):
         zoo.fit(model="mlp", net=nn.Linear(64, 10))
+    with pytest.raises(zoo.ZooError, match=r"^Sequential: layer 1 is 'relu', not a torch module \(nn.Linear"):
+        zoo.Sequential([nn.Flatten(), "relu"])
+    with pytest.raises(zoo.ZooError, match=r"^Sequential: layer 1 is <class .*ReLU'>, not a torch module .*; call it"):
+        zoo.Sequential([nn.Flatten()]).add(nn.ReLU)
     assert not (tmp_path / "logs").exists()
 
 

@@ -35,10 +35,19 @@ class Sequential(nn.Sequential):
     """``nn.Sequential`` written as Keras writes it: ``Sequential([layer, ...])`` and ``model.add(layer)``."""
 
     def __init__(self, layers: Iterable[nn.Module] = (), *more: nn.Module) -> None:
-        super().__init__(*(layers if isinstance(layers, Iterable) else [layers]), *more)
+        given = [*(layers if isinstance(layers, Iterable) else [layers]), *more]
+        super().__init__(*(layer_of(layer, i) for i, layer in enumerate(given)))
 
     def add(self, layer: nn.Module) -> Sequential:
-        return self.append(layer)
+        return self.append(layer_of(layer, len(self)))
+
+
+def layer_of(layer: Any, position: int) -> nn.Module:
+    """``layer`` where it is a torch module; anything else (a layer's name, a class not called) is one line."""
+    if isinstance(layer, nn.Module):
+        return layer
+    hint = f"; call it: {layer.__name__}(...)" if isinstance(layer, type) and issubclass(layer, nn.Module) else ""
+    raise ZooError(f"Sequential: layer {position} is {layer!r}, not a torch module (nn.Linear(...), nn.ReLU()){hint}")
 
 
 class Node:
