@@ -147,6 +147,16 @@ def test_a_run_folder_that_is_a_file_is_one_line_and_the_file_is_kept(tmp_path):
     assert os.listdir(tmp_path) == ["flowers.csv"] and (tmp_path / "flowers.csv").read_text() == "a,b\n1,2\n"
 
 
+def test_a_run_refused_at_its_start_leaves_a_folder_it_was_given_as_it_was(tmp_path):
+    """Hydra opens the job's log in the folder before zoo refuses the run: the empty log goes, the rest stays."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine\n")
+    proc = script("train", f"hydra.run.dir={mine}", "optimizer.lr=-1", "logger=none", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: optimizer: Invalid learning rate: -1")
+    assert os.listdir(mine) == ["notes.txt"]
+
+
 def test_bad_input_exits_non_zero_with_one_line_and_no_traceback(tmp_path):
     proc = script(
         "train", "data=csv", f"data.path={tmp_path}/missing.csv", "data.target=y", f"hydra.run.dir={tmp_path}/run"

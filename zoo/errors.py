@@ -47,27 +47,32 @@ def report_user_errors(fn: Callable[..., Any], *args: Any) -> Any:
     except Exception as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1" or not _is_user_error(err):
             raise
-        if fresh is not None and {p.name for p in fresh[0].iterdir()} <= {fresh[1]}:  # refused before it was claimed
-            (fresh[0] / fresh[1]).unlink(missing_ok=True)
-            _remove_empty(fresh[0])
+        if fresh is not None and _still_empty(fresh[0] / fresh[1]):  # refused before it logged a line
+            (fresh[0] / fresh[1]).unlink()
+            _remove_empty(fresh[0])  # where nothing else is in it: a folder an earlier run used is kept
         print(f"error: {err}", file=sys.stderr)
         sys.exit(getattr(err, "exit_code", 2))
 
 
 def _fresh_run_folder() -> tuple[Path, str] | None:
-    """The folder Hydra made for this run and its log's name, where it holds nothing but that log, still empty:
-    a run refused at its start removes them (the error is on stderr), and a folder any earlier run used is kept."""
+    """This run's folder and the log Hydra opened in it, where the log is still empty: a run refused at its start
+    removes the empty log (the error is on stderr) and the folder if nothing else is in it, so a folder an earlier
+    run or the user filled is left as it was."""
     try:
         from hydra.core.hydra_config import HydraConfig
 
         hydra = HydraConfig.get()
         folder, log = Path(hydra.runtime.output_dir), f"{hydra.job.name}.log"
-        names = {p.name for p in folder.iterdir()}
-    except Exception:  # not a Hydra run (compose API, argparse scripts), or no folder
+    except Exception:  # not a Hydra run (compose API, argparse scripts)
         return None
-    if not names <= {log} or (log in names and (folder / log).stat().st_size > 0):
-        return None
-    return folder, log
+    return (folder, log) if _still_empty(folder / log) else None
+
+
+def _still_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def _remove_empty(folder: Path) -> None:
