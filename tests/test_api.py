@@ -60,6 +60,7 @@ def test_predict_and_evaluate_use_the_runs_preprocessing(caplog):
     rows = run.predict(pixels)
     assert len(rows) == 50 and (rows["predicted"].astype(int) == digits.target[:50]).mean() >= 0.9
     assert run.predict(pixels.reshape(50, 64)).equals(rows)  # flat rows of pixels, as scikit-learn's digits.data
+    assert run.predict(pixels[0]).equals(rows.iloc[:1]) and run.predict(pixels[:1, None]).equals(rows.iloc[:1])
     with pytest.raises(
         zoo.ZooError, match=r"^inputs: pixel values run 0\.\.1, scaled to 0\.\.1; give raw pixels 0\.\.255"
     ):

@@ -141,8 +141,8 @@ class Run:
     def predict(self, inputs: Any, batch_size: int = 1024) -> pd.DataFrame:
         """Predictions for new inputs, one row each (the class and its probability, and every class's; or the
         targets). ``inputs``: image files or a folder, a CSV or text file; a DataFrame (a table's columns);
-        texts; arrays of raw pixels 0..255 ``[N, C, H, W]`` (or ``[N, H, W]``, or flat rows ``[N, C*H*W]``), of a
-        table's feature values, or of ids."""
+        texts; arrays of raw pixels 0..255 ``[N, C, H, W]`` (or ``[N, H, W]``, flat rows ``[N, C*H*W]``, one
+        image), of a table's feature values, or of ids."""
         if self.task is None:
             raise ZooError("this run has no trained model to predict with (a cross-validation: predict with a fold)")
         check_predictable(self.task)
@@ -165,6 +165,9 @@ class Run:
         if spec.is_image:
             if x.dim() == 2 and x.shape[1] == spec.num_features:  # flat rows of pixels, as scikit-learn's .data
                 x = x.reshape(-1, *spec.input_shape)
+            elif list(x.shape) in (spec.input_shape, spec.input_shape[1:]):  # one image: a batch of one
+                x = x.reshape(1, *spec.input_shape)
+                names = ["0"]
             x = x.unsqueeze(1) if x.dim() == 3 else x
             if list(x.shape[1:]) != spec.input_shape:
                 raise ZooError(
