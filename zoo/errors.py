@@ -41,23 +41,25 @@ def one_line_errors_in_ipython() -> None:
 def report_user_errors(fn: Callable[..., Any], *args: Any) -> Any:
     """Call ``fn``; turn a ZooError (or Lightning's configuration error) into ``error: ...`` and exit 2 (or the
     error's ``exit_code``). A Hydra run refused before it claimed its folder leaves no folder behind."""
-    fresh = _fresh_run_folder()
+    start = _run_folder_at_start()
     try:
         return fn(*args)
     except Exception as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1" or not _is_user_error(err):
             raise
-        if fresh is not None and _still_empty(fresh[0] / fresh[1]):  # refused before it logged a line
-            (fresh[0] / fresh[1]).unlink()
-            _remove_empty(fresh[0])  # where nothing else is in it: a folder an earlier run used is kept
+        if start is not None:
+            folder, log, fresh = start
+            if (fresh and {p.name for p in folder.iterdir()} <= {log}) or _no_lines(folder / log):
+                (folder / log).unlink(missing_ok=True)  # refused before it wrote anything, or a line to its log
+                _remove_empty(folder)  # where nothing else is in it: a folder an earlier run used is kept
         print(f"error: {err}", file=sys.stderr)
         sys.exit(getattr(err, "exit_code", 2))
 
 
-def _fresh_run_folder() -> tuple[Path, str] | None:
-    """This run's folder and the log Hydra opened in it, where the log is still empty: a run refused at its start
-    removes the empty log (the error is on stderr) and the folder if nothing else is in it, so a folder an earlier
-    run or the user filled is left as it was."""
+def _run_folder_at_start() -> tuple[Path, str, bool] | None:
+    """This run's folder, the log Hydra opens in it, and whether the folder is fresh (nothing but that log, still
+    empty), where the log has no line yet. A run refused at its start removes a fresh folder with its log (the
+    error is on stderr); from a folder the user or an earlier run filled, only the log, where it is still empty."""
     try:
         from hydra.core.hydra_config import HydraConfig
 
@@ -65,14 +67,14 @@ def _fresh_run_folder() -> tuple[Path, str] | None:
         folder, log = Path(hydra.runtime.output_dir), f"{hydra.job.name}.log"
     except Exception:  # not a Hydra run (compose API, argparse scripts)
         return None
-    return (folder, log) if _still_empty(folder / log) else None
+    if not folder.is_dir() or not _no_lines(folder / log):
+        return None
+    return folder, log, {p.name for p in folder.iterdir()} <= {log}
 
 
-def _still_empty(path: Path) -> bool:
-    try:
-        return path.stat().st_size == 0
-    except OSError:
-        return False
+def _no_lines(log: Path) -> bool:
+    """The log holds nothing: still empty, or not yet opened."""
+    return not log.exists() or (log.is_file() and log.stat().st_size == 0)
 
 
 def _remove_empty(folder: Path) -> None:
