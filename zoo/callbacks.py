@@ -16,14 +16,14 @@ from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 
 from zoo.errors import ZooError
-from zoo.internals import LastCheckpointLinked, learning_rate
+from zoo.internals import EpochLearningRate, LastCheckpointLinked
 from zoo.outputs import RunFolder
 from zoo.plots import plot_learning_curves
 from zoo.protocols import FineTunable
 from zoo.report import Figure, Table
 
 
-class RunOutputs(L.Callback):
+class RunOutputs(EpochLearningRate, L.Callback):
     """Writes ``history.csv`` after every epoch (what Keras' ``fit`` returns), and at the end
     ``learning_curves.png`` and, when early stopping ran, ``overfitting.png``.
 
@@ -35,11 +35,6 @@ class RunOutputs(L.Callback):
         self.folder = folder
         self.config = config
         self.history: list[dict[str, float]] = []
-        self.epoch_lr: float | None = None
-
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, index: int) -> None:
-        if index == 0:  # the epoch's rate: schedulers step at its end (ReduceLROnPlateau as the next one begins)
-            self.epoch_lr = learning_rate(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.fast_dev_run:

@@ -114,6 +114,18 @@ def learning_rate(trainer: Any) -> float | None:
     return float(groups[0]["lr"]) if groups else None
 
 
+class EpochLearningRate:
+    """Mixin for a Lightning callback (before ``L.Callback`` in its bases): ``epoch_lr``, the rate the current epoch
+    trains at, read at its first batch. Schedulers step at an epoch's end (ReduceLROnPlateau as the next one begins),
+    so a read at the end gives the next epoch's."""
+
+    epoch_lr: float | None = None
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, index: int) -> None:
+        if index == 0:
+            self.epoch_lr = learning_rate(trainer)
+
+
 def link_over(source: str, target: str) -> bool:
     """Make ``target`` a hard link to ``source``, replacing what was there in one rename, so that ``target`` is
     whole at every moment; False where the file system refuses (no hard links, another device, a URL)."""

@@ -17,7 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from zoo.errors import Interrupted, ZooError
-from zoo.internals import learning_rate
+from zoo.internals import EpochLearningRate
 from zoo.outputs import RunFolder
 
 
@@ -38,7 +38,7 @@ class ReseedEachEpoch(L.Callback):
             torch.manual_seed(epoch_seed)  # every device's generator too
 
 
-class StopOnNonFinite(L.Callback):
+class StopOnNonFinite(EpochLearningRate, L.Callback):
     """Stops training when the loss becomes NaN or infinite, naming the step and suggesting a lower learning rate.
 
     The first bad step is tracked on the device (no host sync per step) and read every ``log_every_n_steps`` steps
@@ -47,11 +47,6 @@ class StopOnNonFinite(L.Callback):
 
     def __init__(self) -> None:
         self.first_bad: torch.Tensor | None = None
-        self.epoch_lr: float | None = None
-
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, index: int) -> None:
-        if index == 0:  # the epoch's rate: schedulers step at its end (ReduceLROnPlateau as the next one begins)
-            self.epoch_lr = learning_rate(trainer)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, *args: Any) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
