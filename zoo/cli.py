@@ -326,13 +326,14 @@ def check_overrides(config_name: str, args: list[str]) -> None:
 
     overrides = [a for a in args if "=" in a and not a.startswith("-")]  # flags (--multirun, --cfg job) are Hydra's
     for override in overrides:  # not a positive count (a word too): one line before Hydra; zoo.sweeper checks configs
-        value = override.split("=", 1)[1]
-        if override_key(override) == "hydra.sweeper.n_trials" and not (value.isdigit() and int(value) >= 1):
+        key, value = override_key(override), override.split("=", 1)[1]
+        if key == "hydra.sweeper.n_trials" and not (value.isdigit() and int(value) >= 1):
             raise ZooError(f"{override} is not valid; give a positive number of trials")
-        if override_key(override) in ("hydra.run.dir", "hydra.sweep.dir") and not value.strip(" '\""):
-            raise ZooError(f"{override} is empty; give a folder ({override_key(override)}=runs/mine) or leave it out")
-        if override_key(override) in ("hydra.run.dir", "hydra.sweep.dir") and Path(value.strip("'\"")).is_file():
-            raise ZooError(f"{override}: '{value}' is a file; give a folder ({override_key(override)}=runs/mine)")
+        if key in ("hydra.run.dir", "hydra.sweep.dir"):
+            if not value.strip(" '\""):
+                raise ZooError(f"{override} is empty; give a folder ({key}=runs/mine) or leave it out")
+            if Path(value.strip("'\"")).is_file():
+                raise ZooError(f"{override}: '{value}' is a file; give a folder ({key}=runs/mine)")
     try:
         combos = _combinations(overrides, multirun=bool({"-m", "--multirun"} & set(args)))
     except OverrideParseException as err:
