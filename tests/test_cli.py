@@ -186,7 +186,7 @@ def test_a_value_the_data_or_net_refuses_is_one_line_too(tmp_path, override, mes
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["channels_last=3"], "channels_last=3 is not valid; channels_last takes true or false (default false)"),
+        (["channels_last=3"], "channels_last=3 is not valid; channels_last takes true, false or auto (default auto)"),
         (["cuda_graphs=maybe"], "cuda_graphs=maybe is not valid; cuda_graphs takes true, false or auto (default auto)"),
         (["trainer.deterministic=warn"], None),  # Lightning's own values besides true and false
         (["debug=fdr", "trainer.fast_dev_run=3"], None),

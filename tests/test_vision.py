@@ -319,3 +319,33 @@ def test_channels_last_gives_the_same_outputs(tmp_path):
     x = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
     assert nhwc.net.features.stem.weight.is_contiguous(memory_format=torch.channels_last)
     assert torch.allclose(plain(x), nhwc(x), atol=1e-5)
+
+
+GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "accelerator", "nhwc"),
+    [
+        (["model=cnn"], "cpu", True),  # oneDNN's convolutions are faster in NHWC on the CPU
+        (["model=unet", "data=shapes", "data.count=40", "model.net.depth=2", "model.net.base_width=4"], "cpu", True),
+        (["model=lenet5"], "cpu", False),  # no faster there
+        (["model=timm", "model.pretrained=false"], "cpu", False),  # slower there
+        (["model=cnn", "channels_last=false"], "cpu", False),
+        pytest.param(["model=cnn"], "gpu", False, marks=GPU),  # NHWC pays there with bf16: channels_last=true
+    ],
+    ids=["cnn", "unet", "lenet5", "timm", "cnn-false", "cnn-gpu"],
+)
+def test_channels_last_auto_trains_the_nets_it_speeds_up_in_nhwc_on_the_cpu(tmp_path, overrides, accelerator, nhwc):
+    import lightning as L
+
+    cfg = compose(["data=digits", *overrides], tmp_path)
+    dm = build_datamodule(cfg.data, cfg.model)
+    task = build_task(cfg, dm.spec)
+    conv = next(m for m in task.net.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+    assert not conv.weight.is_contiguous(memory_format=torch.channels_last)  # decided where the run trains
+    trainer = L.Trainer(accelerator=accelerator, devices=1, fast_dev_run=1, logger=False, enable_progress_bar=False)
+    trainer.fit(task, datamodule=dm)
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) is nhwc and task.channels_last is nhwc
+    x = torch.randint(0, 256, (2, *dm.spec.input_shape), dtype=torch.uint8, device=task.device)
+    assert torch.isfinite(task.eval()(x)).all()

@@ -553,7 +553,7 @@ def _is_scalar_not_bool(value: Any) -> bool:
 
 def _check_value_types(cfg: Any, defaults: Any, overrides: list[str], run: list[str] | None = None) -> None:
     """A word where the config holds a number (``optimizer.lr=abc``; ``auto`` and ``full`` stand for counts), anything
-    but true or false where it holds a switch (``compile=maybe``, ``channels_last=3``; ``cuda_graphs`` also takes
+    but true or false where it holds a switch (``compile=maybe``; ``cuda_graphs`` and ``channels_last`` also take
     auto). The default named is the one the run would take: its recipe's, where a training run's (``run``, its
     overrides) has one for the key."""
     for override in overrides:

@@ -67,7 +67,7 @@ class Recipe:
         return f"using the {self.name} recipe: {' '.join(self.overrides)} (recipe=none for the plain defaults)"
 
 
-AUTO_SWITCHES = ("cuda_graphs",)  # true, false or auto: zoo decides where the run trains
+AUTO_SWITCHES = ("cuda_graphs", "channels_last")  # true, false or auto: zoo decides where the run trains
 
 
 def check_switch(key: str, value: Any) -> bool | str:

@@ -85,6 +85,15 @@ class WantsPixels(Protocol):
 
 
 @runtime_checkable
+class NHWCOnCPU(Protocol):
+    """An image net whose convolutions run faster on the CPU in channels-last (NHWC) memory, oneDNN's own layout:
+    ``channels_last=auto`` (the default) puts it there when the run is on the CPU. ``False`` where it does not pay
+    (a timm backbone inside)."""
+
+    channels_last_on_cpu: bool
+
+
+@runtime_checkable
 class GridDetector(Protocol):
     """A one-stage detector: outputs ``[N, 5 + K, H / stride, W / stride]`` (``zoo.tasks.detection``)."""
 

@@ -237,7 +237,7 @@ def build_task(cfg: DictConfig, spec: DataSpec) -> SupervisedTask:
         l1=model.l1,
         l2=model.l2,
         sparsity=model.get("sparsity"),
-        channels_last=bool(cfg.get("channels_last", False)),
+        channels_last=check_switch("channels_last", cfg.get("channels_last", "auto")),
         backbone_lr_scale=Finetune.full_backbone_lr_scale(model) if model.get("finetune") else 1.0,
     )
     task.steps_per_execution = check_steps_per_execution(cfg.get("steps_per_execution", 1))

