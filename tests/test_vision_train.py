@@ -155,3 +155,18 @@ def test_a_frozen_backbone_that_was_never_trained_is_refused(train_run, tmp_path
     with pytest.raises(ZooError, match="would freeze a random backbone"):  # the experiment's weights left out
         train_run("experiment=transfer_frozen")
     assert not (tmp_path / "logs").exists()
+
+
+def test_a_weights_folder_records_the_architecture_it_holds_in_the_runs_config(train_run, tmp_path):
+    """``model.weights=FOLDER`` builds the architecture the folder's config.json names; config.yaml says so, not
+    the default ``model.backbone`` (resnet18) the net never was."""
+    import yaml
+
+    from zoo.nets.timm_net import TimmNet
+
+    folder = TimmNet([1, 8, 8], 10, backbone="test_resnet", image_size=16).save_pretrained(
+        tmp_path / "mine", mean=[0.5], std=[0.25]
+    )
+    _, run = train_run("model=timm", f"model.weights={folder}", "data=digits", "recipe=none", "trainer.max_epochs=1")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["model"]["backbone"] == config["model"]["net"]["backbone"] == "test_resnet"

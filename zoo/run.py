@@ -102,6 +102,7 @@ def run_training(cfg: DictConfig) -> Trained:
     if cv.get("folds") is not None:  # one fold of a cross-validation: that fold is the validation split
         hold_out_fold(datamodule, cv.fold, check_folds(cv.folds), cfg.data.get("split_seed", 0))
     task = build_task(cfg, datamodule.spec)
+    record_weights_architecture(cfg, task.net)
     config = plain_config(cfg)
     resumable = Resumable(folder)
     outputs = RunOutputs(folder, config)
@@ -325,6 +326,17 @@ def build_trainer(
     for logger in loggers:  # a W&B run starts here: only once every setting is known to hold
         start_logging(logger, config)
     return trainer
+
+
+def record_weights_architecture(cfg: DictConfig, net: torch.nn.Module) -> None:
+    """A folder of weights (``model.weights=FOLDER``) builds the architecture its ``config.json`` names, whatever
+    ``model.backbone`` says (resnet18 by default): the run's config.yaml and W&B config record the one that trained."""
+    built, given = getattr(net, "backbone", None), cfg.model.get("backbone")
+    if isinstance(built, str) and isinstance(given, str) and built != given:
+        log.info("model.weights=%s holds %s weights: the net is %s (not model.backbone=%s)", cfg.model.get("weights"),
+                 built, built, given)  # fmt: skip
+        with open_dict(cfg):
+            cfg.model.backbone = built
 
 
 def task_class(model: Mapping[str, Any], spec: DataSpec) -> type[SupervisedTask]:
