@@ -157,9 +157,10 @@ def test_a_frozen_backbone_that_was_never_trained_is_refused(train_run, tmp_path
     assert not (tmp_path / "logs").exists()
 
 
-def test_a_weights_folder_records_the_architecture_it_holds_in_the_runs_config(train_run, tmp_path):
-    """``model.weights=FOLDER`` builds the architecture the folder's config.json names; config.yaml says so, not
-    the default ``model.backbone`` (resnet18) the net never was."""
+def test_a_run_from_a_weights_folder_records_its_architecture_and_outlives_the_folder(train_run, tmp_path):
+    """``model.weights=FOLDER`` builds the architecture the folder's config.json names; config.yaml says so, not the
+    default ``model.backbone`` (resnet18) the net never was. The checkpoint holds every weight, so evaluating it
+    needs the folder no more: it is rebuilt with the architecture, size and normalisation the folder gave."""
     import yaml
 
     from zoo.nets.timm_net import TimmNet
@@ -167,6 +168,11 @@ def test_a_weights_folder_records_the_architecture_it_holds_in_the_runs_config(t
     folder = TimmNet([1, 8, 8], 10, backbone="test_resnet", image_size=16).save_pretrained(
         tmp_path / "mine", mean=[0.5], std=[0.25]
     )
-    _, run = train_run("model=timm", f"model.weights={folder}", "data=digits", "recipe=none", "trainer.max_epochs=1")
+    overrides = ("model=timm", f"model.weights={folder}", "data=digits", "recipe=none", "trainer.max_epochs=1")
+    metrics, run = train_run(*overrides)
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["model"]["backbone"] == config["model"]["net"]["backbone"] == "test_resnet"
+    folder.rename(tmp_path / "moved")
+    best = next((run / "checkpoints").glob("best-*.ckpt"))
+    cfg = compose([f"ckpt_path={best}"], tmp_path, config_name="eval", folder="eval")
+    assert evaluate(cfg)["test/acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)

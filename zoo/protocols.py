@@ -58,6 +58,14 @@ class WordEmbeddings(Protocol):
 
 
 @runtime_checkable
+class RestoresWithoutSource(Protocol):
+    """A net whose pretrained weights come from elsewhere (a folder, a file, the hub) and that a checkpoint rebuilds
+    without them: the task stores these settings in place of the run's ``model.net``."""
+
+    def restore_settings(self, settings: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@runtime_checkable
 class SavesPretrained(Protocol):
     """Writes its tested weights as a hub would serve them (``<run>/pretrained``), for ``model.weights=`` later."""
 

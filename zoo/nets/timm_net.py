@@ -47,7 +47,13 @@ class TimmNet(nn.Module):
         weights: str | None = None,
         image_size: int | str = "auto",
         drop_rate: float = 0.0,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        model_args: dict[str, Any] | None = None,
     ) -> None:
+        """``mean``, ``std`` and ``model_args``: the input normalisation and the architecture's arguments of a net
+        rebuilt from a checkpoint without its weights' source (:meth:`restore_settings`); a net trained from scratch
+        takes the training split's normalisation, a pretrained one its weights'."""
         super().__init__()
         import timm
 
@@ -56,23 +62,39 @@ class TimmNet(nn.Module):
         pretrained = pretrained or weights is not None
         self.in_chans = input_shape[0]
         kwargs: dict[str, Any] = {"num_classes": out_features, "in_chans": self.in_chans, "drop_rate": drop_rate}
+        kwargs = {**(model_args or {}), **kwargs}
+        self.model_args = model_args or {}  # what a folder's config.json adds to the name (timm passes them on)
         if from_folder:
             cfg_size = _folder_size(Path(name.removeprefix(LOCAL_DIR)))
+            self.model_args = _folder_model_args(Path(name.removeprefix(LOCAL_DIR)))
         else:
             cfg_size = getattr(timm.models.get_pretrained_cfg(backbone), "input_size", None)
         size = _image_size(image_size, input_shape, pretrained, cfg_size)
         self.model = create_timm(name, pretrained, size, {**kwargs, **source_kwargs}, backbone, weights)
         if pretrained:  # a new task gets a new head (Keras' include_top=False), whatever the weights' classes were
             self.model.reset_classifier(out_features)
+            cfg = self.model.pretrained_cfg  # and the weights' own normalisation
+            mean, std = cfg.get("mean", (0.5,) * 3), cfg.get("std", (0.5,) * 3)
         self.backbone = self.model.pretrained_cfg.get("architecture", backbone) if from_folder else backbone
-        mean, std = self.model.pretrained_cfg.get("mean", (0.5,) * 3), self.model.pretrained_cfg.get("std", (0.5,) * 3)
+        self.pretrained = pretrained
         self.pixel_input = PixelInput(
             size=(size, size),
             fit="resize",
-            mean=list(mean) if pretrained else None,
-            std=list(std) if pretrained else None,
+            mean=None if mean is None else list(mean),
+            std=None if std is None else list(std),
         )
         self.num_features = self.model.num_features
+
+    def restore_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """``settings`` (the run's ``model.net``) as a checkpoint rebuilds this net: a checkpoint holds every weight,
+        so it needs the architecture, input size and normalisation the pretrained weights gave, not their source. A
+        run's ``predict.py``, ``export.py`` and ``eval.py`` then work where that folder, file or hub cache is gone."""
+        if not self.pretrained:
+            return settings
+        mean, std, (size, _) = self.pixel_input.mean, self.pixel_input.std, self.pixel_input.size
+        args = {k: v for k, v in self.model_args.items() if k not in ("num_classes", "in_chans")}  # the task's own
+        return {**settings, "backbone": self.backbone, "pretrained": False, "weights": None, "image_size": size,
+                "mean": mean, "std": std, "model_args": args or None}  # fmt: skip
 
     @property
     def head(self) -> nn.Module:
@@ -237,6 +259,11 @@ def rename_in_order(
             f"{len(ours)} (the first {n} match in order by shape); {first}; {fix}"
         )
     return {name: state[key] for (key, _), (name, _) in zip(theirs, ours, strict=True)}
+
+
+def _folder_model_args(folder: Path) -> dict[str, Any]:
+    """The architecture's arguments a folder's config.json adds to its name (timm passes them on to the model)."""
+    return json.loads((folder / "config.json").read_text()).get("model_args") or {}
 
 
 def _folder_size(folder: Path) -> tuple[int, int, int] | None:

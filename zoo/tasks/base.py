@@ -18,7 +18,7 @@ from torch import nn
 from zoo.config import instantiate, settings_of
 from zoo.errors import ZooError
 from zoo.nets.adapt import ImageInput
-from zoo.protocols import FineTunable, NHWCOnCPU, PixelInput, WantsPixels
+from zoo.protocols import FineTunable, NHWCOnCPU, PixelInput, RestoresWithoutSource, WantsPixels
 from zoo.report import Figure, Table
 from zoo.spec import DataSpec, spec_from_dict
 from zoo.tasks.graphed import plain_learning_rates
@@ -70,6 +70,8 @@ class SupervisedTask(GroupedSteps):
             raise ZooError(f"model.l1={l1} and model.l2={l2} must be >= 0")
         self.loss_fn = self.make_loss(self.loss_name)
         self.net = build_net(net, self.spec, self.num_outputs())
+        if isinstance(self.net, RestoresWithoutSource):  # checkpoints rebuild it without its weights' source
+            self.hparams["net"] = self.net.restore_settings(dict(net))
         self.input = build_input(self.net, self.spec)
         self.channels_last = False  # NHWC memory: faster convolutions on recent GPUs, and on CPUs for NHWCOnCPU nets
         if channels_last is True:
