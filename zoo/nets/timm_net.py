@@ -61,12 +61,12 @@ class TimmNet(nn.Module):
         from_folder = name.startswith(LOCAL_DIR)  # else: a file, or the hub by name
         pretrained = pretrained or weights is not None
         self.in_chans = input_shape[0]
-        kwargs: dict[str, Any] = {"num_classes": out_features, "in_chans": self.in_chans, "drop_rate": drop_rate}
-        kwargs = {**(model_args or {}), **kwargs}
         self.model_args = model_args or {}  # what a folder's config.json adds to the name (timm passes them on)
-        if from_folder:
-            cfg_size = _folder_size(Path(name.removeprefix(LOCAL_DIR)))
-            self.model_args = _folder_model_args(Path(name.removeprefix(LOCAL_DIR)))
+        kwargs = {**self.model_args, "num_classes": out_features, "in_chans": self.in_chans, "drop_rate": drop_rate}
+        if from_folder:  # its config.json: the input size and the arguments it adds to the architecture's name
+            folder_config = json.loads((Path(name.removeprefix(LOCAL_DIR)) / "config.json").read_text())
+            cfg_size = folder_config.get("pretrained_cfg", {}).get("input_size")
+            self.model_args = folder_config.get("model_args") or {}
         else:
             cfg_size = getattr(timm.models.get_pretrained_cfg(backbone), "input_size", None)
         size = _image_size(image_size, input_shape, pretrained, cfg_size)
@@ -259,16 +259,6 @@ def rename_in_order(
             f"{len(ours)} (the first {n} match in order by shape); {first}; {fix}"
         )
     return {name: state[key] for (key, _), (name, _) in zip(theirs, ours, strict=True)}
-
-
-def _folder_model_args(folder: Path) -> dict[str, Any]:
-    """The architecture's arguments a folder's config.json adds to its name (timm passes them on to the model)."""
-    return json.loads((folder / "config.json").read_text()).get("model_args") or {}
-
-
-def _folder_size(folder: Path) -> tuple[int, int, int] | None:
-    cfg = json.loads((folder / "config.json").read_text()).get("pretrained_cfg", {})
-    return tuple(cfg["input_size"]) if "input_size" in cfg else None
 
 
 def _image_size(image_size: int | str, input_shape: list[int], pretrained: bool, cfg_size: Any) -> int:
